@@ -1,0 +1,100 @@
+//! Pipeline specs: the YAML a user writes, checked before anything runs.
+//!
+//! Every error names the file, the line and the key, and says what was expected: a spec is edited by
+//! people on call, and "invalid config" is not an answer.
+
+mod interpolate;
+mod spec;
+
+use std::path::Path;
+
+pub use interpolate::{InterpolationError, interpolate};
+pub use spec::*;
+
+/// A spec that cannot be used, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}{}: {message}", location(*.line, *.column))]
+pub struct ConfigError {
+    /// The file (or other origin) the spec came from.
+    pub origin: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// Reads, interpolates from the process environment, parses and validates a spec file.
+pub fn load(path: &Path) -> Result<PipelineSpec, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        line: None,
+        column: None,
+        message: format!("cannot read the spec: {e}"),
+    })?;
+    parse(&text, &origin, |name| std::env::var(name).ok())
+}
+
+/// Parses and validates spec text; `origin` names it in errors.
+pub fn parse(
+    text: &str,
+    origin: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<PipelineSpec, ConfigError> {
+    let text = interpolate(text, lookup).map_err(|e| ConfigError {
+        origin: origin.to_owned(),
+        line: Some(e.line),
+        column: None,
+        message: e.message,
+    })?;
+    let spec: PipelineSpec = serde_yaml_ng::from_str(&text).map_err(|e| {
+        let location = e.location();
+        let mut message = e.to_string();
+        if let Some(l) = &location {
+            let suffix = format!(" at line {} column {}", l.line(), l.column());
+            if let Some(cut) = message.find(&suffix) {
+                message.replace_range(cut..cut + suffix.len(), "");
+            }
+        }
+        ConfigError {
+            origin: origin.to_owned(),
+            line: location.as_ref().map(|l| l.line()),
+            column: location.as_ref().map(|l| l.column()),
+            message,
+        }
+    })?;
+    spec.check().map_err(|(key, message)| ConfigError {
+        origin: origin.to_owned(),
+        line: line_of(&text, &key),
+        column: None,
+        message: format!("{}: {message}", key.path),
+    })?;
+    Ok(spec)
+}
+
+/// Where a whole-spec check points: a key path for the message, and text to find its line by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRef {
+    pub path: String,
+    /// A fragment of the offending line (e.g. `name: chat`); its last occurrence is reported.
+    pub needle: Option<String>,
+}
+
+fn line_of(text: &str, key: &KeyRef) -> Option<usize> {
+    let needle = key.needle.as_deref()?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .last()
+}
+
+#[cfg(test)]
+mod tests;

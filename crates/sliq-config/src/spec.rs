@@ -1,0 +1,519 @@
+//! The spec's types. Values that can be wrong on their own (an objective of 1.5, a duration of
+//! "soon", a pointer without its leading slash) are refused while deserializing, so the YAML parser
+//! reports them at their line and key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::Deserializer;
+
+use sliq_core::{Dimension, FieldMap, LatencyMeasure, Sli, Slo, WindowConfig};
+
+use crate::KeyRef;
+
+/// A whole pipeline: where records come from, which SLOs they feed, where results go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    pub source: SourceSpec,
+    #[serde(default)]
+    pub fields: FieldsSpec,
+    #[serde(default)]
+    pub windows: WindowsSpec,
+    pub slos: Vec<SloSpec>,
+    #[serde(default)]
+    pub export: ExportSpec,
+    #[serde(default)]
+    pub archive: ArchiveSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub kafka: KafkaSpec,
+}
+
+/// The Kafka consumer group sliq joins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSpec {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Where refused records go, with their original bytes and the reason in headers.
+    pub dead_letter_topic: String,
+    /// Records larger than this are dead-lettered unparsed.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    /// Extra librdkafka properties (e.g. `security.protocol`), passed as they are.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_group() -> String {
+    "sliq".into()
+}
+fn default_max_record_bytes() -> usize {
+    1 << 20
+}
+
+/// JSON Pointers to the canonical fields, for records of another shape. Unset fields keep the
+/// canonical location (see `schemas/request-log.v1.schema.json`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsSpec {
+    pub id: Option<JsonPointer>,
+    pub ts: Option<JsonPointer>,
+    pub service: Option<JsonPointer>,
+    pub operation: Option<JsonPointer>,
+    pub model: Option<JsonPointer>,
+    pub labels: Option<JsonPointer>,
+    pub request_text: Option<JsonPointer>,
+    pub request_tokens: Option<JsonPointer>,
+    pub response_text: Option<JsonPointer>,
+    pub response_tokens: Option<JsonPointer>,
+    pub finish_reason: Option<JsonPointer>,
+    pub status: Option<JsonPointer>,
+    pub error: Option<JsonPointer>,
+    pub error_type: Option<JsonPointer>,
+    pub error_message: Option<JsonPointer>,
+    pub latency_ms: Option<JsonPointer>,
+    pub ttft_ms: Option<JsonPointer>,
+    pub evals: Option<JsonPointer>,
+    pub flags: Option<JsonPointer>,
+    pub tests_passed: Option<JsonPointer>,
+    pub tests_failed: Option<JsonPointer>,
+    pub tests_skipped: Option<JsonPointer>,
+    pub features: Option<JsonPointer>,
+}
+
+impl FieldsSpec {
+    /// The decoder's field map: canonical locations overridden by the spec.
+    pub fn field_map(&self) -> FieldMap {
+        let mut m = FieldMap::default();
+        let pairs: [(&Option<JsonPointer>, &mut String); 23] = [
+            (&self.id, &mut m.id),
+            (&self.ts, &mut m.ts),
+            (&self.service, &mut m.service),
+            (&self.operation, &mut m.operation),
+            (&self.model, &mut m.model),
+            (&self.labels, &mut m.labels),
+            (&self.request_text, &mut m.request_text),
+            (&self.request_tokens, &mut m.request_tokens),
+            (&self.response_text, &mut m.response_text),
+            (&self.response_tokens, &mut m.response_tokens),
+            (&self.finish_reason, &mut m.finish_reason),
+            (&self.status, &mut m.status),
+            (&self.error, &mut m.error),
+            (&self.error_type, &mut m.error_type),
+            (&self.error_message, &mut m.error_message),
+            (&self.latency_ms, &mut m.latency_ms),
+            (&self.ttft_ms, &mut m.ttft_ms),
+            (&self.evals, &mut m.evals),
+            (&self.flags, &mut m.flags),
+            (&self.tests_passed, &mut m.tests_passed),
+            (&self.tests_failed, &mut m.tests_failed),
+            (&self.tests_skipped, &mut m.tests_skipped),
+            (&self.features, &mut m.features),
+        ];
+        for (spec, slot) in pairs {
+            if let Some(p) = spec {
+                slot.clone_from(&p.0);
+            }
+        }
+        m
+    }
+}
+
+/// Event-time windowing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowsSpec {
+    pub size: Span,
+    /// How long after a window's end (in event time) late events still count into it.
+    pub allowed_lateness: Span,
+    /// How far behind the newest event time of a partition other events may arrive.
+    pub max_out_of_orderness: Span,
+    /// A partition silent this long (wall clock) stops holding the watermark back.
+    pub idle_partition_after: Span,
+}
+
+impl Default for WindowsSpec {
+    fn default() -> Self {
+        WindowsSpec {
+            size: Span(Duration::from_secs(60)),
+            allowed_lateness: Span(Duration::from_secs(30)),
+            max_out_of_orderness: Span(Duration::from_secs(5)),
+            idle_partition_after: Span(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl WindowsSpec {
+    pub fn window_config(&self) -> WindowConfig {
+        WindowConfig {
+            size_ms: self.size.millis(),
+            allowed_lateness_ms: self.allowed_lateness.millis(),
+            max_out_of_orderness_ms: self.max_out_of_orderness.millis(),
+        }
+    }
+}
+
+/// One SLO.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub objective: Objective,
+    #[serde(default)]
+    pub dimensions: Vec<DimensionSpec>,
+    pub sli: SliSpec,
+}
+
+/// What makes an event good: exactly one kind, e.g. `latency: {threshold: 2s}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliSpec {
+    pub latency: Option<LatencySpec>,
+    pub availability: Option<AvailabilitySpec>,
+}
+
+/// Good when a duration is at most `threshold`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    #[serde(default)]
+    pub measure: MeasureSpec,
+    /// e.g. `2s`, `800ms`.
+    pub threshold: Span,
+}
+
+/// Good when the request succeeded.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilitySpec {
+    /// Error types that are not the service's fault (e.g. `invalid_request`): not judged.
+    #[serde(default)]
+    pub exclude_error_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasureSpec {
+    #[default]
+    Total,
+    Ttft,
+    TimePerOutputToken,
+}
+
+/// Where metrics go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    #[serde(default)]
+    pub otlp: OtlpSpec,
+}
+
+/// The OTLP exporter: `grpc` (default), `http/protobuf`, or a `file://` path for OTLP/JSON lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpSpec {
+    pub endpoint: String,
+    pub protocol: Option<Protocol>,
+    pub temporality: Temporality,
+    pub timeout: Span,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for OtlpSpec {
+    fn default() -> Self {
+        OtlpSpec {
+            endpoint: "http://127.0.0.1:4317".into(),
+            protocol: None,
+            temporality: Temporality::Cumulative,
+            timeout: Span(Duration::from_secs(10)),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+impl OtlpSpec {
+    /// The protocol in force: a `file://` endpoint means the file exporter.
+    pub fn effective_protocol(&self) -> Protocol {
+        if self.endpoint.starts_with("file://") {
+            Protocol::File
+        } else {
+            self.protocol.unwrap_or(Protocol::Grpc)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Protocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "file")]
+    File,
+}
+
+/// Cumulative (default: a point carries the total since the series' start) or delta (a point
+/// carries one window's counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Temporality {
+    #[default]
+    Cumulative,
+    Delta,
+}
+
+/// The Parquet archive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSpec {
+    pub dir: PathBuf,
+    pub max_rows: usize,
+    pub max_age: Span,
+    pub zstd_level: i32,
+}
+
+impl Default for ArchiveSpec {
+    fn default() -> Self {
+        ArchiveSpec {
+            dir: PathBuf::from("sliq-archive"),
+            max_rows: 200_000,
+            max_age: Span(Duration::from_secs(60)),
+            zstd_level: 3,
+        }
+    }
+}
+
+/// A duration written the human way: `500ms`, `30s`, `1m`, `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn millis(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a duration such as 30s", |s| {
+            humantime::parse_duration(s)
+                .map(Span)
+                .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 1m, 2h"))
+        })
+    }
+}
+
+/// Deserializes a string through `parse` inside the deserializer's own call, so that the YAML
+/// parser attributes a refusal to the exact key and line (an error raised after deserializing a
+/// `String` would be reported at the enclosing map instead).
+fn parse_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Visitor<T> {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for Visitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            (self.parse)(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Visitor { expecting, parse })
+}
+
+/// A target good ratio strictly between 0 and 1 (e.g. 0.995), or a percentage string ("99.5%").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective(pub f64);
+
+impl<'de> Deserialize<'de> for Objective {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Objective;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ratio such as 0.995 or a percentage such as \"99.5%\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Objective, E> {
+                if v > 0.0 && v < 1.0 {
+                    Ok(Objective(v))
+                } else {
+                    Err(E::custom(format!(
+                        "objective {v} is outside (0, 1); write a ratio such as 0.995 (99.5%)"
+                    )))
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Objective, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Objective, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Objective, E> {
+                let percent = s
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|p| p.trim().parse::<f64>().ok())
+                    .ok_or_else(|| {
+                        E::custom(format!("{s:?} is not an objective; write 0.995 or \"99.5%\""))
+                    })?;
+                self.visit_f64(percent / 100.0)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A JSON Pointer (RFC 6901), e.g. `/response/text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPointer(pub String);
+
+impl<'de> Deserialize<'de> for JsonPointer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a JSON Pointer such as /meta/latency_ms", |s| {
+            if s.starts_with('/') {
+                Ok(JsonPointer(s.to_owned()))
+            } else {
+                Err(format!(
+                    "{s:?} is not a JSON Pointer; it starts with '/', e.g. \"/meta/latency_ms\""
+                ))
+            }
+        })
+    }
+}
+
+/// A dimension: `service`, `model`, `operation` or `labels.<key>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimensionSpec(pub Dimension);
+
+impl<'de> Deserialize<'de> for DimensionSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a dimension", |s| {
+            Dimension::parse(s).map(DimensionSpec).ok_or_else(|| {
+                format!("{s:?} is not a dimension; use service, model, operation or labels.<key>")
+            })
+        })
+    }
+}
+
+impl PipelineSpec {
+    /// Checks that need the whole spec; returns the offending key and what is wrong.
+    pub(crate) fn check(&self) -> Result<(), (KeyRef, String)> {
+        let k = &self.source.kafka;
+        if k.topics.is_empty() {
+            return Err((
+                key("source.kafka.topics", Some("topics")),
+                "list at least one topic to consume".into(),
+            ));
+        }
+        if k.topics.contains(&k.dead_letter_topic) {
+            return Err((
+                key("source.kafka.dead_letter_topic", Some("dead_letter_topic")),
+                format!(
+                    "{:?} is also a consumed topic; dead letters must go elsewhere",
+                    k.dead_letter_topic
+                ),
+            ));
+        }
+        if self.windows.size.0.as_millis() == 0 {
+            return Err((
+                key("windows.size", Some("size:")),
+                "window size must be positive, e.g. 1m".into(),
+            ));
+        }
+        if self.slos.is_empty() {
+            return Err((key("slos", Some("slos")), "declare at least one SLO".into()));
+        }
+        let mut names = BTreeSet::new();
+        for (i, slo) in self.slos.iter().enumerate() {
+            if slo.name.trim().is_empty() {
+                return Err((
+                    key(&format!("slos[{i}].name"), None),
+                    "an SLO needs a name".into(),
+                ));
+            }
+            let kinds = [self_kind(slo.sli.latency.is_some(), "latency"), self_kind(slo.sli.availability.is_some(), "availability")];
+            let declared: Vec<&str> = kinds.into_iter().flatten().collect();
+            if declared.len() != 1 {
+                return Err((
+                    key(&format!("slos[{i}].sli"), Some(&format!("name: {}", slo.name))),
+                    format!(
+                        "declare exactly one SLI kind (latency or availability), found {}",
+                        if declared.is_empty() { "none".to_owned() } else { declared.join(" and ") }
+                    ),
+                ));
+            }
+            if !names.insert(slo.name.as_str()) {
+                return Err((
+                    key(&format!("slos[{i}].name"), Some(&format!("name: {}", slo.name))),
+                    format!("SLO name {:?} is used twice; names identify series", slo.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The SLOs as the core evaluates them.
+    pub fn slos(&self) -> Vec<Slo> {
+        self.slos.iter().map(SloSpec::to_core).collect()
+    }
+}
+
+fn self_kind(present: bool, name: &'static str) -> Option<&'static str> {
+    present.then_some(name)
+}
+
+fn key(path: &str, needle: Option<&str>) -> KeyRef {
+    KeyRef {
+        path: path.to_owned(),
+        needle: needle.map(str::to_owned),
+    }
+}
+
+impl SloSpec {
+    fn to_core(&self) -> Slo {
+        let sli = match (&self.sli.latency, &self.sli.availability) {
+            (Some(LatencySpec { measure, threshold }), _) => Sli::Latency {
+                measure: match measure {
+                    MeasureSpec::Total => LatencyMeasure::Total,
+                    MeasureSpec::Ttft => LatencyMeasure::TimeToFirstToken,
+                    MeasureSpec::TimePerOutputToken => LatencyMeasure::TimePerOutputToken,
+                },
+                threshold_ms: threshold.0.as_secs_f64() * 1000.0,
+            },
+            (None, Some(a)) => Sli::Availability {
+                exclude_error_types: a.exclude_error_types.clone(),
+            },
+            // `check` refused specs without an SLI kind before any conversion.
+            (None, None) => Sli::Availability {
+                exclude_error_types: Vec::new(),
+            },
+        };
+        Slo {
+            name: self.name.clone(),
+            sli,
+            objective: self.objective.0,
+            dimensions: self.dimensions.iter().map(|d| d.0.clone()).collect(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+const MINIMAL: &str = "\
+source:
+  kafka:
+    brokers: localhost:9092
+    topics: [logs]
+    dead_letter_topic: logs-dlq
+slos:
+  - name: avail
+    objective: 0.99
+    sli:
+      availability: {}
+";
+
+fn err(text: &str) -> ConfigError {
+    parse(text, "spec.yaml", no_env).expect_err("spec should be refused")
+}
+
+#[test]
+fn minimal_spec_gets_defaults() {
+    let spec = parse(MINIMAL, "spec.yaml", no_env).unwrap();
+    assert_eq!(spec.source.kafka.group_id, "sliq");
+    assert_eq!(spec.source.kafka.max_record_bytes, 1 << 20);
+    let w = spec.windows.window_config();
+    assert_eq!((w.size_ms, w.allowed_lateness_ms, w.max_out_of_orderness_ms), (60_000, 30_000, 5_000));
+    assert_eq!(spec.export.otlp.effective_protocol(), Protocol::Grpc);
+    assert_eq!(spec.export.otlp.temporality, Temporality::Cumulative);
+    assert_eq!(spec.slos()[0].objective, 0.99);
+    assert_eq!(spec.fields.field_map(), sliq_core::FieldMap::default());
+}
+
+#[test]
+fn objective_out_of_range_names_line_and_key() {
+    let e = err(&MINIMAL.replace("objective: 0.99", "objective: 1.5"));
+    assert_eq!(e.line, Some(8), "{e}");
+    assert!(e.message.contains("slos[0].objective"), "{e}");
+    assert!(e.message.contains("outside (0, 1)"), "{e}");
+    assert!(e.to_string().starts_with("spec.yaml:8:"), "{e}");
+}
+
+#[test]
+fn percent_objective_is_accepted() {
+    let spec = parse(&MINIMAL.replace("0.99", "\"99.9%\""), "s", no_env).unwrap();
+    assert!((spec.slos()[0].objective - 0.999).abs() < 1e-12);
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_name() {
+    let e = err(&MINIMAL.replace("    objective: 0.99\n", "    objective: 0.99\n    objectiv: 0.9\n"));
+    assert!(e.message.contains("unknown field `objectiv`"), "{e}");
+    assert_eq!(e.line, Some(9), "{e}");
+}
+
+#[test]
+fn bad_duration_and_pointer_and_dimension_explain_the_fix() {
+    let e = err(&format!("{MINIMAL}windows:\n  size: soon\n"));
+    assert!(e.message.contains("windows.size") && e.message.contains("write e.g. 500ms"), "{e}");
+    assert_eq!(e.line, Some(12));
+    let e = err(&format!("{MINIMAL}fields:\n  latency_ms: timing.total\n"));
+    assert!(e.message.contains("fields.latency_ms") && e.message.contains("starts with '/'"), "{e}");
+    let e = err(&MINIMAL.replace("    sli:", "    dimensions: [tenant]\n    sli:"));
+    assert!(e.message.contains("labels.<key>"), "{e}");
+}
+
+#[test]
+fn duplicate_slo_names_point_at_the_second() {
+    let text = format!("{MINIMAL}  - name: avail\n    objective: 0.9\n    sli:\n      availability: {{}}\n");
+    let e = err(&text);
+    assert_eq!(e.line, Some(11), "{e}");
+    assert!(e.message.contains("slos[1].name") && e.message.contains("used twice"), "{e}");
+}
+
+#[test]
+fn dead_letter_topic_must_differ_from_sources() {
+    let e = err(&MINIMAL.replace("logs-dlq", "logs"));
+    assert!(e.message.contains("dead_letter_topic"), "{e}");
+    assert_eq!(e.line, Some(5));
+}
+
+#[test]
+fn environment_interpolation_feeds_values() {
+    let text = MINIMAL.replace("localhost:9092", "${BROKERS:-fallback:1}");
+    let spec = parse(&text, "s", |n| (n == "BROKERS").then(|| "k:9".to_string())).unwrap();
+    assert_eq!(spec.source.kafka.brokers, "k:9");
+    let spec = parse(&text, "s", no_env).unwrap();
+    assert_eq!(spec.source.kafka.brokers, "fallback:1");
+    let e = err(&MINIMAL.replace("localhost:9092", "${BROKERS}"));
+    assert_eq!((e.line, e.message.contains("BROKERS is not set")), (Some(3), true), "{e}");
+}
+
+#[test]
+fn file_endpoint_selects_the_file_exporter() {
+    let text = format!("{MINIMAL}export:\n  otlp:\n    endpoint: file:///tmp/m.jsonl\n");
+    let spec = parse(&text, "s", no_env).unwrap();
+    assert_eq!(spec.export.otlp.effective_protocol(), Protocol::File);
+}
+
+#[test]
+fn every_example_pipeline_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = parse(&text, &path.display().to_string(), no_env) {
+                panic!("{e}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "no example pipelines in {}", dir.display());
+}

@@ -1,0 +1,332 @@
+//! From window counts to `ExportMetricsServiceRequest`.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use sliq_core::{Evaluator, Outcome, SeriesId, WindowCounts};
+
+/// How `sliq.slo.events` points count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    /// Running totals since the series' first window (its start time never moves).
+    Cumulative,
+    /// Each point holds one window's counts; start is the window's start.
+    Delta,
+}
+
+/// Processing counters for `sliq.records`, totals since this process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub accepted: u64,
+    pub dead_lettered: u64,
+    pub late: u64,
+}
+
+/// Builds export requests and keeps the cumulative state of every series.
+#[derive(Debug)]
+pub struct MetricsBuilder {
+    resource: Resource,
+    temporality: Temporality,
+    started_ns: u64,
+    /// Per series: stable start time and [good, bad] totals.
+    totals: HashMap<SeriesId, (u64, [u64; 2])>,
+}
+
+const NANOS_PER_MS: u64 = 1_000_000;
+
+fn ms_to_ns(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0).saturating_mul(NANOS_PER_MS)
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+impl MetricsBuilder {
+    /// `instance_id` becomes `service.instance.id`: a series must have one writer, and partitions
+    /// move between instances.
+    pub fn new(instance_id: &str, temporality: Temporality, started_ms: i64) -> Self {
+        MetricsBuilder {
+            resource: Resource {
+                attributes: vec![
+                    kv("service.name", "sliq"),
+                    kv("service.instance.id", instance_id),
+                    kv("service.version", env!("CARGO_PKG_VERSION")),
+                ],
+                ..Resource::default()
+            },
+            temporality,
+            started_ns: ms_to_ns(started_ms),
+            totals: HashMap::new(),
+        }
+    }
+
+    /// One request holding the points of `windows` (oldest first) and the record counters at `now_ms`.
+    pub fn build(
+        &mut self,
+        windows: &[WindowCounts],
+        evaluator: &Evaluator,
+        records: RecordCounts,
+        now_ms: i64,
+    ) -> ExportMetricsServiceRequest {
+        let mut event_points = Vec::new();
+        for w in windows {
+            for c in &w.counts {
+                let (start_ns, totals) = self
+                    .totals
+                    .entry(c.series)
+                    .or_insert((ms_to_ns(w.start_ms), [0, 0]));
+                totals[0] += c.good;
+                totals[1] += c.bad;
+                let (start, values) = match self.temporality {
+                    Temporality::Cumulative => (*start_ns, *totals),
+                    Temporality::Delta => (ms_to_ns(w.start_ms), [c.good, c.bad]),
+                };
+                for (outcome, value) in [(Outcome::Good, values[0]), (Outcome::Bad, values[1])] {
+                    event_points.push(point(
+                        series_attributes(evaluator, c.series, outcome),
+                        start,
+                        ms_to_ns(w.end_ms),
+                        value,
+                    ));
+                }
+            }
+        }
+        let now_ns = ms_to_ns(now_ms);
+        let record_points = [
+            ("accepted", records.accepted),
+            ("dead_lettered", records.dead_lettered),
+            ("late", records.late),
+        ]
+        .into_iter()
+        .map(|(outcome, n)| {
+            point(vec![kv("sliq.record.outcome", outcome)], self.started_ns, now_ns, n)
+        })
+        .collect();
+
+        let mut metrics = Vec::with_capacity(2);
+        if !event_points.is_empty() {
+            metrics.push(sum(
+                "sliq.slo.events",
+                "Events judged by each SLO, by outcome, counted in the event-time window they belong to.",
+                "{event}",
+                event_points,
+                match self.temporality {
+                    Temporality::Cumulative => AggregationTemporality::Cumulative,
+                    Temporality::Delta => AggregationTemporality::Delta,
+                },
+            ));
+        }
+        metrics.push(sum(
+            "sliq.records",
+            "Records read by this instance: accepted, dead-lettered, or too late for their window.",
+            "{record}",
+            record_points,
+            AggregationTemporality::Cumulative,
+        ));
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(self.resource.clone()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "sliq".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..InstrumentationScope::default()
+                    }),
+                    metrics,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+}
+
+fn series_attributes(evaluator: &Evaluator, series: SeriesId, outcome: Outcome) -> Vec<KeyValue> {
+    let key = evaluator.series(series);
+    let slo = evaluator.slo_of(series);
+    let mut attrs = Vec::with_capacity(2 + key.values.len());
+    attrs.push(kv("sliq.slo.name", &slo.name));
+    attrs.push(kv("sliq.slo.outcome", outcome.as_str()));
+    for (d, v) in slo.dimensions.iter().zip(key.values.iter()) {
+        attrs.push(kv(d.attribute(), v));
+    }
+    attrs
+}
+
+fn point(attributes: Vec<KeyValue>, start_ns: u64, time_ns: u64, value: u64) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start_ns,
+        time_unix_nano: time_ns,
+        value: Some(number_data_point::Value::AsInt(
+            i64::try_from(value).unwrap_or(i64::MAX),
+        )),
+        ..NumberDataPoint::default()
+    }
+}
+
+fn sum(
+    name: &str,
+    description: &str,
+    unit: &str,
+    data_points: Vec<NumberDataPoint>,
+    temporality: AggregationTemporality,
+) -> Metric {
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: temporality as i32,
+            is_monotonic: true,
+        })),
+        ..Metric::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sliq_core::{Decoder, Dimension, FieldMap, SeriesCount, Sli, Slo};
+
+    fn evaluator_with_two_series() -> Evaluator {
+        let mut ev = Evaluator::new(vec![Slo {
+            name: "avail".into(),
+            sli: Sli::Availability {
+                exclude_error_types: vec![],
+            },
+            objective: 0.99,
+            dimensions: vec![Dimension::Service, Dimension::Label("tier".into())],
+        }]);
+        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let mut out = Vec::new();
+        for rec in [
+            serde_json::json!({"id": "1", "ts": 0, "service": "chat", "labels": {"tier": "gold"}}),
+            serde_json::json!({"id": "2", "ts": 0, "service": "code"}),
+        ] {
+            ev.evaluate(&d.decode(&rec).unwrap(), &mut out);
+        }
+        ev
+    }
+
+    fn window(start_s: i64, counts: &[(u32, u64, u64)]) -> WindowCounts {
+        WindowCounts {
+            start_ms: start_s * 1000,
+            end_ms: (start_s + 60) * 1000,
+            counts: counts
+                .iter()
+                .map(|&(s, good, bad)| SeriesCount { series: SeriesId(s), good, bad })
+                .collect(),
+            closed: true,
+        }
+    }
+
+    type Flat = (Vec<(String, String)>, u64, u64, i64);
+
+    fn flat(req: &ExportMetricsServiceRequest, name: &str) -> Vec<Flat> {
+        let m = req.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap();
+        let Some(metric::Data::Sum(s)) = &m.data else { panic!("not a sum") };
+        s.data_points
+            .iter()
+            .map(|p| {
+                let attrs = p
+                    .attributes
+                    .iter()
+                    .map(|kv| {
+                        let Some(any_value::Value::StringValue(v)) =
+                            kv.value.as_ref().and_then(|v| v.value.clone())
+                        else {
+                            panic!("string attribute")
+                        };
+                        (kv.key.clone(), v)
+                    })
+                    .collect();
+                let Some(number_data_point::Value::AsInt(v)) = p.value else { panic!("int") };
+                (attrs, p.start_time_unix_nano, p.time_unix_nano, v)
+            })
+            .collect()
+    }
+
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn cumulative_points_keep_the_first_start_and_run_totals() {
+        let ev = evaluator_with_two_series();
+        let mut b = MetricsBuilder::new("i-1", Temporality::Cumulative, 5_000);
+        let first = b.build(&[window(60, &[(0, 3, 1)])], &ev, RecordCounts::default(), 9_000);
+        let second = b.build(
+            &[window(120, &[(0, 2, 0), (1, 5, 5)])],
+            &ev,
+            RecordCounts { accepted: 11, dead_lettered: 2, late: 1 },
+            200_000,
+        );
+        let s = 1_000_000_000;
+        let gold = |o| attrs(&[("sliq.slo.name", "avail"), ("sliq.slo.outcome", o), ("service", "chat"), ("tier", "gold")]);
+        assert_eq!(
+            flat(&first, "sliq.slo.events"),
+            vec![(gold("good"), 60 * s, 120 * s, 3), (gold("bad"), 60 * s, 120 * s, 1)]
+        );
+        let code = |o| attrs(&[("sliq.slo.name", "avail"), ("sliq.slo.outcome", o), ("service", "code"), ("tier", "unknown")]);
+        assert_eq!(
+            flat(&second, "sliq.slo.events"),
+            vec![
+                (gold("good"), 60 * s, 180 * s, 5),
+                (gold("bad"), 60 * s, 180 * s, 1),
+                (code("good"), 120 * s, 180 * s, 5),
+                (code("bad"), 120 * s, 180 * s, 5),
+            ]
+        );
+        assert_eq!(
+            flat(&second, "sliq.records"),
+            vec![
+                (attrs(&[("sliq.record.outcome", "accepted")]), 5 * s, 200 * s, 11),
+                (attrs(&[("sliq.record.outcome", "dead_lettered")]), 5 * s, 200 * s, 2),
+                (attrs(&[("sliq.record.outcome", "late")]), 5 * s, 200 * s, 1),
+            ]
+        );
+        let res = first.resource_metrics[0].resource.as_ref().unwrap();
+        assert!(res.attributes.iter().any(|a| a.key == "service.instance.id"));
+    }
+
+    #[test]
+    fn delta_points_hold_one_window_each() {
+        let ev = evaluator_with_two_series();
+        let mut b = MetricsBuilder::new("i", Temporality::Delta, 0);
+        b.build(&[window(0, &[(0, 3, 1)])], &ev, RecordCounts::default(), 1);
+        let req = b.build(&[window(60, &[(0, 2, 0)])], &ev, RecordCounts::default(), 1);
+        let points = flat(&req, "sliq.slo.events");
+        let s = 1_000_000_000;
+        assert_eq!(points.iter().map(|p| (p.1, p.2, p.3)).collect::<Vec<_>>(), vec![(60 * s, 120 * s, 2), (60 * s, 120 * s, 0)]);
+    }
+
+    #[test]
+    fn official_json_encoding_writes_int64_as_strings() {
+        let ev = evaluator_with_two_series();
+        let mut b = MetricsBuilder::new("i", Temporality::Cumulative, 0);
+        let req = b.build(&[window(60, &[(0, 3, 1)])], &ev, RecordCounts::default(), 1);
+        let json = serde_json::to_value(&req).unwrap();
+        let p = &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0];
+        assert_eq!(p["timeUnixNano"], "120000000000");
+        assert_eq!(p["asInt"], "3");
+    }
+}

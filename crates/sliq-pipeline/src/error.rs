@@ -1,0 +1,37 @@
+//! The pipeline's failures. Each stops the run *before* any offset past the failure is committed, so
+//! a restart replays what was not made durable.
+
+use std::path::PathBuf;
+
+/// Why a pipeline stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("Kafka: {context}: {source}")]
+    Kafka {
+        context: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("dead-letter topic {topic:?}: delivery failed: {detail}; check the topic exists and the producer may write to it")]
+    DeadLetter { topic: String, detail: String },
+    #[error("archive: {0}")]
+    Archive(#[from] sliq_archive::ArchiveError),
+    #[error("OTLP export failed after {attempts} attempts, last: {last}; offsets were not committed, so a restart replays")]
+    Export {
+        attempts: u32,
+        last: sliq_otlp::ExportError,
+    },
+    #[error("exporter: {0}")]
+    Exporter(sliq_otlp::ExportError),
+    #[error("cannot create output folder {path}: {source}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl PipelineError {
+    pub(crate) fn kafka(context: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
+        let context = context.into();
+        move |source| PipelineError::Kafka { context, source }
+    }
+}

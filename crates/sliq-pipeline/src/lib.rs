@@ -1,0 +1,19 @@
+//! The running pipeline: the I/O edges around `sliq-core`.
+//!
+//! One thread drives a Kafka consumer and walks each record one way:
+//! source → decode → SLI evaluation → windows → (OTLP export | Parquet archive | dead letters) →
+//! commit. Offsets are committed only below the lowest record whose counts, archive row or dead
+//! letter is not yet durable (see [`checkpoint`]).
+
+mod checkpoint;
+mod dead_letter;
+mod error;
+mod produce;
+mod progress;
+mod run;
+mod source;
+
+pub use error::PipelineError;
+pub use produce::{ProduceReport, produce_generated};
+pub use progress::{Progress, SloProgress};
+pub use run::{RunLimits, RunSummary, run};

@@ -1,0 +1,72 @@
+//! The Kafka side: which (topic, partition) pairs this instance reads, as dense [`SourceId`]s, and
+//! how far each has been read and committed.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use sliq_core::SourceId;
+
+/// One assigned partition.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub topic: String,
+    pub partition: i32,
+    /// The offset after the last record processed: the most a commit may say.
+    pub next_offset: Option<i64>,
+    /// The last offset committed for it by this instance.
+    pub committed: Option<i64>,
+    pub last_record_at: Instant,
+    pub idle: bool,
+    pub assigned: bool,
+}
+
+/// All partitions this instance has read since start.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    /// Topic → partition index → id: looked up by `&str`, so a record costs no allocation.
+    ids: HashMap<String, Vec<Option<SourceId>>>,
+    list: Vec<Source>,
+}
+
+impl Sources {
+    /// The id of (topic, partition), registering it on first sight.
+    pub(crate) fn id(&mut self, topic: &str, partition: i32, now: Instant) -> SourceId {
+        if let Some(id) = self.find(topic, partition) {
+            return id;
+        }
+        let id = SourceId(self.list.len() as u32);
+        self.list.push(Source {
+            topic: topic.to_owned(),
+            partition,
+            next_offset: None,
+            committed: None,
+            last_record_at: now,
+            idle: false,
+            assigned: true,
+        });
+        let slots = self.ids.entry(topic.to_owned()).or_default();
+        let index = usize::try_from(partition).unwrap_or(0);
+        if slots.len() <= index {
+            slots.resize(index + 1, None);
+        }
+        slots[index] = Some(id);
+        id
+    }
+
+    /// The id of a known (topic, partition), without registering.
+    pub(crate) fn find(&self, topic: &str, partition: i32) -> Option<SourceId> {
+        let slots = self.ids.get(topic)?;
+        *slots.get(usize::try_from(partition).ok()?)?
+    }
+
+    pub(crate) fn get_mut(&mut self, id: SourceId) -> &mut Source {
+        &mut self.list[id.0 as usize]
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (SourceId, &mut Source)> {
+        self.list
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| (SourceId(i as u32), s))
+    }
+}

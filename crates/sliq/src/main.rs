@@ -1,0 +1,158 @@
+//! The `sliq` command: a thin shell over the library crates.
+
+// The binary talks to a person on the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod demo;
+mod gen_cmd;
+mod table;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sliq_pipeline::{RunLimits, run};
+
+/// Turns AI request/response logs on Kafka into quality SLIs and error budgets.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process: an in-process Kafka cluster, generated traffic, the real
+    /// pipeline, OTLP/JSON metrics and a Parquet archive under --out.
+    Demo(demo::DemoArgs),
+    /// Runs a pipeline spec as a service: joins the consumer group, exports, archives, commits.
+    Run {
+        /// The pipeline spec (YAML), e.g. pipelines/chatbot.yaml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop cleanly once no record arrived for this long (e.g. 10s): catch-up runs, backfills.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        exit_on_idle: Option<Duration>,
+        /// This instance's `service.instance.id` (default: host name and process id).
+        #[arg(long, env = "SLIQ_INSTANCE_ID")]
+        instance_id: Option<String>,
+    },
+    /// Checks a pipeline spec without running it.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Produces realistic synthetic traffic to a Kafka topic.
+    Gen(gen_cmd::GenArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLIQ_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Validate { config } => {
+            let spec = sliq_config::load(&config)?;
+            println!(
+                "{}: ok ({} SLOs, topics {:?}, export {:?} to {})",
+                config.display(),
+                spec.slos.len(),
+                spec.source.kafka.topics,
+                spec.export.otlp.effective_protocol(),
+                spec.export.otlp.endpoint
+            );
+            Ok(())
+        }
+        Command::Run {
+            config,
+            exit_on_idle,
+            instance_id,
+        } => {
+            let spec = sliq_config::load(&config)?;
+            let instance_id = instance_id.unwrap_or_else(default_instance_id);
+            let stop = stop_on_signals(&rt);
+            let limits = RunLimits {
+                exit_on_idle,
+                ..RunLimits::default()
+            };
+            let handle = rt.handle().clone();
+            let summary = rt
+                .block_on(rt.spawn_blocking(move || {
+                    run(&spec, &instance_id, limits, &stop, None, handle)
+                }))
+                .context("the pipeline thread panicked")??;
+            eprintln!(
+                "stopped cleanly: {} accepted, {} dead-lettered, {} late; {} archive files, {} exports",
+                summary.accepted, summary.dead_lettered, summary.late, summary.archive_files, summary.exports
+            );
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(args, &rt),
+        Command::Gen(args) => gen_cmd::run(args, &rt),
+    }
+}
+
+/// A flag set on SIGTERM or Ctrl-C; the pipeline then flushes, exports and commits before exiting.
+fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    rt.spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("cannot listen for SIGTERM: {e}");
+                        let _ = ctrl_c.await;
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("stop requested: flushing, exporting, committing");
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sliq".into());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,24 @@
+//! The integration rig, real parts only: a Kafka-compatible broker process (Nisshi) on loopback,
+//! an OTLP receiver decoding the official protobuf, and DuckDB reading the Parquet archive.
+
+// A test rig reports to the person running the tests.
+#![allow(clippy::print_stderr)]
+
+pub mod broker;
+pub mod otlp;
+pub mod python;
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

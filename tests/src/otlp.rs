@@ -1,0 +1,167 @@
+//! An OTLP/gRPC metrics receiver on the official protobuf service definition, keeping every request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use parking_lot::Mutex;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Default)]
+struct Inbox {
+    requests: Mutex<Vec<ExportMetricsServiceRequest>>,
+    fail_next: AtomicU32,
+}
+
+#[derive(Debug, Clone)]
+struct Service(Arc<Inbox>);
+
+#[tonic::async_trait]
+impl MetricsService for Service {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let failing = self
+            .0
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(Status::unavailable("told to fail by the test"));
+        }
+        self.0.requests.lock().push(request.into_inner());
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// A running receiver; stops with the test's runtime.
+#[derive(Debug, Clone)]
+pub struct OtlpReceiver {
+    inbox: Arc<Inbox>,
+    port: u16,
+}
+
+/// One number point, flattened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedPoint {
+    pub metric: String,
+    pub resource: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+    pub start_time_unix_nano: u64,
+    pub time_unix_nano: u64,
+    pub value: f64,
+    pub temporality: i32,
+    pub is_monotonic: bool,
+}
+
+fn strings(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+    kvs.iter()
+        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some((kv.key.clone(), s.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+impl OtlpReceiver {
+    /// Serves OTLP/gRPC on a free loopback port.
+    pub async fn start_grpc() -> anyhow::Result<OtlpReceiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let inbox = Arc::new(Inbox::default());
+        let service = MetricsServiceServer::new(Service(Arc::clone(&inbox)));
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream_listener(listener)),
+        );
+        Ok(OtlpReceiver { inbox, port })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Makes the next `n` exports fail with UNAVAILABLE.
+    pub fn fail_next(&self, n: u32) {
+        self.inbox.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    pub fn requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        self.inbox.requests.lock().clone()
+    }
+
+    /// Every Sum point of `metric`, in arrival order.
+    pub fn sum_points(&self, metric_name: &str) -> Vec<ReceivedPoint> {
+        sum_points(&self.requests(), metric_name)
+    }
+}
+
+/// Every Sum point of `metric_name` in `requests`, in order.
+pub fn sum_points(requests: &[ExportMetricsServiceRequest], metric_name: &str) -> Vec<ReceivedPoint> {
+    let mut out = Vec::new();
+    for req in requests {
+        for rm in &req.resource_metrics {
+            let resource = rm.resource.as_ref().map(|r| strings(&r.attributes)).unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                for m in sm.metrics.iter().filter(|m| m.name == metric_name) {
+                    let Some(metric::Data::Sum(sum)) = &m.data else { continue };
+                    for p in &sum.data_points {
+                        let value = match p.value {
+                            Some(number_data_point::Value::AsInt(i)) => i as f64,
+                            Some(number_data_point::Value::AsDouble(d)) => d,
+                            None => f64::NAN,
+                        };
+                        out.push(ReceivedPoint {
+                            metric: m.name.clone(),
+                            resource: resource.clone(),
+                            attributes: strings(&p.attributes),
+                            start_time_unix_nano: p.start_time_unix_nano,
+                            time_unix_nano: p.time_unix_nano,
+                            value,
+                            temporality: sum.aggregation_temporality,
+                            is_monotonic: sum.is_monotonic,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The last value of every series (resource + attributes): the total of a cumulative sum.
+pub fn last_values(points: &[ReceivedPoint]) -> BTreeMap<(BTreeMap<String, String>, BTreeMap<String, String>), f64> {
+    let mut out = BTreeMap::new();
+    for p in points {
+        out.insert((p.resource.clone(), p.attributes.clone()), p.value);
+    }
+    out
+}
+
+/// Parses an OTLP/JSON-lines file (the Collector file exporter's format).
+pub fn read_otlp_json_lines(path: &std::path::Path) -> anyhow::Result<Vec<ExportMetricsServiceRequest>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Ok(serde_json::from_str(l)?))
+        .collect()
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let accepted = l.accept().await.map(|(s, _)| s);
+        Some((accepted, l))
+    })
+}

@@ -1,0 +1,45 @@
+//! DuckDB, the independent reader of the Parquet archive, driven through the project's venv.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{Context as _, bail};
+
+fn python() -> anyhow::Result<&'static str> {
+    static PYTHON: OnceLock<Result<String, String>> = OnceLock::new();
+    let found = PYTHON.get_or_init(|| {
+        let script = crate::repo_root().join("scripts/python-env.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    found.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Runs a Python snippet (with `duckdb` imported and `q(sql)` returning rows as dicts) and parses
+/// what it prints as JSON.
+pub fn duckdb_json(body: &str) -> anyhow::Result<serde_json::Value> {
+    let program = format!(
+        "import duckdb, json, hashlib\n\
+         def q(sql):\n    rel = duckdb.sql(sql)\n    cols = rel.columns\n    return [dict(zip(cols, r)) for r in rel.fetchall()]\n\
+         {body}\n"
+    );
+    let out = Command::new(python()?)
+        .arg("-c")
+        .arg(&program)
+        .output()
+        .context("running python")?;
+    if !out.status.success() {
+        bail!("python failed: {}\n{program}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).context("python printed no JSON")
+}
