@@ -46,8 +46,20 @@ impl Broker {
         let port = crate::free_port()?;
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://nisshi/", "--group-initial-rebalance-delay", "0s", "--silent"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://nisshi/",
+                "--group-initial-rebalance-delay",
+                "0s",
+                "--silent",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -56,7 +68,11 @@ impl Broker {
         let admin = broker.admin()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if admin.inner().fetch_metadata(None, Duration::from_secs(1)).is_ok() {
+            if admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(1))
+                .is_ok()
+            {
                 return Ok(broker);
             }
             if Instant::now() > deadline {
@@ -70,22 +86,33 @@ impl Broker {
     }
 
     fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-        Ok(ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create()?)
+        Ok(ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()?)
     }
 
     /// Creates a topic and waits until its partitions show in the metadata.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
         let admin = self.admin()?;
         let results = admin
-            .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+            .create_topics(
+                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
             .await?;
         for r in results {
             r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let md = admin.inner().fetch_metadata(Some(name), Duration::from_secs(2))?;
-            if md.topics().first().is_some_and(|t| t.partitions().len() == partitions as usize) {
+            let md = admin
+                .inner()
+                .fetch_metadata(Some(name), Duration::from_secs(2))?;
+            if md
+                .topics()
+                .first()
+                .is_some_and(|t| t.partitions().len() == partitions as usize)
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -96,7 +123,12 @@ impl Broker {
     }
 
     /// Reads a topic from the beginning until `expected` records arrived (or the timeout).
-    pub fn consume_all(&self, topic: &str, expected: usize, timeout: Duration) -> anyhow::Result<Vec<ConsumedRecord>> {
+    pub fn consume_all(
+        &self,
+        topic: &str,
+        expected: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<ConsumedRecord>> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("group.id", format!("reader-{topic}-{}", std::process::id()))
@@ -119,7 +151,13 @@ impl Broker {
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -136,7 +174,11 @@ impl Broker {
     }
 
     /// The group's committed offset per partition of `topic`.
-    pub fn committed_offsets(&self, group: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> anyhow::Result<BTreeMap<i32, i64>> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("group.id", group)
@@ -156,7 +198,9 @@ impl Broker {
 
     /// The high-water mark per partition.
     pub fn end_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create()?;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()?;
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let mut out = BTreeMap::new();
         for p in md.topics().first().context("topic metadata")?.partitions() {

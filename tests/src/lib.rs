@@ -20,5 +20,7 @@ pub fn repo_root() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

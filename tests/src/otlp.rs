@@ -107,14 +107,23 @@ impl OtlpReceiver {
 }
 
 /// Every Sum point of `metric_name` in `requests`, in order.
-pub fn sum_points(requests: &[ExportMetricsServiceRequest], metric_name: &str) -> Vec<ReceivedPoint> {
+pub fn sum_points(
+    requests: &[ExportMetricsServiceRequest],
+    metric_name: &str,
+) -> Vec<ReceivedPoint> {
     let mut out = Vec::new();
     for req in requests {
         for rm in &req.resource_metrics {
-            let resource = rm.resource.as_ref().map(|r| strings(&r.attributes)).unwrap_or_default();
+            let resource = rm
+                .resource
+                .as_ref()
+                .map(|r| strings(&r.attributes))
+                .unwrap_or_default();
             for sm in &rm.scope_metrics {
                 for m in sm.metrics.iter().filter(|m| m.name == metric_name) {
-                    let Some(metric::Data::Sum(sum)) = &m.data else { continue };
+                    let Some(metric::Data::Sum(sum)) = &m.data else {
+                        continue;
+                    };
                     for p in &sum.data_points {
                         let value = match p.value {
                             Some(number_data_point::Value::AsInt(i)) => i as f64,
@@ -139,8 +148,11 @@ pub fn sum_points(requests: &[ExportMetricsServiceRequest], metric_name: &str) -
     out
 }
 
-/// The last value of every series (resource + attributes): the total of a cumulative sum.
-pub fn last_values(points: &[ReceivedPoint]) -> BTreeMap<(BTreeMap<String, String>, BTreeMap<String, String>), f64> {
+/// A series' identity: resource attributes and point attributes.
+pub type SeriesIdentity = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// The last value of every series: the total of a cumulative sum.
+pub fn last_values(points: &[ReceivedPoint]) -> BTreeMap<SeriesIdentity, f64> {
     let mut out = BTreeMap::new();
     for p in points {
         out.insert((p.resource.clone(), p.attributes.clone()), p.value);
@@ -149,7 +161,9 @@ pub fn last_values(points: &[ReceivedPoint]) -> BTreeMap<(BTreeMap<String, Strin
 }
 
 /// Parses an OTLP/JSON-lines file (the Collector file exporter's format).
-pub fn read_otlp_json_lines(path: &std::path::Path) -> anyhow::Result<Vec<ExportMetricsServiceRequest>> {
+pub fn read_otlp_json_lines(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<ExportMetricsServiceRequest>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()
         .filter(|l| !l.trim().is_empty())

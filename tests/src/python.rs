@@ -39,7 +39,10 @@ pub fn duckdb_json(body: &str) -> anyhow::Result<serde_json::Value> {
         .output()
         .context("running python")?;
     if !out.status.success() {
-        bail!("python failed: {}\n{program}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "python failed: {}\n{program}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     serde_json::from_slice(&out.stdout).context("python printed no JSON")
 }

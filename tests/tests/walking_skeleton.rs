@@ -19,8 +19,16 @@ const LATENCY_THRESHOLD_MS: f64 = 4000.0;
 fn sliq_binary() -> PathBuf {
     // target/debug/deps/<this test> → target/debug/sliq
     let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("sliq");
-    assert!(bin.exists(), "{} is missing: build it first (cargo build -p sliq)", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("sliq");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p sliq)",
+        bin.display()
+    );
     bin
 }
 
@@ -97,13 +105,23 @@ fn expected(records: &[GeneratedRecord]) -> Expected {
             Some(s) => s == "ok",
             None => v.get("error").is_none_or(Value::is_null),
         };
-        let avail = e.by_slo_service.entry(("availability".into(), service.clone())).or_default();
+        let avail = e
+            .by_slo_service
+            .entry(("availability".into(), service.clone()))
+            .or_default();
         avail[usize::from(!ok)] += 1;
         if ok && let Some(latency) = v["latency_ms"].as_f64() {
-            let lat = e.by_slo_service.entry(("latency".into(), service)).or_default();
+            let lat = e
+                .by_slo_service
+                .entry(("latency".into(), service))
+                .or_default();
             lat[usize::from(latency > LATENCY_THRESHOLD_MS)] += 1;
         }
-        lines.push(format!("{} {:x}", v["id"].as_str().expect("id"), Sha256::digest(&r.payload)));
+        lines.push(format!(
+            "{} {:x}",
+            v["id"].as_str().expect("id"),
+            Sha256::digest(&r.payload)
+        ));
     }
     lines.sort();
     e.archive_digest = format!("{:x}", Sha256::digest(lines.join("\n").as_bytes()));
@@ -155,7 +173,11 @@ async fn wait_ok(child: tokio::process::Child, name: &str) {
         .await
         .unwrap_or_else(|_| panic!("{name} did not stop within 300 s"))
         .expect("wait for sliq");
-    assert!(out.status.success(), "{name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Totals per (slo, service) from cumulative points: the last value of each series, summed over
@@ -194,21 +216,34 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
     let records: Vec<GeneratedRecord> = Generator::new(gen_config(7)).take(n).collect();
     let want = expected(&records);
     assert!(want.malformed > 300 && want.valid > 49_000, "{want:?}");
-    sliq_pipeline::produce_generated(&broker.bootstrap(), "logs", &mut Generator::new(gen_config(7)), n as u64, None)
-        .await
-        .expect("produce");
+    sliq_pipeline::produce_generated(
+        &broker.bootstrap(),
+        "logs",
+        &mut Generator::new(gen_config(7)),
+        n as u64,
+        None,
+    )
+    .await
+    .expect("produce");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = dir.path().join("archive");
     let spec_path = dir.path().join("spec.yaml");
-    std::fs::write(&spec_path, spec(&broker, "it-exact", &receiver.endpoint(), &archive)).expect("spec");
+    std::fs::write(
+        &spec_path,
+        spec(&broker, "it-exact", &receiver.endpoint(), &archive),
+    )
+    .expect("spec");
     wait_ok(start_sliq(&spec_path, "it-a").await, "sliq").await;
 
     // OTLP: every judged event once, in the right series.
     assert_eq!(exported_by_slo_service(&receiver), want.by_slo_service);
     let counts = record_counts(&receiver);
     let a = &counts["it-a"];
-    assert_eq!((a["accepted"], a["dead_lettered"], a["late"]), (want.valid, want.malformed, 0));
+    assert_eq!(
+        (a["accepted"], a["dead_lettered"], a["late"]),
+        (want.valid, want.malformed, 0)
+    );
     let events = receiver.sum_points("sliq.slo.events");
     assert!(events.iter().all(|p| p.time_unix_nano % 60_000_000_000 == 0
         && p.start_time_unix_nano < p.time_unix_nano
@@ -224,13 +259,18 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
     assert!(unfinished_files(&archive).is_empty());
 
     // Dead letters: one per malformed record, original bytes, reason and origin in headers.
-    let dlq = broker.consume_all("logs-dlq", want.malformed as usize, Duration::from_secs(30)).expect("dlq");
+    let dlq = broker
+        .consume_all("logs-dlq", want.malformed as usize, Duration::from_secs(30))
+        .expect("dlq");
     assert_eq!(dlq.len() as u64, want.malformed);
-    let by_key: BTreeMap<&str, &GeneratedRecord> = records.iter().map(|r| (r.key.as_str(), r)).collect();
+    let by_key: BTreeMap<&str, &GeneratedRecord> =
+        records.iter().map(|r| (r.key.as_str(), r)).collect();
     for d in &dlq {
         let key = String::from_utf8(d.key.clone().expect("key kept")).expect("utf8 key");
         let original = by_key[key.as_str()];
-        let RecordKind::Malformed(kind) = original.kind else { panic!("{key} was valid") };
+        let RecordKind::Malformed(kind) = original.kind else {
+            panic!("{key} was valid")
+        };
         assert_eq!(d.payload, original.payload);
         assert_eq!(d.headers["sliq.reason"], kind.code(), "{key}");
         assert_eq!(d.headers["sliq.source.topic"], "logs");
@@ -238,7 +278,12 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
     }
 
     // Offsets: all committed after the clean stop.
-    assert_eq!(broker.committed_offsets("it-exact", "logs").expect("committed"), broker.end_offsets("logs").expect("ends"));
+    assert_eq!(
+        broker
+            .committed_offsets("it-exact", "logs")
+            .expect("committed"),
+        broker.end_offsets("logs").expect("ends")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +299,11 @@ async fn two_instances_in_one_group_split_partitions_and_archive_each_record_onc
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = dir.path().join("archive");
     let spec_path = dir.path().join("spec.yaml");
-    std::fs::write(&spec_path, spec(&broker, "it-pair", &receiver.endpoint(), &archive)).expect("spec");
+    std::fs::write(
+        &spec_path,
+        spec(&broker, "it-pair", &receiver.endpoint(), &archive),
+    )
+    .expect("spec");
 
     // Instance a starts alone and reads the first part; b joins mid-stream, forcing a rebalance
     // while a holds open windows and files.
@@ -265,22 +314,40 @@ async fn two_instances_in_one_group_split_partitions_and_archive_each_record_onc
         .expect("produce first part");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let b = start_sliq(&spec_path, "it-b").await;
-    sliq_pipeline::produce_generated(&broker.bootstrap(), "logs", &mut generator, (n - 6_000) as u64, Some(4_000.0))
-        .await
-        .expect("produce the rest");
+    sliq_pipeline::produce_generated(
+        &broker.bootstrap(),
+        "logs",
+        &mut generator,
+        (n - 6_000) as u64,
+        Some(4_000.0),
+    )
+    .await
+    .expect("produce the rest");
     wait_ok(a, "instance a").await;
     wait_ok(b, "instance b").await;
 
     let counts = record_counts(&receiver);
     let (ca, cb) = (&counts["it-a"], &counts["it-b"]);
-    assert!(ca["accepted"] > 0 && cb["accepted"] > 0, "both instances worked: {counts:?}");
+    assert!(
+        ca["accepted"] > 0 && cb["accepted"] > 0,
+        "both instances worked: {counts:?}"
+    );
     assert_eq!(ca["accepted"] + cb["accepted"], want.valid, "{counts:?}");
-    assert_eq!(ca["dead_lettered"] + cb["dead_lettered"], want.malformed, "{counts:?}");
+    assert_eq!(
+        ca["dead_lettered"] + cb["dead_lettered"],
+        want.malformed,
+        "{counts:?}"
+    );
     assert_eq!(exported_by_slo_service(&receiver), want.by_slo_service);
 
     let summary = archive_summary(&archive);
     assert_eq!(summary["rows"], want.valid);
     assert_eq!(summary["positions"], want.valid);
     assert_eq!(summary["digest"], want.archive_digest.as_str());
-    assert_eq!(broker.committed_offsets("it-pair", "logs").expect("committed"), broker.end_offsets("logs").expect("ends"));
+    assert_eq!(
+        broker
+            .committed_offsets("it-pair", "logs")
+            .expect("committed"),
+        broker.end_offsets("logs").expect("ends")
+    );
 }

@@ -104,7 +104,13 @@ fn push_map<'a, V: arrow::array::ArrayBuilder, T>(
 }
 
 impl Columns {
-    pub(crate) fn push(&mut self, at: SourcePosition<'_>, e: &Event<'_>, raw: &[u8], ingested_at_ms: i64) {
+    pub(crate) fn push(
+        &mut self,
+        at: SourcePosition<'_>,
+        e: &Event<'_>,
+        raw: &[u8],
+        ingested_at_ms: i64,
+    ) {
         self.id.append_value(e.id);
         self.ts.append_value(e.ts_ms);
         self.service.append_value(e.service);
@@ -142,7 +148,8 @@ impl Columns {
 
     /// All rows as one batch; the schema follows from the builders, so it cannot drift from them.
     pub(crate) fn finish(mut self) -> RecordBatch {
-        let required = |name: &str, a: ArrayRef| (Field::new(name, a.data_type().clone(), false), a);
+        let required =
+            |name: &str, a: ArrayRef| (Field::new(name, a.data_type().clone(), false), a);
         let optional = |name: &str, a: ArrayRef| (Field::new(name, a.data_type().clone(), true), a);
         let columns: Vec<(Field, ArrayRef)> = vec![
             required("id", Arc::new(self.id.finish())),

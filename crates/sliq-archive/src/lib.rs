@@ -70,7 +70,9 @@ pub struct ClosedFile {
 /// Why the archive could not write.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("cannot {action} {path}: {source}; check archive.dir and its permissions and free space")]
+    #[error(
+        "cannot {action} {path}: {source}; check archive.dir and its permissions and free space"
+    )]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -123,7 +125,8 @@ const HOUR_MS: i64 = 3_600_000;
 impl Archive {
     /// Creates the folder and removes unfinished files a crash left behind.
     pub fn new(config: ArchiveConfig) -> Result<Self, ArchiveError> {
-        std::fs::create_dir_all(&config.dir).map_err(io("create archive directory", &config.dir))?;
+        std::fs::create_dir_all(&config.dir)
+            .map_err(io("create archive directory", &config.dir))?;
         remove_stale(&config.dir)?;
         let level = ZstdLevel::try_new(config.zstd_level)
             .map_err(|_| ArchiveError::ZstdLevel(config.zstd_level))?;
@@ -152,27 +155,28 @@ impl Archive {
         now: Instant,
     ) -> Result<Option<ClosedFile>, ArchiveError> {
         let hour = event.ts_ms.div_euclid(HOUR_MS);
-        let index = match self.open.iter().position(|(k, _)| {
-            k.partition == at.partition && k.hour == hour && k.topic == at.topic
-        }) {
-            Some(i) => i,
-            None => {
-                let key = FileKey {
-                    topic: at.topic.to_owned(),
-                    partition: at.partition,
-                    hour,
-                };
-                let file = OpenFile {
-                    columns: Columns::default(),
-                    first_offset: at.offset,
-                    last_offset: at.offset,
-                    rows: 0,
-                    opened_at: now,
-                };
-                self.open.push((key, file));
-                self.open.len() - 1
-            }
-        };
+        let index =
+            match self.open.iter().position(|(k, _)| {
+                k.partition == at.partition && k.hour == hour && k.topic == at.topic
+            }) {
+                Some(i) => i,
+                None => {
+                    let key = FileKey {
+                        topic: at.topic.to_owned(),
+                        partition: at.partition,
+                        hour,
+                    };
+                    let file = OpenFile {
+                        columns: Columns::default(),
+                        first_offset: at.offset,
+                        last_offset: at.offset,
+                        rows: 0,
+                        opened_at: now,
+                    };
+                    self.open.push((key, file));
+                    self.open.len() - 1
+                }
+            };
         let file = &mut self.open[index].1;
         file.columns.push(at, event, raw, ingested_at_ms);
         file.first_offset = file.first_offset.min(at.offset);
@@ -191,7 +195,11 @@ impl Archive {
     }
 
     /// Closes every file of one partition (it is leaving this instance).
-    pub fn close_partition(&mut self, topic: &str, partition: i32) -> Result<Vec<ClosedFile>, ArchiveError> {
+    pub fn close_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<ClosedFile>, ArchiveError> {
         self.close_where(|k, _| k.topic == topic && k.partition == partition)
     }
 

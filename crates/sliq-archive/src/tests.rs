@@ -5,7 +5,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sliq_core::{Decoder, FieldMap};
 
 fn config(dir: &Path, max_rows: usize) -> ArchiveConfig {
-    ArchiveConfig { dir: dir.to_path_buf(), max_rows, max_age: Duration::from_secs(60), zstd_level: 3 }
+    ArchiveConfig {
+        dir: dir.to_path_buf(),
+        max_rows,
+        max_age: Duration::from_secs(60),
+        zstd_level: 3,
+    }
 }
 
 fn record(id: &str, ts: &str) -> Vec<u8> {
@@ -16,12 +21,26 @@ fn append(a: &mut Archive, offset: i64, raw: &[u8], now: Instant) -> Option<Clos
     let d = Decoder::new(FieldMap::default(), 1 << 20);
     let v = d.parse(raw).unwrap();
     let e = d.decode(&v).unwrap();
-    a.append(SourcePosition { topic: "logs", partition: 2, offset }, &e, raw, 1_000, now).unwrap()
+    a.append(
+        SourcePosition {
+            topic: "logs",
+            partition: 2,
+            offset,
+        },
+        &e,
+        raw,
+        1_000,
+        now,
+    )
+    .unwrap()
 }
 
 fn read(path: &Path) -> RecordBatch {
     let file = File::open(path).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
     arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
@@ -36,15 +55,44 @@ fn rows_round_trip_with_every_column() {
     let files = a.close_all().unwrap();
     assert_eq!(files.len(), 1);
     let f = &files[0];
-    assert_eq!(f.path, dir.path().join("date=2026-01-01/hour=10/logs.p2.o00000000000000000007-00000000000000000007.parquet"));
+    assert_eq!(
+        f.path,
+        dir.path().join(
+            "date=2026-01-01/hour=10/logs.p2.o00000000000000000007-00000000000000000007.parquet"
+        )
+    );
     let b = read(&f.path);
     assert_eq!(b.num_rows(), 1);
-    assert_eq!(b.column_by_name("id").unwrap().as_string::<i32>().value(0), "r1");
-    assert_eq!(b.column_by_name("ts").unwrap().as_primitive::<TimestampMillisecondType>().value(0), 1_767_262_500_250);
-    assert_eq!(b.column_by_name("latency_ms").unwrap().as_primitive::<Float64Type>().value(0), 12.5);
+    assert_eq!(
+        b.column_by_name("id").unwrap().as_string::<i32>().value(0),
+        "r1"
+    );
+    assert_eq!(
+        b.column_by_name("ts")
+            .unwrap()
+            .as_primitive::<TimestampMillisecondType>()
+            .value(0),
+        1_767_262_500_250
+    );
+    assert_eq!(
+        b.column_by_name("latency_ms")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0),
+        12.5
+    );
     assert!(b.column_by_name("ttft_ms").unwrap().is_null(0));
-    assert_eq!(b.column_by_name("raw").unwrap().as_binary::<i32>().value(0), raw.as_slice());
-    assert_eq!(b.column_by_name("kafka_offset").unwrap().as_primitive::<Int64Type>().value(0), 7);
+    assert_eq!(
+        b.column_by_name("raw").unwrap().as_binary::<i32>().value(0),
+        raw.as_slice()
+    );
+    assert_eq!(
+        b.column_by_name("kafka_offset")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .value(0),
+        7
+    );
     let evals = b.column_by_name("evals").unwrap().as_map();
     let keys = evals.keys().as_string::<i32>();
     let values = evals.values().as_primitive::<Float64Type>();
@@ -52,9 +100,21 @@ fn rows_round_trip_with_every_column() {
     assert_eq!((keys.value(1), values.value(1)), ("q", 0.5));
     let labels = b.column_by_name("eval_labels").unwrap().as_map();
     assert_eq!(labels.values().as_string::<i32>().value(0), "fair");
-    assert_eq!(b.column_by_name("tests_passed").unwrap().as_primitive::<Float64Type>().value(0), 3.0);
+    assert_eq!(
+        b.column_by_name("tests_passed")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0),
+        3.0
+    );
     assert!(b.column_by_name("tests_failed").unwrap().is_null(0));
-    assert_eq!(b.column_by_name("ingested_at").unwrap().as_primitive::<TimestampMillisecondType>().value(0), 1_000);
+    assert_eq!(
+        b.column_by_name("ingested_at")
+            .unwrap()
+            .as_primitive::<TimestampMillisecondType>()
+            .value(0),
+        1_000
+    );
 }
 
 #[test]
@@ -64,12 +124,20 @@ fn rolls_by_rows_and_names_offset_ranges() {
     let now = Instant::now();
     let mut closed = Vec::new();
     for off in 10..17 {
-        closed.extend(append(&mut a, off, &record(&format!("r{off}"), "2026-01-01T10:00:00Z"), now));
+        closed.extend(append(
+            &mut a,
+            off,
+            &record(&format!("r{off}"), "2026-01-01T10:00:00Z"),
+            now,
+        ));
     }
     assert_eq!(a.open_floor("logs", 2), Some(16));
     assert_eq!(a.open_floor("logs", 1), None);
     closed.extend(a.close_all().unwrap());
-    let ranges: Vec<(i64, i64, usize)> = closed.iter().map(|f| (f.first_offset, f.last_offset, f.rows)).collect();
+    let ranges: Vec<(i64, i64, usize)> = closed
+        .iter()
+        .map(|f| (f.first_offset, f.last_offset, f.rows))
+        .collect();
     assert_eq!(ranges, vec![(10, 12, 3), (13, 15, 3), (16, 16, 1)]);
     assert_eq!(a.open_floor("logs", 2), None);
     let total: usize = closed.iter().map(|f| read(&f.path).num_rows()).sum();
@@ -82,11 +150,21 @@ fn hours_go_to_their_own_folders_and_age_rolls() {
     let mut a = Archive::new(config(dir.path(), 100)).unwrap();
     let t0 = Instant::now();
     append(&mut a, 1, &record("a", "2026-01-01T10:59:59Z"), t0);
-    append(&mut a, 2, &record("b", "2026-01-01T11:00:00Z"), t0 + Duration::from_secs(30));
+    append(
+        &mut a,
+        2,
+        &record("b", "2026-01-01T11:00:00Z"),
+        t0 + Duration::from_secs(30),
+    );
     assert_eq!(a.open_floor("logs", 2), Some(1));
     let rolled = a.roll_due(t0 + Duration::from_secs(60)).unwrap();
     assert_eq!(rolled.len(), 1);
-    assert!(rolled[0].path.to_string_lossy().contains("date=2026-01-01/hour=10/"));
+    assert!(
+        rolled[0]
+            .path
+            .to_string_lossy()
+            .contains("date=2026-01-01/hour=10/")
+    );
     assert_eq!(a.open_floor("logs", 2), Some(2));
     let rest = a.close_all().unwrap();
     assert!(rest[0].path.to_string_lossy().contains("hour=11/"));
@@ -100,16 +178,30 @@ fn no_unfinished_files_remain_and_stale_ones_are_removed() {
     std::fs::write(hour.join(".logs.p0.o1-2.parquet.inprogress"), b"half").unwrap();
     let mut a = Archive::new(config(dir.path(), 100)).unwrap();
     assert!(!hour.join(".logs.p0.o1-2.parquet.inprogress").exists());
-    append(&mut a, 1, &record("a", "2026-01-01T10:00:00Z"), Instant::now());
+    append(
+        &mut a,
+        1,
+        &record("a", "2026-01-01T10:00:00Z"),
+        Instant::now(),
+    );
     a.close_all().unwrap();
-    let names: Vec<String> = std::fs::read_dir(&hour).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&hour)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names.len(), 1);
-    assert!(names[0].ends_with(".parquet") && !names[0].starts_with('.'), "{names:?}");
+    assert!(
+        names[0].ends_with(".parquet") && !names[0].starts_with('.'),
+        "{names:?}"
+    );
 }
 
 #[test]
 fn unwritable_directory_error_names_the_path() {
     let e = Archive::new(config(Path::new("/proc/sliq-cannot-be-here"), 1)).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("/proc/sliq-cannot-be-here") && text.contains("archive.dir"), "{text}");
+    assert!(
+        text.contains("/proc/sliq-cannot-be-here") && text.contains("archive.dir"),
+        "{text}"
+    );
 }

@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn substitutes_values_and_defaults() {
-        let got = interpolate("a: ${BROKERS}\nb: ${MISSING:-x:1}\nc: ${EMPTY:-d}\ne: ${MISSING:-}", env);
+        let got = interpolate(
+            "a: ${BROKERS}\nb: ${MISSING:-x:1}\nc: ${EMPTY:-d}\ne: ${MISSING:-}",
+            env,
+        );
         assert_eq!(got.unwrap(), "a: k1:9092,k2:9092\nb: x:1\nc: d\ne: ");
     }
 

@@ -308,9 +308,9 @@ impl Span {
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_str(d, "a duration such as 30s", |s| {
-            humantime::parse_duration(s)
-                .map(Span)
-                .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 1m, 2h"))
+            humantime::parse_duration(s).map(Span).map_err(|e| {
+                format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 1m, 2h")
+            })
         })
     }
 }
@@ -375,7 +375,9 @@ impl<'de> Deserialize<'de> for Objective {
                     .strip_suffix('%')
                     .and_then(|p| p.trim().parse::<f64>().ok())
                     .ok_or_else(|| {
-                        E::custom(format!("{s:?} is not an objective; write 0.995 or \"99.5%\""))
+                        E::custom(format!(
+                            "{s:?} is not an objective; write 0.995 or \"99.5%\""
+                        ))
                     })?;
                 self.visit_f64(percent / 100.0)
             }
@@ -452,21 +454,37 @@ impl PipelineSpec {
                     "an SLO needs a name".into(),
                 ));
             }
-            let kinds = [self_kind(slo.sli.latency.is_some(), "latency"), self_kind(slo.sli.availability.is_some(), "availability")];
+            let kinds = [
+                self_kind(slo.sli.latency.is_some(), "latency"),
+                self_kind(slo.sli.availability.is_some(), "availability"),
+            ];
             let declared: Vec<&str> = kinds.into_iter().flatten().collect();
             if declared.len() != 1 {
                 return Err((
-                    key(&format!("slos[{i}].sli"), Some(&format!("name: {}", slo.name))),
+                    key(
+                        &format!("slos[{i}].sli"),
+                        Some(&format!("name: {}", slo.name)),
+                    ),
                     format!(
                         "declare exactly one SLI kind (latency or availability), found {}",
-                        if declared.is_empty() { "none".to_owned() } else { declared.join(" and ") }
+                        if declared.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            declared.join(" and ")
+                        }
                     ),
                 ));
             }
             if !names.insert(slo.name.as_str()) {
                 return Err((
-                    key(&format!("slos[{i}].name"), Some(&format!("name: {}", slo.name))),
-                    format!("SLO name {:?} is used twice; names identify series", slo.name),
+                    key(
+                        &format!("slos[{i}].name"),
+                        Some(&format!("name: {}", slo.name)),
+                    ),
+                    format!(
+                        "SLO name {:?} is used twice; names identify series",
+                        slo.name
+                    ),
                 ));
             }
         }

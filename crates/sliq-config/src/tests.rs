@@ -27,7 +27,10 @@ fn minimal_spec_gets_defaults() {
     assert_eq!(spec.source.kafka.group_id, "sliq");
     assert_eq!(spec.source.kafka.max_record_bytes, 1 << 20);
     let w = spec.windows.window_config();
-    assert_eq!((w.size_ms, w.allowed_lateness_ms, w.max_out_of_orderness_ms), (60_000, 30_000, 5_000));
+    assert_eq!(
+        (w.size_ms, w.allowed_lateness_ms, w.max_out_of_orderness_ms),
+        (60_000, 30_000, 5_000)
+    );
     assert_eq!(spec.export.otlp.effective_protocol(), Protocol::Grpc);
     assert_eq!(spec.export.otlp.temporality, Temporality::Cumulative);
     assert_eq!(spec.slos()[0].objective, 0.99);
@@ -51,7 +54,10 @@ fn percent_objective_is_accepted() {
 
 #[test]
 fn unknown_key_is_refused_with_its_name() {
-    let e = err(&MINIMAL.replace("    objective: 0.99\n", "    objective: 0.99\n    objectiv: 0.9\n"));
+    let e = err(&MINIMAL.replace(
+        "    objective: 0.99\n",
+        "    objective: 0.99\n    objectiv: 0.9\n",
+    ));
     assert!(e.message.contains("unknown field `objectiv`"), "{e}");
     assert_eq!(e.line, Some(9), "{e}");
 }
@@ -59,20 +65,31 @@ fn unknown_key_is_refused_with_its_name() {
 #[test]
 fn bad_duration_and_pointer_and_dimension_explain_the_fix() {
     let e = err(&format!("{MINIMAL}windows:\n  size: soon\n"));
-    assert!(e.message.contains("windows.size") && e.message.contains("write e.g. 500ms"), "{e}");
+    assert!(
+        e.message.contains("windows.size") && e.message.contains("write e.g. 500ms"),
+        "{e}"
+    );
     assert_eq!(e.line, Some(12));
     let e = err(&format!("{MINIMAL}fields:\n  latency_ms: timing.total\n"));
-    assert!(e.message.contains("fields.latency_ms") && e.message.contains("starts with '/'"), "{e}");
+    assert!(
+        e.message.contains("fields.latency_ms") && e.message.contains("starts with '/'"),
+        "{e}"
+    );
     let e = err(&MINIMAL.replace("    sli:", "    dimensions: [tenant]\n    sli:"));
     assert!(e.message.contains("labels.<key>"), "{e}");
 }
 
 #[test]
 fn duplicate_slo_names_point_at_the_second() {
-    let text = format!("{MINIMAL}  - name: avail\n    objective: 0.9\n    sli:\n      availability: {{}}\n");
+    let text = format!(
+        "{MINIMAL}  - name: avail\n    objective: 0.9\n    sli:\n      availability: {{}}\n"
+    );
     let e = err(&text);
     assert_eq!(e.line, Some(11), "{e}");
-    assert!(e.message.contains("slos[1].name") && e.message.contains("used twice"), "{e}");
+    assert!(
+        e.message.contains("slos[1].name") && e.message.contains("used twice"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -90,7 +107,11 @@ fn environment_interpolation_feeds_values() {
     let spec = parse(&text, "s", no_env).unwrap();
     assert_eq!(spec.source.kafka.brokers, "fallback:1");
     let e = err(&MINIMAL.replace("localhost:9092", "${BROKERS}"));
-    assert_eq!((e.line, e.message.contains("BROKERS is not set")), (Some(3), true), "{e}");
+    assert_eq!(
+        (e.line, e.message.contains("BROKERS is not set")),
+        (Some(3), true),
+        "{e}"
+    );
 }
 
 #[test]

@@ -69,7 +69,9 @@ impl Default for FieldMap {
 /// Why a record was refused. `code()` is the stable value of the dead-letter `sliq.reason` header.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Reject {
-    #[error("record is {size} bytes, over the limit of {max} bytes (source.kafka.max_record_bytes)")]
+    #[error(
+        "record is {size} bytes, over the limit of {max} bytes (source.kafka.max_record_bytes)"
+    )]
     Oversized { size: usize, max: usize },
     #[error("record is not valid JSON: {0}")]
     NotJson(String),
@@ -83,7 +85,9 @@ pub enum Reject {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("field {pointer} is not a valid timestamp (RFC 3339 string or integer epoch milliseconds): {detail}")]
+    #[error(
+        "field {pointer} is not a valid timestamp (RFC 3339 string or integer epoch milliseconds): {detail}"
+    )]
     BadTimestamp { pointer: String, detail: String },
 }
 
@@ -249,10 +253,8 @@ fn valid_eval(v: &Value) -> bool {
     match v {
         Value::Null | Value::Number(_) => true,
         Value::Object(o) => {
-            o.get("score")
-                .is_none_or(|s| s.is_number() || s.is_null())
-                && o.get("label")
-                    .is_none_or(|l| l.is_string() || l.is_null())
+            o.get("score").is_none_or(|s| s.is_number() || s.is_null())
+                && o.get("label").is_none_or(|l| l.is_string() || l.is_null())
         }
         _ => false,
     }
@@ -311,7 +313,10 @@ mod tests {
         let e = decode_ok(&v);
         assert_eq!(e.id, "r1");
         assert_eq!(e.ts_ms, 1_795_341_601_250);
-        assert_eq!((e.service, e.operation, e.model), ("chat", "answer", Some("m-large")));
+        assert_eq!(
+            (e.service, e.operation, e.model),
+            ("chat", "answer", Some("m-large"))
+        );
         assert_eq!(e.status, Status::Ok);
         assert_eq!(e.latency_ms, Some(812.5));
         assert_eq!(e.ttft_ms, Some(120.0));
@@ -323,7 +328,11 @@ mod tests {
         assert_eq!(e.flag("hallucination"), Some(false));
         assert_eq!(
             e.tests,
-            Some(TestCounts { passed: Some(9.0), failed: Some(1.0), skipped: None })
+            Some(TestCounts {
+                passed: Some(9.0),
+                failed: Some(1.0),
+                skipped: None
+            })
         );
         assert_eq!(e.features().collect::<Vec<_>>(), vec![("prompt_len", 42.0)]);
     }
@@ -358,13 +367,34 @@ mod tests {
             (br#"{"id": "", "ts": 1, "service": "s"}"#, "missing_field"),
             (br#"{"id": "a", "service": "s"}"#, "missing_field"),
             (br#"{"id": "a", "ts": 1, "service": 7}"#, "wrong_type"),
-            (br#"{"id": "a", "ts": 1, "service": "s", "latency_ms": "fast"}"#, "wrong_type"),
-            (br#"{"id": "a", "ts": 1, "service": "s", "status": "maybe"}"#, "wrong_type"),
-            (br#"{"id": "a", "ts": 1, "service": "s", "labels": {"t": 1}}"#, "wrong_type"),
-            (br#"{"id": "a", "ts": 1, "service": "s", "flags": {"h": "yes"}}"#, "wrong_type"),
-            (br#"{"id": "a", "ts": 1, "service": "s", "evals": {"f": {"score": "hi"}}}"#, "wrong_type"),
-            (br#"{"id": "a", "ts": "yesterday", "service": "s"}"#, "bad_timestamp"),
-            (br#"{"id": "a", "ts": 1.5, "service": "s"}"#, "bad_timestamp"),
+            (
+                br#"{"id": "a", "ts": 1, "service": "s", "latency_ms": "fast"}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"id": "a", "ts": 1, "service": "s", "status": "maybe"}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"id": "a", "ts": 1, "service": "s", "labels": {"t": 1}}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"id": "a", "ts": 1, "service": "s", "flags": {"h": "yes"}}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"id": "a", "ts": 1, "service": "s", "evals": {"f": {"score": "hi"}}}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"id": "a", "ts": "yesterday", "service": "s"}"#,
+                "bad_timestamp",
+            ),
+            (
+                br#"{"id": "a", "ts": 1.5, "service": "s"}"#,
+                "bad_timestamp",
+            ),
         ];
         for (bytes, code) in cases {
             let got = d.parse(bytes).and_then(|v| d.decode(&v).map(|_| ()));

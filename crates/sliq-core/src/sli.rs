@@ -122,10 +122,22 @@ mod tests {
             measure: LatencyMeasure::Total,
             threshold_ms: 500.0,
         };
-        assert_eq!(judge(&sli, base(json!({"latency_ms": 499.9}))), Some(Outcome::Good));
-        assert_eq!(judge(&sli, base(json!({"latency_ms": 500}))), Some(Outcome::Good));
-        assert_eq!(judge(&sli, base(json!({"latency_ms": 500.1}))), Some(Outcome::Bad));
-        assert_eq!(judge(&sli, base(json!({"latency_ms": 0}))), Some(Outcome::Good));
+        assert_eq!(
+            judge(&sli, base(json!({"latency_ms": 499.9}))),
+            Some(Outcome::Good)
+        );
+        assert_eq!(
+            judge(&sli, base(json!({"latency_ms": 500}))),
+            Some(Outcome::Good)
+        );
+        assert_eq!(
+            judge(&sli, base(json!({"latency_ms": 500.1}))),
+            Some(Outcome::Bad)
+        );
+        assert_eq!(
+            judge(&sli, base(json!({"latency_ms": 0}))),
+            Some(Outcome::Good)
+        );
     }
 
     #[test]
@@ -149,7 +161,10 @@ mod tests {
             measure: LatencyMeasure::TimeToFirstToken,
             threshold_ms: 200.0,
         };
-        assert_eq!(judge(&ttft, base(json!({"ttft_ms": 250, "latency_ms": 100}))), Some(Outcome::Bad));
+        assert_eq!(
+            judge(&ttft, base(json!({"ttft_ms": 250, "latency_ms": 100}))),
+            Some(Outcome::Bad)
+        );
         // (1200 - 200) / 50 = 20 ms per token.
         let tpot = |threshold_ms| Sli::Latency {
             measure: LatencyMeasure::TimePerOutputToken,
@@ -158,9 +173,16 @@ mod tests {
         let rec = || base(json!({"latency_ms": 1200, "ttft_ms": 200, "response": {"tokens": 50}}));
         assert_eq!(judge(&tpot(20.0), rec()), Some(Outcome::Good));
         assert_eq!(judge(&tpot(19.99), rec()), Some(Outcome::Bad));
-        let zero_tokens = base(json!({"latency_ms": 1200, "ttft_ms": 200, "response": {"tokens": 0}}));
+        let zero_tokens =
+            base(json!({"latency_ms": 1200, "ttft_ms": 200, "response": {"tokens": 0}}));
         assert_eq!(judge(&tpot(20.0), zero_tokens), None);
-        assert_eq!(judge(&tpot(20.0), base(json!({"latency_ms": 1200, "response": {"tokens": 5}}))), None);
+        assert_eq!(
+            judge(
+                &tpot(20.0),
+                base(json!({"latency_ms": 1200, "response": {"tokens": 5}}))
+            ),
+            None
+        );
     }
 
     #[test]
@@ -173,7 +195,10 @@ mod tests {
             judge(&sli, base(json!({"error": {"type": "timeout"}}))),
             Some(Outcome::Bad)
         );
-        assert_eq!(judge(&sli, base(json!({"status": "error"}))), Some(Outcome::Bad));
+        assert_eq!(
+            judge(&sli, base(json!({"status": "error"}))),
+            Some(Outcome::Bad)
+        );
         assert_eq!(
             judge(&sli, base(json!({"error": {"type": "invalid_request"}}))),
             None

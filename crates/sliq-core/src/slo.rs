@@ -174,7 +174,10 @@ mod tests {
 
     #[test]
     fn dimensions_parse_and_name_attributes() {
-        assert_eq!(Dimension::parse("labels.tier"), Some(Dimension::Label("tier".into())));
+        assert_eq!(
+            Dimension::parse("labels.tier"),
+            Some(Dimension::Label("tier".into()))
+        );
         assert_eq!(Dimension::parse("labels."), None);
         assert_eq!(Dimension::parse("tenant"), None);
         assert_eq!(Dimension::parse("model").unwrap().attribute(), "model");
@@ -203,7 +206,10 @@ mod tests {
         assert_eq!(ids, vec![0, 1, 0, 1, 2, 1, 3, 1]);
         assert_eq!(out[2].1, Outcome::Bad);
         let k = ev.series(SeriesId(2));
-        assert_eq!((k.slo, k.values.as_slice()), (0, &["chat".into(), "unknown".into()][..]));
+        assert_eq!(
+            (k.slo, k.values.as_slice()),
+            (0, &["chat".into(), "unknown".into()][..])
+        );
         assert_eq!(ev.slo_of(SeriesId(1)).name, "b");
     }
 }

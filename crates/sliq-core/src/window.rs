@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::slo::SeriesId;
 use crate::sli::Outcome;
+use crate::slo::SeriesId;
 
 /// Window geometry, all in milliseconds of event time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +163,10 @@ impl Windows {
             return Vec::new();
         };
         let size = self.config.size_ms;
-        let frontier =
-            watermark.saturating_sub(self.config.allowed_lateness_ms).div_euclid(size) * size;
+        let frontier = watermark
+            .saturating_sub(self.config.allowed_lateness_ms)
+            .div_euclid(size)
+            * size;
         if frontier <= self.closed_before {
             return Vec::new();
         }

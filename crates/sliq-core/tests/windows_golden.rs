@@ -73,7 +73,11 @@ fn replay(script: &str) -> String {
                     .iter()
                     .map(|o| {
                         let (id, verdict) = o.split_once(':').expect("series:outcome");
-                        let outcome = if verdict == "good" { Outcome::Good } else { Outcome::Bad };
+                        let outcome = if verdict == "good" {
+                            Outcome::Good
+                        } else {
+                            Outcome::Bad
+                        };
                         (SeriesId(id.parse().expect("series id")), outcome)
                     })
                     .collect();
@@ -114,7 +118,11 @@ fn golden_window_transcripts() {
         .filter(|p| p.extension().is_some_and(|e| e == "golden"))
         .collect();
     files.sort();
-    assert!(files.len() >= 4, "golden files missing in {}", dir.display());
+    assert!(
+        files.len() >= 4,
+        "golden files missing in {}",
+        dir.display()
+    );
     for file in files {
         let expected = std::fs::read_to_string(&file).expect("read golden");
         let actual = replay(&expected);

@@ -4,7 +4,7 @@
 //!
 //! What the traffic holds: three services (`chat-assistant`, `code-assistant` with test-suite
 //! results, `search-qa` with a retrieval score), several models with lognormal latencies, streamed
-//! time to first token, ~2.5% errors (some `invalid_request`, the caller's fault), refusals and PII in
+//! time to first token, ~0.4% errors (some `invalid_request`, the caller's fault), refusals and PII in
 //! some answers, evaluator scores and flags, RFC 3339 and epoch-millisecond timestamps, jitter
 //! (`out_of_order_ms`) and a share of late events (`late_ratio`, `late_by_ms` behind).
 //!
@@ -113,13 +113,37 @@ struct Model {
 }
 
 const CHAT_MODELS: [Model; 3] = [
-    Model { name: "gpt-4o", median_ms: 1400.0, sigma: 0.55 },
-    Model { name: "claude-sonnet", median_ms: 1700.0, sigma: 0.6 },
-    Model { name: "llama-3-70b", median_ms: 2300.0, sigma: 0.7 },
+    Model {
+        name: "gpt-4o",
+        median_ms: 1400.0,
+        sigma: 0.55,
+    },
+    Model {
+        name: "claude-sonnet",
+        median_ms: 1700.0,
+        sigma: 0.6,
+    },
+    Model {
+        name: "llama-3-70b",
+        median_ms: 2300.0,
+        sigma: 0.7,
+    },
 ];
-const DRIFT_MODEL: Model = Model { name: "gpt-4o-mini", median_ms: 700.0, sigma: 0.5 };
-const CODE_MODEL: Model = Model { name: "codestral", median_ms: 2500.0, sigma: 0.65 };
-const SEARCH_MODEL: Model = Model { name: "command-r", median_ms: 900.0, sigma: 0.5 };
+const DRIFT_MODEL: Model = Model {
+    name: "gpt-4o-mini",
+    median_ms: 700.0,
+    sigma: 0.5,
+};
+const CODE_MODEL: Model = Model {
+    name: "codestral",
+    median_ms: 2500.0,
+    sigma: 0.65,
+};
+const SEARCH_MODEL: Model = Model {
+    name: "command-r",
+    median_ms: 900.0,
+    sigma: 0.5,
+};
 
 const TENANTS: [&str; 5] = ["acme", "globex", "initech", "umbrella", "hooli"];
 const TIERS: [(&str, f64); 3] = [("platinum", 0.1), ("gold", 0.3), ("silver", 0.6)];
@@ -145,7 +169,10 @@ const PII: [&str; 3] = [
 const ERRORS: [(&str, &str); 4] = [
     ("timeout", "upstream model timed out after 30s"),
     ("rate_limited", "429 Too Many Requests"),
-    ("server_error", "500 Internal Server Error from the model provider"),
+    (
+        "server_error",
+        "500 Internal Server Error from the model provider",
+    ),
     ("invalid_request", "prompt exceeds the context window"),
 ];
 
@@ -221,10 +248,15 @@ impl Generator {
         let i = self.index;
         self.index += 1;
         let key = format!("{:016x}-{:010}", self.config.seed, i);
-        let nominal = self.config.start_ms + (i as f64 * 1000.0 / self.config.events_per_second) as i64;
-        let malformed = self.rng.random_bool(self.config.malformed_ratio.clamp(0.0, 1.0));
+        let nominal =
+            self.config.start_ms + (i as f64 * 1000.0 / self.config.events_per_second) as i64;
+        let malformed = self
+            .rng
+            .random_bool(self.config.malformed_ratio.clamp(0.0, 1.0));
         let kind = if malformed {
-            RecordKind::Malformed(MalformedKind::ALL[self.rng.random_range(0..MalformedKind::ALL.len())])
+            RecordKind::Malformed(
+                MalformedKind::ALL[self.rng.random_range(0..MalformedKind::ALL.len())],
+            )
         } else {
             RecordKind::Valid
         };
@@ -238,20 +270,27 @@ impl Generator {
 
     fn payload(&mut self, key: &str, nominal: i64, kind: RecordKind) -> Vec<u8> {
         match kind {
-            RecordKind::Malformed(MalformedKind::NotObject) => return b"[\"not\", \"an\", \"object\"]".to_vec(),
+            RecordKind::Malformed(MalformedKind::NotObject) => {
+                return b"[\"not\", \"an\", \"object\"]".to_vec();
+            }
             RecordKind::Malformed(MalformedKind::NotJson) => {
-                return format!("{{\"id\": \"{key}\", \"ts\": \"2026-01-01T00:00:00Z\", \"service\": \"chat-ass").into_bytes();
+                return format!(
+                    "{{\"id\": \"{key}\", \"ts\": \"2026-01-01T00:00:00Z\", \"service\": \"chat-ass"
+                )
+                .into_bytes();
             }
             _ => {}
         }
         let drifted = self.config.drift_at_ms.is_some_and(|d| nominal >= d);
         let jitter = if self.config.out_of_order_ms > 0 {
-            self.rng.random_range(-self.config.out_of_order_ms..=self.config.out_of_order_ms)
+            self.rng
+                .random_range(-self.config.out_of_order_ms..=self.config.out_of_order_ms)
         } else {
             0
         };
         let mut ts_ms = nominal + jitter;
-        if kind == RecordKind::Valid && self.rng.random_bool(self.config.late_ratio.clamp(0.0, 1.0)) {
+        if kind == RecordKind::Valid && self.rng.random_bool(self.config.late_ratio.clamp(0.0, 1.0))
+        {
             ts_ms = nominal - self.config.late_by_ms;
         }
         let ts = match kind {
@@ -297,16 +336,16 @@ impl Generator {
 
         let topic = *self.pick(&TOPICS);
         let repeat = self.rng.random_range(1..=if drifted { 9 } else { 6 });
-        let prompt = format!("Please {topic}. {}", "Add the relevant context and constraints. ".repeat(repeat));
+        let prompt = format!(
+            "Please {topic}. {}",
+            "Add the relevant context and constraints. ".repeat(repeat)
+        );
         let prompt_chars = prompt.len() as f64;
 
         let drift_factor = if drifted { 1.6 } else { 1.0 };
         let latency = LogNormal::new((model.median_ms * drift_factor).ln(), model.sigma)
             .map_or(model.median_ms, |d| d.sample(&mut self.rng));
-        let error = self
-            .rng
-            .random_bool(0.025)
-            .then(|| *self.pick(&ERRORS));
+        let error = self.rng.random_bool(0.004).then(|| *self.pick(&ERRORS));
         let latency = match error {
             Some(("timeout", _)) => 30_000.0,
             _ => latency,
@@ -316,10 +355,17 @@ impl Generator {
         let faithfulness = Normal::new(faith_mean, 0.1)
             .map_or(faith_mean, |d| d.sample(&mut self.rng))
             .clamp(0.0, 1.0);
-        let hallucination = faithfulness < 0.6 && self.rng.random_bool(0.5) || self.rng.random_bool(0.005);
+        let hallucination =
+            faithfulness < 0.6 && self.rng.random_bool(0.5) || self.rng.random_bool(0.005);
         let relevance = self.rng.random_range(0.55..1.0_f64);
         let quality_score = (faithfulness + relevance) / 2.0;
-        let quality_label = if quality_score > 0.8 { "good" } else if quality_score > 0.6 { "fair" } else { "poor" };
+        let quality_label = if quality_score > 0.8 {
+            "good"
+        } else if quality_score > 0.6 {
+            "fair"
+        } else {
+            "poor"
+        };
 
         let answer_roll: f64 = self.rng.random();
         let answer = if answer_roll < 0.03 {
@@ -327,7 +373,9 @@ impl Generator {
         } else if answer_roll < 0.04 {
             format!("Here is what I found. {}", self.pick(&PII))
         } else {
-            format!("Sure. To {topic}, follow these steps: first gather the details, then proceed carefully.")
+            format!(
+                "Sure. To {topic}, follow these steps: first gather the details, then proceed carefully."
+            )
         };
         let output_tokens = self.rng.random_range(20..600) as f64;
         let finish_reason = if drifted && self.rng.random_bool(0.3) || self.rng.random_bool(0.04) {
@@ -347,7 +395,9 @@ impl Generator {
             let failed = if whole_suite_broken {
                 total - skipped
             } else {
-                (0..total - skipped).filter(|_| self.rng.random_bool(0.03)).count()
+                (0..total - skipped)
+                    .filter(|_| self.rng.random_bool(0.03))
+                    .count()
             };
             obj(vec![
                 ("passed", (total - skipped - failed).into()),
@@ -361,7 +411,10 @@ impl Generator {
             ("temperature", temperature.into()),
         ]);
         if service == "search-qa" {
-            features.insert("retrieval_score".into(), round(self.rng.random_range(0.3..1.0), 3).into());
+            features.insert(
+                "retrieval_score".into(),
+                round(self.rng.random_range(0.3..1.0), 3).into(),
+            );
         }
 
         let record = Record {
@@ -371,14 +424,20 @@ impl Generator {
             operation,
             model: model.name,
             labels,
-            request: Text { text: &prompt, tokens: (prompt_chars / 4.0).round() },
+            request: Text {
+                text: &prompt,
+                tokens: (prompt_chars / 4.0).round(),
+            },
             response: error.is_none().then_some(Response {
                 text: &answer,
                 tokens: output_tokens,
                 finish_reason,
             }),
             status: if error.is_some() { "error" } else { "ok" },
-            error: error.map(|(t, m)| ErrorInfo { r#type: t, message: m }),
+            error: error.map(|(t, m)| ErrorInfo {
+                r#type: t,
+                message: m,
+            }),
             latency_ms: if kind == RecordKind::Malformed(MalformedKind::WrongType) {
                 Value::from("fast")
             } else {
@@ -391,7 +450,10 @@ impl Generator {
                 obj(vec![
                     ("faithfulness", round(faithfulness, 3).into()),
                     ("relevance", round(relevance, 3).into()),
-                    ("answer_quality", serde_json::json!({"score": round(quality_score, 3), "label": quality_label})),
+                    (
+                        "answer_quality",
+                        serde_json::json!({"score": round(quality_score, 3), "label": quality_label}),
+                    ),
                 ])
             },
             flags: obj(vec![
@@ -424,13 +486,22 @@ mod tests {
     fn same_seed_same_bytes_other_seed_other_bytes() {
         let a = records(GenConfig::default(), 500);
         assert_eq!(a, records(GenConfig::default(), 500));
-        let b = records(GenConfig { seed: 7, ..GenConfig::default() }, 500);
+        let b = records(
+            GenConfig {
+                seed: 7,
+                ..GenConfig::default()
+            },
+            500,
+        );
         assert_ne!(a[10].payload, b[10].payload);
     }
 
     #[test]
     fn malformed_records_are_what_they_say() {
-        let config = GenConfig { malformed_ratio: 0.2, ..GenConfig::default() };
+        let config = GenConfig {
+            malformed_ratio: 0.2,
+            ..GenConfig::default()
+        };
         let mut seen = std::collections::BTreeSet::new();
         for r in records(config, 5000) {
             let parsed: Result<Value, _> = serde_json::from_slice(&r.payload);
@@ -445,8 +516,12 @@ mod tests {
                         MalformedKind::NotJson => assert!(parsed.is_err()),
                         MalformedKind::NotObject => assert!(parsed.unwrap().is_array()),
                         MalformedKind::MissingId => assert!(parsed.unwrap().get("id").is_none()),
-                        MalformedKind::WrongType => assert_eq!(parsed.unwrap()["latency_ms"], "fast"),
-                        MalformedKind::BadTimestamp => assert_eq!(parsed.unwrap()["ts"], "yesterday"),
+                        MalformedKind::WrongType => {
+                            assert_eq!(parsed.unwrap()["latency_ms"], "fast");
+                        }
+                        MalformedKind::BadTimestamp => {
+                            assert_eq!(parsed.unwrap()["ts"], "yesterday");
+                        }
                     }
                 }
             }
@@ -473,7 +548,11 @@ mod tests {
         let (mut strings, mut ints) = (0, 0);
         for r in recs.iter().filter(|r| r.kind == RecordKind::Valid) {
             let v: Value = serde_json::from_slice(&r.payload).unwrap();
-            if v["ts"].is_string() { strings += 1 } else if v["ts"].is_i64() { ints += 1 }
+            if v["ts"].is_string() {
+                strings += 1;
+            } else if v["ts"].is_i64() {
+                ints += 1;
+            }
         }
         assert!(strings > 10_000 && ints > 2_000, "{strings} {ints}");
     }
@@ -481,18 +560,33 @@ mod tests {
     #[test]
     fn drift_raises_latency_and_brings_a_new_model_only_after_its_time() {
         let start = GenConfig::default().start_ms;
-        let config = GenConfig { drift_at_ms: Some(start + 20_000), malformed_ratio: 0.0, ..GenConfig::default() };
+        let config = GenConfig {
+            drift_at_ms: Some(start + 20_000),
+            malformed_ratio: 0.0,
+            ..GenConfig::default()
+        };
         let recs = records(config, 40_000);
         let (mut before, mut after) = (Vec::new(), Vec::new());
         let (mut mini_before, mut mini_after) = (0, 0);
         for (i, r) in recs.iter().enumerate() {
             let v: Value = serde_json::from_slice(&r.payload).unwrap();
-            if v["status"] != "ok" { continue }
+            if v["status"] != "ok" {
+                continue;
+            }
             let lat = v["latency_ms"].as_f64().unwrap();
             let mini = v["model"] == "gpt-4o-mini";
-            if i < 20_000 { before.push(lat); mini_before += usize::from(mini) } else { after.push(lat); mini_after += usize::from(mini) }
+            if i < 20_000 {
+                before.push(lat);
+                mini_before += usize::from(mini);
+            } else {
+                after.push(lat);
+                mini_after += usize::from(mini);
+            }
         }
-        let median = |v: &mut Vec<f64>| { v.sort_by(f64::total_cmp); v[v.len() / 2] };
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         let (mb, ma) = (median(&mut before), median(&mut after));
         assert_eq!(mini_before, 0);
         assert!(mini_after > 3000, "{mini_after}");
@@ -502,12 +596,19 @@ mod tests {
 
     #[test]
     fn late_records_are_set_back_by_late_by() {
-        let config = GenConfig { late_ratio: 0.05, out_of_order_ms: 0, malformed_ratio: 0.0, ..GenConfig::default() };
+        let config = GenConfig {
+            late_ratio: 0.05,
+            out_of_order_ms: 0,
+            malformed_ratio: 0.0,
+            ..GenConfig::default()
+        };
         let mut late = 0;
         for (i, r) in records(config.clone(), 5000).iter().enumerate() {
             let v: Value = serde_json::from_slice(&r.payload).unwrap();
             let ts = match &v["ts"] {
-                Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis(),
+                Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                    .unwrap()
+                    .timestamp_millis(),
                 other => other.as_i64().unwrap(),
             };
             let nominal = config.start_ms + i as i64;

@@ -112,7 +112,12 @@ impl MetricsBuilder {
         ]
         .into_iter()
         .map(|(outcome, n)| {
-            point(vec![kv("sliq.record.outcome", outcome)], self.started_ns, now_ns, n)
+            point(
+                vec![kv("sliq.record.outcome", outcome)],
+                self.started_ns,
+                now_ns,
+                n,
+            )
         })
         .collect();
 
@@ -229,7 +234,11 @@ mod tests {
             end_ms: (start_s + 60) * 1000,
             counts: counts
                 .iter()
-                .map(|&(s, good, bad)| SeriesCount { series: SeriesId(s), good, bad })
+                .map(|&(s, good, bad)| SeriesCount {
+                    series: SeriesId(s),
+                    good,
+                    bad,
+                })
                 .collect(),
             closed: true,
         }
@@ -243,7 +252,9 @@ mod tests {
             .iter()
             .find(|m| m.name == name)
             .unwrap();
-        let Some(metric::Data::Sum(s)) = &m.data else { panic!("not a sum") };
+        let Some(metric::Data::Sum(s)) = &m.data else {
+            panic!("not a sum")
+        };
         s.data_points
             .iter()
             .map(|p| {
@@ -259,34 +270,65 @@ mod tests {
                         (kv.key.clone(), v)
                     })
                     .collect();
-                let Some(number_data_point::Value::AsInt(v)) = p.value else { panic!("int") };
+                let Some(number_data_point::Value::AsInt(v)) = p.value else {
+                    panic!("int")
+                };
                 (attrs, p.start_time_unix_nano, p.time_unix_nano, v)
             })
             .collect()
     }
 
     fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn cumulative_points_keep_the_first_start_and_run_totals() {
         let ev = evaluator_with_two_series();
         let mut b = MetricsBuilder::new("i-1", Temporality::Cumulative, 5_000);
-        let first = b.build(&[window(60, &[(0, 3, 1)])], &ev, RecordCounts::default(), 9_000);
+        let first = b.build(
+            &[window(60, &[(0, 3, 1)])],
+            &ev,
+            RecordCounts::default(),
+            9_000,
+        );
         let second = b.build(
             &[window(120, &[(0, 2, 0), (1, 5, 5)])],
             &ev,
-            RecordCounts { accepted: 11, dead_lettered: 2, late: 1 },
+            RecordCounts {
+                accepted: 11,
+                dead_lettered: 2,
+                late: 1,
+            },
             200_000,
         );
         let s = 1_000_000_000;
-        let gold = |o| attrs(&[("sliq.slo.name", "avail"), ("sliq.slo.outcome", o), ("service", "chat"), ("tier", "gold")]);
+        let gold = |o| {
+            attrs(&[
+                ("sliq.slo.name", "avail"),
+                ("sliq.slo.outcome", o),
+                ("service", "chat"),
+                ("tier", "gold"),
+            ])
+        };
         assert_eq!(
             flat(&first, "sliq.slo.events"),
-            vec![(gold("good"), 60 * s, 120 * s, 3), (gold("bad"), 60 * s, 120 * s, 1)]
+            vec![
+                (gold("good"), 60 * s, 120 * s, 3),
+                (gold("bad"), 60 * s, 120 * s, 1)
+            ]
         );
-        let code = |o| attrs(&[("sliq.slo.name", "avail"), ("sliq.slo.outcome", o), ("service", "code"), ("tier", "unknown")]);
+        let code = |o| {
+            attrs(&[
+                ("sliq.slo.name", "avail"),
+                ("sliq.slo.outcome", o),
+                ("service", "code"),
+                ("tier", "unknown"),
+            ])
+        };
         assert_eq!(
             flat(&second, "sliq.slo.events"),
             vec![
@@ -299,13 +341,27 @@ mod tests {
         assert_eq!(
             flat(&second, "sliq.records"),
             vec![
-                (attrs(&[("sliq.record.outcome", "accepted")]), 5 * s, 200 * s, 11),
-                (attrs(&[("sliq.record.outcome", "dead_lettered")]), 5 * s, 200 * s, 2),
+                (
+                    attrs(&[("sliq.record.outcome", "accepted")]),
+                    5 * s,
+                    200 * s,
+                    11
+                ),
+                (
+                    attrs(&[("sliq.record.outcome", "dead_lettered")]),
+                    5 * s,
+                    200 * s,
+                    2
+                ),
                 (attrs(&[("sliq.record.outcome", "late")]), 5 * s, 200 * s, 1),
             ]
         );
         let res = first.resource_metrics[0].resource.as_ref().unwrap();
-        assert!(res.attributes.iter().any(|a| a.key == "service.instance.id"));
+        assert!(
+            res.attributes
+                .iter()
+                .any(|a| a.key == "service.instance.id")
+        );
     }
 
     #[test]
@@ -316,7 +372,10 @@ mod tests {
         let req = b.build(&[window(60, &[(0, 2, 0)])], &ev, RecordCounts::default(), 1);
         let points = flat(&req, "sliq.slo.events");
         let s = 1_000_000_000;
-        assert_eq!(points.iter().map(|p| (p.1, p.2, p.3)).collect::<Vec<_>>(), vec![(60 * s, 120 * s, 2), (60 * s, 120 * s, 0)]);
+        assert_eq!(
+            points.iter().map(|p| (p.1, p.2, p.3)).collect::<Vec<_>>(),
+            vec![(60 * s, 120 * s, 2), (60 * s, 120 * s, 0)]
+        );
     }
 
     #[test]
@@ -325,7 +384,8 @@ mod tests {
         let mut b = MetricsBuilder::new("i", Temporality::Cumulative, 0);
         let req = b.build(&[window(60, &[(0, 3, 1)])], &ev, RecordCounts::default(), 1);
         let json = serde_json::to_value(&req).unwrap();
-        let p = &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0];
+        let p =
+            &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0];
         assert_eq!(p["timeUnixNano"], "120000000000");
         assert_eq!(p["asInt"], "3");
     }

@@ -15,7 +15,9 @@ use tonic::transport::{Channel, Endpoint};
 /// Why an export was not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("OTLP endpoint {endpoint:?} is not a valid URL: {detail}; write e.g. http://collector:4317")]
+    #[error(
+        "OTLP endpoint {endpoint:?} is not a valid URL: {detail}; write e.g. http://collector:4317"
+    )]
     BadEndpoint { endpoint: String, detail: String },
     #[error("OTLP gRPC export to {endpoint} failed: {status}")]
     Grpc {
@@ -24,7 +26,9 @@ pub enum ExportError {
     },
     #[error("OTLP HTTP export to {url} failed: {detail}")]
     Http { url: String, detail: String },
-    #[error("cannot write OTLP/JSON to {path}: {source}; check export.otlp.endpoint and the folder's permissions")]
+    #[error(
+        "cannot write OTLP/JSON to {path}: {source}; check export.otlp.endpoint and the folder's permissions"
+    )]
     File {
         path: PathBuf,
         source: std::io::Error,
@@ -114,7 +118,10 @@ impl Exporter {
     }
 
     /// Sends one request and waits for its acknowledgement.
-    pub async fn export(&mut self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+    pub async fn export(
+        &mut self,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<(), ExportError> {
         match self {
             Exporter::Grpc { endpoint, client } => client
                 .export(request.clone())
@@ -146,7 +153,10 @@ impl Exporter {
                     Ok(())
                 } else {
                     let body = response.text().await.unwrap_or_default();
-                    Err(fail(format!("HTTP {status}: {}", body.chars().take(300).collect::<String>())))
+                    Err(fail(format!(
+                        "HTTP {status}: {}",
+                        body.chars().take(300).collect::<String>()
+                    )))
                 }
             }
             Exporter::File { path, file } => {
@@ -187,10 +197,12 @@ mod tests {
             panic!("http exporter")
         };
         assert_eq!(url, "http://c:4318/v1/metrics");
-        let Exporter::Http { url, .. } =
-            Exporter::http("http://c:4318/custom/path", Duration::from_secs(1), BTreeMap::new())
-                .unwrap()
-        else {
+        let Exporter::Http { url, .. } = Exporter::http(
+            "http://c:4318/custom/path",
+            Duration::from_secs(1),
+            BTreeMap::new(),
+        )
+        .unwrap() else {
             panic!("http exporter")
         };
         assert_eq!(url, "http://c:4318/custom/path");
@@ -199,7 +211,10 @@ mod tests {
     #[test]
     fn bad_endpoints_say_what_to_write() {
         let e = Exporter::grpc("not a url", Duration::from_secs(1)).unwrap_err();
-        assert!(e.to_string().contains("write e.g. http://collector:4317"), "{e}");
+        assert!(
+            e.to_string().contains("write e.g. http://collector:4317"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

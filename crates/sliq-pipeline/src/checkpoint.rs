@@ -40,7 +40,8 @@ impl State {
         let now = Instant::now();
         if mode == Mode::Regular {
             for (id, s) in self.sources.iter_mut() {
-                if s.assigned && !s.idle && now.duration_since(s.last_record_at) >= self.idle_after {
+                if s.assigned && !s.idle && now.duration_since(s.last_record_at) >= self.idle_after
+                {
                     s.idle = true;
                     self.windows.set_idle(id);
                 }
@@ -53,9 +54,12 @@ impl State {
             Mode::Final => windows.extend(self.windows.close_all()),
         }
         if !windows.is_empty() || self.counts != self.exported_counts {
-            let request =
-                self.builder
-                    .build(&windows, &self.evaluator, self.counts, chrono::Utc::now().timestamp_millis());
+            let request = self.builder.build(
+                &windows,
+                &self.evaluator,
+                self.counts,
+                chrono::Utc::now().timestamp_millis(),
+            );
             self.export(&request)?;
             self.exported_counts = self.counts;
         }
@@ -70,7 +74,10 @@ impl State {
         Ok(())
     }
 
-    fn export(&mut self, request: &sliq_otlp::ExportMetricsServiceRequest) -> Result<(), PipelineError> {
+    fn export(
+        &mut self,
+        request: &sliq_otlp::ExportMetricsServiceRequest,
+    ) -> Result<(), PipelineError> {
         let mut delay = FIRST_RETRY_DELAY;
         let mut attempt = 1;
         loop {
@@ -135,7 +142,9 @@ impl State {
     }
 
     pub(crate) fn publish_progress(&self) {
-        let Some(progress) = &self.progress else { return };
+        let Some(progress) = &self.progress else {
+            return;
+        };
         let slos: Vec<SloProgress> = self
             .evaluator
             .slos()

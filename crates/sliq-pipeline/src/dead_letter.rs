@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::error::KafkaError;
 use sliq_core::Reject;
 use tokio::runtime::Handle;
 
@@ -47,22 +47,44 @@ impl DeadLetters {
     }
 
     /// Queues one refused record; the delivery is confirmed by [`DeadLetters::settle`].
-    pub(crate) fn send(&mut self, msg: &BorrowedMessage<'_>, reject: &Reject) -> Result<(), PipelineError> {
+    pub(crate) fn send(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        reject: &Reject,
+    ) -> Result<(), PipelineError> {
         let partition = msg.partition().to_string();
         let offset = msg.offset().to_string();
         let error = reject.to_string();
         let mut headers = OwnedHeaders::new();
         if let Some(original) = msg.headers() {
             for h in original.iter() {
-                headers = headers.insert(Header { key: h.key, value: h.value });
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
             }
         }
         let headers = headers
-            .insert(Header { key: REASON, value: Some(reject.code()) })
-            .insert(Header { key: ERROR, value: Some(error.as_str()) })
-            .insert(Header { key: SOURCE_TOPIC, value: Some(msg.topic()) })
-            .insert(Header { key: SOURCE_PARTITION, value: Some(partition.as_str()) })
-            .insert(Header { key: SOURCE_OFFSET, value: Some(offset.as_str()) });
+            .insert(Header {
+                key: REASON,
+                value: Some(reject.code()),
+            })
+            .insert(Header {
+                key: ERROR,
+                value: Some(error.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_TOPIC,
+                value: Some(msg.topic()),
+            })
+            .insert(Header {
+                key: SOURCE_PARTITION,
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_OFFSET,
+                value: Some(offset.as_str()),
+            });
         // Owned, so the record does not borrow `self` while `settle` needs it mutably.
         let topic = self.topic.clone();
         let mut record = FutureRecord::<[u8], [u8]>::to(&topic)

@@ -11,11 +11,15 @@ pub enum PipelineError {
         context: String,
         source: rdkafka::error::KafkaError,
     },
-    #[error("dead-letter topic {topic:?}: delivery failed: {detail}; check the topic exists and the producer may write to it")]
+    #[error(
+        "dead-letter topic {topic:?}: delivery failed: {detail}; check the topic exists and the producer may write to it"
+    )]
     DeadLetter { topic: String, detail: String },
     #[error("archive: {0}")]
     Archive(#[from] sliq_archive::ArchiveError),
-    #[error("OTLP export failed after {attempts} attempts, last: {last}; offsets were not committed, so a restart replays")]
+    #[error(
+        "OTLP export failed after {attempts} attempts, last: {last}; offsets were not committed, so a restart replays"
+    )]
     Export {
         attempts: u32,
         last: sliq_otlp::ExportError,
@@ -30,7 +34,9 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    pub(crate) fn kafka(context: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
+    pub(crate) fn kafka(
+        context: impl Into<String>,
+    ) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
         let context = context.into();
         move |source| PipelineError::Kafka { context, source }
     }

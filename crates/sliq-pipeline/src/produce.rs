@@ -61,7 +61,9 @@ pub async fn produce_generated(
                     to_send = back;
                     settle(&mut in_flight, topic).await?;
                 }
-                Err((e, _)) => return Err(PipelineError::kafka(format!("producing to {topic}"))(e)),
+                Err((e, _)) => {
+                    return Err(PipelineError::kafka(format!("producing to {topic}"))(e));
+                }
             }
         }
         if in_flight.len() >= IN_FLIGHT {

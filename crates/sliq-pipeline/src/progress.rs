@@ -66,12 +66,25 @@ mod tests {
     #[test]
     fn budget_left_follows_the_definition() {
         // 990 good of 1000 at 99.5%: bad ratio 1% is twice the 0.5% budget → −100%.
-        let p = SloProgress { name: "a".into(), objective: 0.995, good: 990, bad: 10 };
+        let p = SloProgress {
+            name: "a".into(),
+            objective: 0.995,
+            good: 990,
+            bad: 10,
+        };
         assert!((p.budget_left().unwrap() - -1.0).abs() < 1e-9);
         // 998 of 1000: 0.2% of 0.5% spent → 60% left.
-        let p = SloProgress { good: 998, bad: 2, ..p };
+        let p = SloProgress {
+            good: 998,
+            bad: 2,
+            ..p
+        };
         assert!((p.budget_left().unwrap() - 0.6).abs() < 1e-9);
-        let p = SloProgress { good: 0, bad: 0, ..p };
+        let p = SloProgress {
+            good: 0,
+            bad: 0,
+            ..p
+        };
         assert_eq!(p.budget_left(), None);
     }
 }

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::ClientConfig;
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
-use rdkafka::TopicPartitionList;
 use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
 use sliq_core::{Admission, Decoder, Evaluator, Outcome, Reject, SeriesId, Windows};
@@ -101,7 +101,10 @@ impl State {
         };
         self.outcomes.clear();
         self.evaluator.evaluate(&event, &mut self.outcomes);
-        match self.windows.add(id, msg.offset(), event.ts_ms, &self.outcomes) {
+        match self
+            .windows
+            .add(id, msg.offset(), event.ts_ms, &self.outcomes)
+        {
             Admission::Counted => {
                 self.counts.accepted += 1;
                 for (series, outcome) in &self.outcomes {
@@ -117,11 +120,16 @@ impl State {
             offset: msg.offset(),
         };
         let ingested_at_ms = chrono::Utc::now().timestamp_millis();
-        self.archive.append(at, &event, payload, ingested_at_ms, now)?;
+        self.archive
+            .append(at, &event, payload, ingested_at_ms, now)?;
         Ok(())
     }
 
-    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, reject: &Reject) -> Result<(), PipelineError> {
+    fn dead_letter(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        reject: &Reject,
+    ) -> Result<(), PipelineError> {
         self.counts.dead_lettered += 1;
         self.dead_letters.send(msg, reject)
     }
@@ -141,7 +149,9 @@ impl ClientContext for SourceContext {}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(revoked) = rebalance else { return };
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
         let mut state = self.state.lock();
         if state.failure.is_some() {
             return;
@@ -159,7 +169,10 @@ impl ConsumerContext for SourceContext {
                 s.committed = None;
             }
         }
-        info!(partitions = revoked.count(), "partitions revoked after a checkpoint");
+        info!(
+            partitions = revoked.count(),
+            "partitions revoked after a checkpoint"
+        );
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -170,7 +183,10 @@ impl ConsumerContext for SourceContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(e) = result {
-            warn!(partitions = offsets.count(), "offset commit failed: {e}; the next checkpoint commits again");
+            warn!(
+                partitions = offsets.count(),
+                "offset commit failed: {e}; the next checkpoint commits again"
+            );
         }
     }
 }
@@ -190,7 +206,9 @@ pub fn run(
     let otlp = &spec.export.otlp;
     let exporter = match otlp.effective_protocol() {
         Protocol::Grpc => rt.block_on(async { Exporter::grpc(&otlp.endpoint, otlp.timeout.0) }),
-        Protocol::HttpProtobuf => Exporter::http(&otlp.endpoint, otlp.timeout.0, otlp.headers.clone()),
+        Protocol::HttpProtobuf => {
+            Exporter::http(&otlp.endpoint, otlp.timeout.0, otlp.headers.clone())
+        }
         Protocol::File => Exporter::file(&otlp.endpoint),
     }
     .map_err(PipelineError::Exporter)?;
@@ -221,7 +239,11 @@ pub fn run(
         windows: Windows::new(spec.windows.window_config()),
         archive,
         exporter,
-        builder: MetricsBuilder::new(instance_id, temporality, chrono::Utc::now().timestamp_millis()),
+        builder: MetricsBuilder::new(
+            instance_id,
+            temporality,
+            chrono::Utc::now().timestamp_millis(),
+        ),
         dead_letters: DeadLetters::new(producer, kafka.dead_letter_topic.clone(), rt.clone()),
         sources: Sources::default(),
         counts: RecordCounts::default(),
@@ -288,7 +310,10 @@ fn consume(
             Some(Ok(msg)) => {
                 st.process(&msg)?;
                 last_record = Instant::now();
-                if limits.max_records.is_some_and(|max| st.records_read() >= max) {
+                if limits
+                    .max_records
+                    .is_some_and(|max| st.records_read() >= max)
+                {
                     return Ok(());
                 }
             }
@@ -300,7 +325,10 @@ fn consume(
             last_checkpoint = Instant::now();
         }
         drop(st);
-        if limits.exit_on_idle.is_some_and(|idle| last_record.elapsed() >= idle) {
+        if limits
+            .exit_on_idle
+            .is_some_and(|idle| last_record.elapsed() >= idle)
+        {
             info!("no record for {:?}: stopping", limits.exit_on_idle);
             return Ok(());
         }

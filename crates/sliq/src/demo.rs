@@ -57,13 +57,15 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         .context("creating the dead-letter topic")?;
     let brokers = cluster.bootstrap_servers();
     let out_text = out.display().to_string();
-    let spec = sliq_config::parse(DEMO_SPEC, "pipelines/demo.yaml (embedded)", |name| {
-        match name {
+    let spec = sliq_config::parse(
+        DEMO_SPEC,
+        "pipelines/demo.yaml (embedded)",
+        |name| match name {
             "KAFKA_BROKERS" => Some(brokers.clone()),
             "SLIQ_OUT" => Some(out_text.clone()),
             _ => None,
-        }
-    })?;
+        },
+    )?;
 
     let events_per_second = 50.0;
     let span_ms = (args.events as f64 / events_per_second * 1000.0) as i64;
@@ -74,9 +76,8 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         ..GenConfig::default()
     });
     let (events, rate) = (args.events, args.rate);
-    let producer_brokers = brokers.clone();
     let producing = rt.spawn(async move {
-        produce_generated(&producer_brokers, TOPIC, &mut generator, events, Some(rate)).await
+        produce_generated(&brokers, TOPIC, &mut generator, events, Some(rate)).await
     });
 
     let progress = Arc::new(Progress::default());
@@ -90,13 +91,18 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
                 max_records: Some(events),
                 ..RunLimits::default()
             };
-            sliq_pipeline::run(&spec, "demo", limits, &stop, Some(pipeline_progress), handle)
+            sliq_pipeline::run(
+                &spec,
+                "demo",
+                limits,
+                &stop,
+                Some(pipeline_progress),
+                handle,
+            )
         }))
         .context("the pipeline thread panicked")??;
     drawing.abort();
-    let produced = rt
-        .block_on(producing)
-        .context("the generator panicked")??;
+    let produced = rt.block_on(producing).context("the generator panicked")??;
 
     let (slos, records, dead, late) = progress.snapshot();
     println!("{}", table::render(&slos, records, dead, late));

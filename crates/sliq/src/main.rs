@@ -52,7 +52,11 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLIQ_LOG")
@@ -102,13 +106,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             let handle = rt.handle().clone();
             let summary = rt
-                .block_on(rt.spawn_blocking(move || {
-                    run(&spec, &instance_id, limits, &stop, None, handle)
-                }))
+                .block_on(
+                    rt.spawn_blocking(move || {
+                        run(&spec, &instance_id, limits, &stop, None, handle)
+                    }),
+                )
                 .context("the pipeline thread panicked")??;
             eprintln!(
                 "stopped cleanly: {} accepted, {} dead-lettered, {} late; {} archive files, {} exports",
-                summary.accepted, summary.dead_lettered, summary.late, summary.archive_files, summary.exports
+                summary.accepted,
+                summary.dead_lettered,
+                summary.late,
+                summary.archive_files,
+                summary.exports
             );
             Ok(())
         }

@@ -29,6 +29,9 @@ pub fn render(slos: &[SloProgress], records: u64, dead_lettered: u64, late: u64)
             budget
         );
     }
-    let _ = writeln!(out, "records read: {records}   dead-lettered: {dead_lettered}   late: {late}");
+    let _ = writeln!(
+        out,
+        "records read: {records}   dead-lettered: {dead_lettered}   late: {late}"
+    );
     out
 }

@@ -1,0 +1,69 @@
+//! `sliq demo` as a user runs it: bounded, with its files checked by independent readers.
+
+use std::path::Path;
+use std::process::Command;
+
+use sliq_gen::{GenConfig, Generator, RecordKind};
+use sliq_tests::otlp::{last_values, read_otlp_json_lines, sum_points};
+use sliq_tests::python::duckdb_json;
+
+#[test]
+fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let sliq = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("sliq");
+    let out = tempfile::tempdir().expect("tempdir");
+    let n = 20_000;
+    let status = Command::new(&sliq)
+        .args(["demo", "--events", &n.to_string(), "--out"])
+        .arg(out.path())
+        .env("SLIQ_LOG", "error")
+        .status()
+        .expect("sliq demo runs");
+    assert!(status.success());
+
+    // The demo's traffic is the generator's with seed 42: recount the valid records.
+    let valid = Generator::new(GenConfig {
+        seed: 42,
+        ..GenConfig::default()
+    })
+    .take(n)
+    .filter(|r| r.kind == RecordKind::Valid)
+    .count() as u64;
+
+    let archive = out.path().join("archive");
+    let rows = duckdb_json(&format!(
+        "print(json.dumps(q(\"SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet('{}/**/*.parquet', hive_partitioning = true)\")[0]))",
+        archive.display()
+    ))
+    .expect("duckdb");
+    assert_eq!(
+        (rows["n"].as_u64(), rows["ids"].as_u64()),
+        (Some(valid), Some(valid))
+    );
+
+    let requests =
+        read_otlp_json_lines(&out.path().join("metrics.otlp.jsonl")).expect("metrics file");
+    let records = last_values(&sum_points(&requests, "sliq.records"));
+    let record = |outcome: &str| {
+        records
+            .iter()
+            .find(|((_, a), _)| a["sliq.record.outcome"] == outcome)
+            .map(|(_, v)| *v as u64)
+            .expect("record outcome exported")
+    };
+    let accepted = record("accepted");
+    assert_eq!(accepted + record("late"), valid);
+    assert_eq!(record("dead_lettered"), n as u64 - valid);
+    // Delta temporality: summing every availability point gives the events judged, which for an
+    // availability SLO without exclusions is every accepted event.
+    let availability: f64 = sum_points(&requests, "sliq.slo.events")
+        .iter()
+        .filter(|p| p.attributes["sliq.slo.name"] == "availability")
+        .map(|p| p.value)
+        .sum();
+    assert_eq!(availability as u64, accepted);
+}
