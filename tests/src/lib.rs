@@ -7,6 +7,8 @@
 pub mod broker;
 pub mod otlp;
 pub mod python;
+pub mod recount;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -23,4 +25,20 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// The `sliq` binary next to the running test (target/<profile>/sliq).
+pub fn sliq_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|d| d.join("sliq"))
+        .unwrap_or_default();
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p sliq)",
+        bin.display()
+    );
+    bin
 }

@@ -43,6 +43,37 @@ impl MetricsService for Service {
     }
 }
 
+async fn http_export(
+    axum::extract::State(inbox): axum::extract::State<Arc<Inbox>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, Vec<u8>) {
+    use prost::Message as _;
+    if inbox
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+    }
+    if headers
+        .get("content-type")
+        .is_none_or(|v| v != "application/x-protobuf")
+    {
+        return (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, Vec::new());
+    }
+    match ExportMetricsServiceRequest::decode(body) {
+        Ok(request) => {
+            inbox.requests.lock().push(request);
+            (
+                axum::http::StatusCode::OK,
+                ExportMetricsServiceResponse::default().encode_to_vec(),
+            )
+        }
+        Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
+    }
+}
+
 /// A running receiver; stops with the test's runtime.
 #[derive(Debug, Clone)]
 pub struct OtlpReceiver {
@@ -84,6 +115,18 @@ impl OtlpReceiver {
                 .add_service(service)
                 .serve_with_incoming(tokio_stream_listener(listener)),
         );
+        Ok(OtlpReceiver { inbox, port })
+    }
+
+    /// Serves OTLP/HTTP with protobuf bodies (`POST /v1/metrics`) on a free loopback port.
+    pub async fn start_http() -> anyhow::Result<OtlpReceiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let inbox = Arc::new(Inbox::default());
+        let app = axum::Router::new()
+            .route("/v1/metrics", axum::routing::post(http_export))
+            .with_state(Arc::clone(&inbox));
+        tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(OtlpReceiver { inbox, port })
     }
 

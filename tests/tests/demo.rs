@@ -1,6 +1,5 @@
 //! `sliq demo` as a user runs it: bounded, with its files checked by independent readers.
 
-use std::path::Path;
 use std::process::Command;
 
 use sliq_gen::{GenConfig, Generator, RecordKind};
@@ -9,12 +8,7 @@ use sliq_tests::python::duckdb_json;
 
 #[test]
 fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
-    let exe = std::env::current_exe().expect("test binary path");
-    let sliq = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("sliq");
+    let sliq = sliq_tests::sliq_binary();
     let out = tempfile::tempdir().expect("tempdir");
     let n = 20_000;
     let status = Command::new(&sliq)

@@ -3,205 +3,17 @@
 //! independent recount of the generated records with serde_json, never sliq's own output.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-use sliq_gen::{GenConfig, GeneratedRecord, Generator, RecordKind};
+use sliq_gen::{GeneratedRecord, Generator, RecordKind};
 use sliq_tests::broker::Broker;
-use sliq_tests::otlp::{OtlpReceiver, last_values};
-use sliq_tests::python::duckdb_json;
+use sliq_tests::otlp::OtlpReceiver;
+use sliq_tests::recount::{archive_summary, expected, unfinished_files};
+use sliq_tests::run::{
+    exported_by_slo_service, gen_config, record_counts, spec, start_sliq, wait_ok,
+};
 
-const LATENCY_THRESHOLD_MS: f64 = 4000.0;
-
-fn sliq_binary() -> PathBuf {
-    // target/debug/deps/<this test> → target/debug/sliq
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("sliq");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build -p sliq)",
-        bin.display()
-    );
-    bin
-}
-
-fn spec(broker: &Broker, group: &str, otlp: &str, archive: &Path) -> String {
-    format!(
-        "source:
-  kafka:
-    brokers: {brokers}
-    topics: [logs]
-    group_id: {group}
-    dead_letter_topic: logs-dlq
-windows:
-  size: 1m
-  allowed_lateness: 30s
-  max_out_of_orderness: 5s
-  idle_partition_after: 2s
-slos:
-  - name: availability
-    objective: 0.99
-    dimensions: [service]
-    sli:
-      availability: {{}}
-  - name: latency
-    objective: 0.95
-    dimensions: [service, model]
-    sli:
-      latency: {{ threshold: 4s }}
-export:
-  otlp:
-    endpoint: {otlp}
-archive:
-  dir: {archive}
-  max_rows: 20000
-  max_age: 5s
-",
-        brokers = broker.bootstrap(),
-        archive = archive.display(),
-    )
-}
-
-fn gen_config(seed: u64) -> GenConfig {
-    GenConfig {
-        seed,
-        start_ms: 1_767_225_600_000,
-        events_per_second: 200.0,
-        late_ratio: 0.0,
-        ..GenConfig::default()
-    }
-}
-
-/// What the records must produce, recounted from their JSON with no sliq code involved.
-#[derive(Debug, Default, PartialEq)]
-struct Expected {
-    valid: u64,
-    malformed: u64,
-    /// (slo, service) → [good, bad]
-    by_slo_service: BTreeMap<(String, String), [u64; 2]>,
-    /// sha256 over the sorted lines "id sha256(raw)" of every valid record.
-    archive_digest: String,
-}
-
-fn expected(records: &[GeneratedRecord]) -> Expected {
-    let mut e = Expected::default();
-    let mut lines = Vec::new();
-    for r in records {
-        if r.kind != RecordKind::Valid {
-            e.malformed += 1;
-            continue;
-        }
-        e.valid += 1;
-        let v: Value = serde_json::from_slice(&r.payload).expect("valid records are JSON");
-        let service = v["service"].as_str().expect("service").to_owned();
-        let ok = match v["status"].as_str() {
-            Some(s) => s == "ok",
-            None => v.get("error").is_none_or(Value::is_null),
-        };
-        let avail = e
-            .by_slo_service
-            .entry(("availability".into(), service.clone()))
-            .or_default();
-        avail[usize::from(!ok)] += 1;
-        if ok && let Some(latency) = v["latency_ms"].as_f64() {
-            let lat = e
-                .by_slo_service
-                .entry(("latency".into(), service))
-                .or_default();
-            lat[usize::from(latency > LATENCY_THRESHOLD_MS)] += 1;
-        }
-        lines.push(format!(
-            "{} {:x}",
-            v["id"].as_str().expect("id"),
-            Sha256::digest(&r.payload)
-        ));
-    }
-    lines.sort();
-    e.archive_digest = format!("{:x}", Sha256::digest(lines.join("\n").as_bytes()));
-    e
-}
-
-/// Reads the archive with DuckDB: rows, distinct Kafka positions, and the same digest as `expected`.
-fn archive_summary(dir: &Path) -> Value {
-    duckdb_json(&format!(
-        "rows = q(\"SELECT id, raw, kafka_partition, kafka_offset FROM read_parquet('{}/**/*.parquet', hive_partitioning = true)\")\n\
-         lines = sorted(r['id'] + ' ' + hashlib.sha256(r['raw']).hexdigest() for r in rows)\n\
-         print(json.dumps({{'rows': len(rows), 'positions': len({{(r['kafka_partition'], r['kafka_offset']) for r in rows}}), \
-         'digest': hashlib.sha256('\\n'.join(lines).encode()).hexdigest()}}))",
-        dir.display()
-    ))
-    .expect("duckdb reads the archive")
-}
-
-fn unfinished_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("archive folder").flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "inprogress") {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-async fn start_sliq(spec_path: &Path, instance: &str) -> tokio::process::Child {
-    tokio::process::Command::new(sliq_binary())
-        .args(["run", "--config"])
-        .arg(spec_path)
-        .args(["--exit-on-idle", "6s", "--instance-id", instance])
-        .env("SLIQ_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sliq starts")
-}
-
-async fn wait_ok(child: tokio::process::Child, name: &str) {
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not stop within 300 s"))
-        .expect("wait for sliq");
-    assert!(
-        out.status.success(),
-        "{name} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Totals per (slo, service) from cumulative points: the last value of each series, summed over
-/// the other dimensions and over instances.
-fn exported_by_slo_service(receiver: &OtlpReceiver) -> BTreeMap<(String, String), [u64; 2]> {
-    let mut out: BTreeMap<(String, String), [u64; 2]> = BTreeMap::new();
-    for ((_, attrs), value) in last_values(&receiver.sum_points("sliq.slo.events")) {
-        let key = (attrs["sliq.slo.name"].clone(), attrs["service"].clone());
-        let slot = usize::from(attrs["sliq.slo.outcome"] == "bad");
-        out.entry(key).or_default()[slot] += value as u64;
-    }
-    out
-}
-
-/// `sliq.records` totals per instance: outcome → count.
-fn record_counts(receiver: &OtlpReceiver) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for ((resource, attrs), value) in last_values(&receiver.sum_points("sliq.records")) {
-        out.entry(resource["service.instance.id"].clone())
-            .or_default()
-            .insert(attrs["sliq.record.outcome"].clone(), value as u64);
-    }
-    out
-}
+const IDLE: &[&str] = &["--exit-on-idle", "6s"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly() {
@@ -231,10 +43,15 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
     let spec_path = dir.path().join("spec.yaml");
     std::fs::write(
         &spec_path,
-        spec(&broker, "it-exact", &receiver.endpoint(), &archive),
+        spec(
+            &broker,
+            "it-exact",
+            &format!("    endpoint: {}", receiver.endpoint()),
+            &archive,
+        ),
     )
     .expect("spec");
-    wait_ok(start_sliq(&spec_path, "it-a").await, "sliq").await;
+    wait_ok(start_sliq(&spec_path, "it-a", IDLE).await, "sliq").await;
 
     // OTLP: every judged event once, in the right series.
     assert_eq!(exported_by_slo_service(&receiver), want.by_slo_service);
@@ -301,19 +118,24 @@ async fn two_instances_in_one_group_split_partitions_and_archive_each_record_onc
     let spec_path = dir.path().join("spec.yaml");
     std::fs::write(
         &spec_path,
-        spec(&broker, "it-pair", &receiver.endpoint(), &archive),
+        spec(
+            &broker,
+            "it-pair",
+            &format!("    endpoint: {}", receiver.endpoint()),
+            &archive,
+        ),
     )
     .expect("spec");
 
     // Instance a starts alone and reads the first part; b joins mid-stream, forcing a rebalance
     // while a holds open windows and files.
     let mut generator = Generator::new(gen_config(11));
-    let a = start_sliq(&spec_path, "it-a").await;
+    let a = start_sliq(&spec_path, "it-a", IDLE).await;
     sliq_pipeline::produce_generated(&broker.bootstrap(), "logs", &mut generator, 6_000, None)
         .await
         .expect("produce first part");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let b = start_sliq(&spec_path, "it-b").await;
+    let b = start_sliq(&spec_path, "it-b", IDLE).await;
     sliq_pipeline::produce_generated(
         &broker.bootstrap(),
         "logs",

@@ -1,0 +1,111 @@
+//! Running `sliq` in tests: specs, processes, and the totals read back from the receiver.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use sliq_gen::GenConfig;
+
+use crate::broker::Broker;
+use crate::otlp::{OtlpReceiver, last_values};
+
+/// A pipeline spec for the test topics `logs`/`logs-dlq` with an availability SLO by service and
+/// a 4 s latency SLO by service and model; `export` is the indented body of `export.otlp`.
+pub fn spec(broker: &Broker, group: &str, export: &str, archive: &Path) -> String {
+    format!(
+        "source:
+  kafka:
+    brokers: {brokers}
+    topics: [logs]
+    group_id: {group}
+    dead_letter_topic: logs-dlq
+windows:
+  size: 1m
+  allowed_lateness: 30s
+  max_out_of_orderness: 5s
+  idle_partition_after: 2s
+slos:
+  - name: availability
+    objective: 0.99
+    dimensions: [service]
+    sli:
+      availability: {{}}
+  - name: latency
+    objective: 0.95
+    dimensions: [service, model]
+    sli:
+      latency: {{ threshold: 4s }}
+export:
+  otlp:
+{export}
+archive:
+  dir: {archive}
+  max_rows: 20000
+  max_age: 5s
+",
+        brokers = broker.bootstrap(),
+        archive = archive.display(),
+    )
+}
+
+/// The generator settings of the end-to-end tests: no late events, ~1% malformed.
+pub fn gen_config(seed: u64) -> GenConfig {
+    GenConfig {
+        seed,
+        start_ms: 1_767_225_600_000,
+        events_per_second: 200.0,
+        late_ratio: 0.0,
+        ..GenConfig::default()
+    }
+}
+
+/// Starts `sliq run` on a spec; `extra` adds arguments (e.g. `--exit-on-idle 6s`).
+pub async fn start_sliq(spec_path: &Path, instance: &str, extra: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(crate::sliq_binary())
+        .args(["run", "--config"])
+        .arg(spec_path)
+        .args(["--instance-id", instance])
+        .args(extra)
+        .env("SLIQ_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sliq starts")
+}
+
+/// Waits (at most 300 s) for a sliq process and requires a clean exit.
+pub async fn wait_ok(child: tokio::process::Child, name: &str) {
+    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not stop within 300 s"))
+        .expect("wait for sliq");
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Totals per (slo, service) from cumulative points: the last value of each series, summed over
+/// the other dimensions and over instances.
+pub fn exported_by_slo_service(receiver: &OtlpReceiver) -> BTreeMap<(String, String), [u64; 2]> {
+    let mut out: BTreeMap<(String, String), [u64; 2]> = BTreeMap::new();
+    for ((_, attrs), value) in last_values(&receiver.sum_points("sliq.slo.events")) {
+        let key = (attrs["sliq.slo.name"].clone(), attrs["service"].clone());
+        let slot = usize::from(attrs["sliq.slo.outcome"] == "bad");
+        out.entry(key).or_default()[slot] += value as u64;
+    }
+    out
+}
+
+/// `sliq.records` totals per instance: outcome → count.
+pub fn record_counts(receiver: &OtlpReceiver) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for ((resource, attrs), value) in last_values(&receiver.sum_points("sliq.records")) {
+        out.entry(resource["service.instance.id"].clone())
+            .or_default()
+            .insert(attrs["sliq.record.outcome"].clone(), value as u64);
+    }
+    out
+}
