@@ -4,11 +4,13 @@
 //! people on call, and "invalid config" is not an answer.
 
 mod interpolate;
+mod slo_spec;
 mod spec;
 
 use std::path::Path;
 
 pub use interpolate::{InterpolationError, interpolate};
+pub use slo_spec::*;
 pub use spec::*;
 
 /// A spec that cannot be used, located in its file.

@@ -2,14 +2,16 @@
 //! "soon", a pointer without its leading slash) are refused while deserializing, so the YAML parser
 //! reports them at their line and key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::Deserializer;
 
-use sliq_core::{Dimension, FieldMap, LatencyMeasure, Sli, Slo, WindowConfig};
+use sliq_core::{Dimension, FieldMap, Slo, WindowConfig};
+
+use crate::slo_spec::SloSpec;
 
 use crate::KeyRef;
 
@@ -163,55 +165,6 @@ impl WindowsSpec {
     }
 }
 
-/// One SLO.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SloSpec {
-    pub name: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    pub objective: Objective,
-    #[serde(default)]
-    pub dimensions: Vec<DimensionSpec>,
-    pub sli: SliSpec,
-}
-
-/// What makes an event good: exactly one kind, e.g. `latency: {threshold: 2s}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SliSpec {
-    pub latency: Option<LatencySpec>,
-    pub availability: Option<AvailabilitySpec>,
-}
-
-/// Good when a duration is at most `threshold`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LatencySpec {
-    #[serde(default)]
-    pub measure: MeasureSpec,
-    /// e.g. `2s`, `800ms`.
-    pub threshold: Span,
-}
-
-/// Good when the request succeeded.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AvailabilitySpec {
-    /// Error types that are not the service's fault (e.g. `invalid_request`): not judged.
-    #[serde(default)]
-    pub exclude_error_types: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MeasureSpec {
-    #[default]
-    Total,
-    Ttft,
-    TimePerOutputToken,
-}
-
 /// Where metrics go.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,7 +271,7 @@ impl<'de> Deserialize<'de> for Span {
 /// Deserializes a string through `parse` inside the deserializer's own call, so that the YAML
 /// parser attributes a refusal to the exact key and line (an error raised after deserializing a
 /// `String` would be reported at the enclosing map instead).
-fn parse_str<'de, D, T>(
+pub(crate) fn parse_str<'de, D, T>(
     d: D,
     expecting: &'static str,
     parse: fn(&str) -> Result<T, String>,
@@ -443,95 +396,19 @@ impl PipelineSpec {
                 "window size must be positive, e.g. 1m".into(),
             ));
         }
-        if self.slos.is_empty() {
-            return Err((key("slos", Some("slos")), "declare at least one SLO".into()));
-        }
-        let mut names = BTreeSet::new();
-        for (i, slo) in self.slos.iter().enumerate() {
-            if slo.name.trim().is_empty() {
-                return Err((
-                    key(&format!("slos[{i}].name"), None),
-                    "an SLO needs a name".into(),
-                ));
-            }
-            let kinds = [
-                self_kind(slo.sli.latency.is_some(), "latency"),
-                self_kind(slo.sli.availability.is_some(), "availability"),
-            ];
-            let declared: Vec<&str> = kinds.into_iter().flatten().collect();
-            if declared.len() != 1 {
-                return Err((
-                    key(
-                        &format!("slos[{i}].sli"),
-                        Some(&format!("name: {}", slo.name)),
-                    ),
-                    format!(
-                        "declare exactly one SLI kind (latency or availability), found {}",
-                        if declared.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            declared.join(" and ")
-                        }
-                    ),
-                ));
-            }
-            if !names.insert(slo.name.as_str()) {
-                return Err((
-                    key(
-                        &format!("slos[{i}].name"),
-                        Some(&format!("name: {}", slo.name)),
-                    ),
-                    format!(
-                        "SLO name {:?} is used twice; names identify series",
-                        slo.name
-                    ),
-                ));
-            }
-        }
+        crate::slo_spec::check_slos(&self.slos)?;
         Ok(())
     }
 
     /// The SLOs as the core evaluates them.
     pub fn slos(&self) -> Vec<Slo> {
-        self.slos.iter().map(SloSpec::to_core).collect()
+        crate::slo_spec::expand(&self.slos)
     }
-}
-
-fn self_kind(present: bool, name: &'static str) -> Option<&'static str> {
-    present.then_some(name)
 }
 
 fn key(path: &str, needle: Option<&str>) -> KeyRef {
     KeyRef {
         path: path.to_owned(),
         needle: needle.map(str::to_owned),
-    }
-}
-
-impl SloSpec {
-    fn to_core(&self) -> Slo {
-        let sli = match (&self.sli.latency, &self.sli.availability) {
-            (Some(LatencySpec { measure, threshold }), _) => Sli::Latency {
-                measure: match measure {
-                    MeasureSpec::Total => LatencyMeasure::Total,
-                    MeasureSpec::Ttft => LatencyMeasure::TimeToFirstToken,
-                    MeasureSpec::TimePerOutputToken => LatencyMeasure::TimePerOutputToken,
-                },
-                threshold_ms: threshold.0.as_secs_f64() * 1000.0,
-            },
-            (None, Some(a)) => Sli::Availability {
-                exclude_error_types: a.exclude_error_types.clone(),
-            },
-            // `check` refused specs without an SLI kind before any conversion.
-            (None, None) => Sli::Availability {
-                exclude_error_types: Vec::new(),
-            },
-        };
-        Slo {
-            name: self.name.clone(),
-            sli,
-            objective: self.objective.0,
-            dimensions: self.dimensions.iter().map(|d| d.0.clone()).collect(),
-        }
     }
 }

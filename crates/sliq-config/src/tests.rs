@@ -137,3 +137,101 @@ fn every_example_pipeline_is_valid() {
     }
     assert!(seen >= 1, "no example pipelines in {}", dir.display());
 }
+
+fn with_slos(slos: &str) -> String {
+    let head = MINIMAL.split("slos:").next().unwrap_or_default();
+    format!("{head}slos:\n{slos}")
+}
+
+#[test]
+fn several_latency_thresholds_become_one_slo_each() {
+    let text = with_slos(
+        "  - name: lat\n    sli:\n      latency:\n        thresholds:\n          - { threshold: 1s, objective: 0.9 }\n          - { threshold: 2500ms, objective: 0.99 }\n",
+    );
+    let slos = parse(&text, "s", no_env).unwrap().slos();
+    let got: Vec<(String, f64)> = slos.iter().map(|s| (s.name.clone(), s.objective)).collect();
+    assert_eq!(got, vec![("lat-1s".into(), 0.9), ("lat-2500ms".into(), 0.99)]);
+    let sliq_core::Sli::Latency { threshold_ms, .. } = slos[1].sli else { panic!("latency") };
+    assert_eq!(threshold_ms, 2500.0);
+}
+
+#[test]
+fn tiers_become_filtered_slos_with_their_own_objectives_and_thresholds() {
+    let text = with_slos(
+        "  - name: lat\n    objective: 0.9\n    dimensions: [service]\n    sli:\n      latency: { threshold: 5s }\n    tiers:\n      label: tier\n      objectives: { gold: 0.995, platinum: 0.999 }\n      thresholds: { platinum: 1s }\n",
+    );
+    let slos = parse(&text, "s", no_env).unwrap().slos();
+    assert_eq!(slos.len(), 3);
+    let tier = sliq_core::Dimension::Label("tier".into());
+    for s in &slos {
+        assert_eq!(s.name, "lat");
+        assert_eq!(s.dimensions, vec![sliq_core::Dimension::Service, tier.clone()]);
+    }
+    let summary: Vec<(f64, f64, Vec<String>, bool)> = slos
+        .iter()
+        .map(|s| {
+            let sliq_core::Sli::Latency { threshold_ms, .. } = s.sli else { panic!("latency") };
+            let f = s.filter.clone().unwrap();
+            (s.objective, threshold_ms, f.values, f.negate)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0.995, 5000.0, vec!["gold".into()], false),
+            (0.999, 1000.0, vec!["platinum".into()], false),
+            (0.9, 5000.0, vec!["gold".into(), "platinum".into()], true),
+        ]
+    );
+}
+
+#[test]
+fn depends_on_resolves_and_refuses_unknown_names_and_cycles() {
+    let avail = "  - name: a\n    objective: 0.9\n    sli:\n      availability: {}\n";
+    let text = with_slos(&format!("{avail}  - name: b\n    objective: 0.9\n    depends_on: [a]\n    sli:\n      availability: {{}}\n"));
+    let slos = parse(&text, "s", no_env).unwrap().slos();
+    assert_eq!((slos[0].depends_on.clone(), slos[1].depends_on.clone()), (vec![], vec![0]));
+    let e = err(&with_slos(&format!("{avail}  - name: b\n    objective: 0.9\n    depends_on: [zzz]\n    sli:\n      availability: {{}}\n")));
+    assert!(e.message.contains("\"zzz\"") && e.message.contains("slos[1].depends_on"), "{e}");
+    assert_eq!(e.line, Some(11), "{e}");
+    let cyc = "  - name: a\n    objective: 0.9\n    depends_on: [b]\n    sli:\n      availability: {}\n  - name: b\n    objective: 0.9\n    depends_on: [a]\n    sli:\n      availability: {}\n";
+    let e = err(&with_slos(cyc));
+    assert!(e.message.contains("depends on itself"), "{e}");
+}
+
+#[test]
+fn sli_kind_mistakes_are_explained() {
+    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    sli:\n      availability: {}\n      flag: { name: h }\n"));
+    assert!(e.message.contains("exactly one SLI kind") && e.message.contains("availability and flag"), "{e}");
+    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    sli:\n      score: { evaluator: f, min: 0.5, max: 0.9 }\n"));
+    assert!(e.message.contains("exactly one of min, max or pass_labels"), "{e}");
+    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    sli:\n      rule:\n        rules:\n          - { name: r, pattern: \"(unclosed\" }\n"));
+    assert!(e.message.contains("not a valid regular expression"), "{e}");
+    assert_eq!(e.line, Some(12), "{e}");
+    let e = err(&with_slos("  - name: x\n    sli:\n      availability: {}\n"));
+    assert!(e.message.contains("needs an objective"), "{e}");
+    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    period: 5m\n    sli:\n      availability: {}\n"));
+    assert!(e.message.contains("calendar_month"), "{e}");
+}
+
+#[test]
+fn presets_catch_refusals_and_pii_but_not_ordinary_answers() {
+    let check = |preset: Preset, yes: &[&str], no: &[&str]| {
+        let re = regex::Regex::new(preset.pattern()).unwrap();
+        for t in yes {
+            assert!(re.is_match(t), "{preset:?} should match {t:?}");
+        }
+        for t in no {
+            assert!(!re.is_match(t), "{preset:?} should not match {t:?}");
+        }
+    };
+    let ordinary = ["Sure. To reset your password, open Settings.", "The total is 1234 euros.", "Call me maybe."];
+    check(
+        Preset::Refusal,
+        &["I'm sorry, but I can't help with that.", "I cannot assist with that request.", "As an AI, I am unable to provide that information."],
+        &ordinary,
+    );
+    check(Preset::PiiEmail, &["reach jane.doe@example.com today"], &ordinary);
+    check(Preset::PiiPhone, &["Call +1-415-555-0132.", "call 415-555-0132"], &ordinary);
+    check(Preset::PiiCard, &["The card is 4111 1111 1111 1111.", "4111-1111-1111-1111"], &ordinary);
+}

@@ -3,6 +3,7 @@
 //! Invariant: this crate performs no I/O, spawns nothing and knows no clock; time arrives as
 //! arguments. That keeps every number sliq exports reproducible from a test.
 
+pub mod budget;
 pub mod decode;
 pub mod event;
 
@@ -12,6 +13,9 @@ pub mod sli;
 pub mod slo;
 pub mod window;
 
-pub use sli::{LatencyMeasure, Outcome, Sli};
-pub use slo::{Dimension, Evaluator, SeriesId, SeriesKey, Slo};
+pub use sli::{
+    LatencyMeasure, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode, TextField, Verdict,
+};
+pub use slo::{DEFAULT_MAX_SERIES, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo};
 pub use window::{Admission, SeriesCount, SourceId, WindowConfig, WindowCounts, Windows};
+pub use budget::{AlertRule, BudgetConfig, BudgetStatus, Ledger, Period, PolicyState, Severity};

@@ -3,10 +3,36 @@
 //! An SLI may also decline to judge an event (`None`): a latency SLI has nothing to say about a request
 //! that never produced a duration, an availability SLI ignores errors the caller caused. Declined events
 //! count neither as good nor as bad, so they never move a ratio.
+//!
+//! A verdict is a pair of counts rather than one outcome because a test-suite SLI judged per test
+//! turns one request into many judged units (9 passed and 1 failed test count 9 good, 1 bad).
+
+use regex::RegexSet;
 
 use crate::event::{Event, Status};
 
-/// The verdict of one SLI on one event.
+/// The verdict of one SLI on one event: how many good and bad units it contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Verdict {
+    pub good: u64,
+    pub bad: u64,
+}
+
+impl Verdict {
+    pub const GOOD: Verdict = Verdict { good: 1, bad: 0 };
+    pub const BAD: Verdict = Verdict { good: 0, bad: 1 };
+
+    fn of(good: bool) -> Verdict {
+        if good { Verdict::GOOD } else { Verdict::BAD }
+    }
+
+    /// Whether any judged unit was bad.
+    pub fn is_bad(self) -> bool {
+        self.bad > 0
+    }
+}
+
+/// Outcome attribute values of `sliq.slo.events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Good,
@@ -21,10 +47,6 @@ impl Outcome {
             Outcome::Bad => "bad",
         }
     }
-
-    fn from_good(good: bool) -> Outcome {
-        if good { Outcome::Good } else { Outcome::Bad }
-    }
 }
 
 /// Which duration a latency SLI reads.
@@ -36,6 +58,77 @@ pub enum LatencyMeasure {
     TimeToFirstToken,
     /// `(latency_ms - ttft_ms) / response.tokens`: the streaming speed a user sees.
     TimePerOutputToken,
+}
+
+/// What to do with an event that lacks the SLI's input (an evaluator that did not run, a flag not
+/// set, a text that is absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Missing {
+    /// Not judged: the default, since "not evaluated" is not "bad".
+    #[default]
+    Skip,
+    /// Judged bad: for inputs that must always be present.
+    Bad,
+}
+
+impl Missing {
+    fn verdict(self) -> Option<Verdict> {
+        match self {
+            Missing::Skip => None,
+            Missing::Bad => Some(Verdict::BAD),
+        }
+    }
+}
+
+/// When an evaluator's result passes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScorePass {
+    AtLeast(f64),
+    AtMost(f64),
+    /// The evaluator's label is one of these.
+    LabelIn(Vec<String>),
+}
+
+/// How a test-suite SLI counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestsMode {
+    /// Every test is a unit: good = passed, bad = failed, skipped ignored.
+    PerTest,
+    /// Every request is a unit: good when no test failed.
+    PerRequest,
+}
+
+/// Which text a rule SLI reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    Request,
+    Response,
+}
+
+/// Whether a rule's match is bad (a refusal, PII) or required (an expected format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    Forbid,
+    Require,
+}
+
+/// Regex rules over one text field, matched in one pass.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub field: TextField,
+    pub set: RegexSet,
+    /// Per pattern of `set`, in order.
+    pub kinds: Vec<RuleKind>,
+    pub missing: Missing,
+}
+
+impl PartialEq for Rules {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field
+            && self.kinds == other.kinds
+            && self.missing == other.missing
+            && self.set.patterns() == other.set.patterns()
+    }
 }
 
 /// An SLI definition.
@@ -51,11 +144,26 @@ pub enum Sli {
     /// Good when the request succeeded. Errors whose type is in `exclude_error_types` (e.g. the
     /// client's own invalid requests) are not judged.
     Availability { exclude_error_types: Vec<String> },
+    /// Good when an evaluator's result passes.
+    Score {
+        evaluator: String,
+        pass: ScorePass,
+        missing: Missing,
+    },
+    /// Good when a boolean flag (hallucination, toxicity) is not raised.
+    Flag { flag: String, missing: Missing },
+    /// Test-suite pass rate.
+    Tests { mode: TestsMode },
+    /// Good when no forbidden rule matches and every required rule does.
+    Rule(Rules),
+    /// Good when every part is good; bad when any part is bad; otherwise not judged. The
+    /// critical-user-journey SLI: "a good answer is fast and faithful and not hallucinated".
+    AllOf(Vec<Sli>),
 }
 
 impl Sli {
     /// Judges one event, or declines to.
-    pub fn evaluate(&self, event: &Event<'_>) -> Option<Outcome> {
+    pub fn evaluate(&self, event: &Event<'_>) -> Option<Verdict> {
         match self {
             Sli::Latency {
                 measure,
@@ -66,19 +174,86 @@ impl Sli {
                 }
                 let duration = measured(*measure, event)?;
                 (duration.is_finite() && duration >= 0.0)
-                    .then(|| Outcome::from_good(duration <= *threshold_ms))
+                    .then(|| Verdict::of(duration <= *threshold_ms))
             }
             Sli::Availability {
                 exclude_error_types,
             } => match event.status {
-                Status::Ok => Some(Outcome::Good),
+                Status::Ok => Some(Verdict::GOOD),
                 Status::Error => {
                     let excluded = event
                         .error_type
                         .is_some_and(|t| exclude_error_types.iter().any(|x| x == t));
-                    (!excluded).then_some(Outcome::Bad)
+                    (!excluded).then_some(Verdict::BAD)
                 }
             },
+            Sli::Score {
+                evaluator,
+                pass,
+                missing,
+            } => {
+                let Some(result) = event.eval(evaluator) else {
+                    return missing.verdict();
+                };
+                let passed = match pass {
+                    ScorePass::AtLeast(t) => result.score.map(|s| s >= *t),
+                    ScorePass::AtMost(t) => result.score.map(|s| s <= *t),
+                    ScorePass::LabelIn(set) => result.label.map(|l| set.iter().any(|p| p == l)),
+                };
+                match passed {
+                    Some(p) => Some(Verdict::of(p)),
+                    None => missing.verdict(),
+                }
+            }
+            Sli::Flag { flag, missing } => match event.flag(flag) {
+                Some(raised) => Some(Verdict::of(!raised)),
+                None => missing.verdict(),
+            },
+            Sli::Tests { mode } => {
+                let tests = event.tests?;
+                let count = |x: Option<f64>| -> Option<u64> {
+                    let x = x.unwrap_or(0.0);
+                    // Negative or fractional counts are a broken record, not test results.
+                    (x >= 0.0 && x.fract() == 0.0 && x.is_finite()).then_some(x as u64)
+                };
+                let (passed, failed) = (count(tests.passed)?, count(tests.failed)?);
+                if passed + failed == 0 {
+                    return None;
+                }
+                Some(match mode {
+                    TestsMode::PerTest => Verdict {
+                        good: passed,
+                        bad: failed,
+                    },
+                    TestsMode::PerRequest => Verdict::of(failed == 0),
+                })
+            }
+            Sli::Rule(rules) => {
+                let text = match rules.field {
+                    TextField::Request => event.request_text,
+                    TextField::Response => event.response_text,
+                };
+                let Some(text) = text else {
+                    return rules.missing.verdict();
+                };
+                let matched = rules.set.matches(text);
+                let good = rules.kinds.iter().enumerate().all(|(i, kind)| match kind {
+                    RuleKind::Forbid => !matched.matched(i),
+                    RuleKind::Require => matched.matched(i),
+                });
+                Some(Verdict::of(good))
+            }
+            Sli::AllOf(parts) => {
+                let mut all_judged = true;
+                for part in parts {
+                    match part.evaluate(event) {
+                        Some(v) if v.is_bad() => return Some(Verdict::BAD),
+                        Some(_) => {}
+                        None => all_judged = false,
+                    }
+                }
+                all_judged.then_some(Verdict::GOOD)
+            }
         }
     }
 }
@@ -97,111 +272,4 @@ fn measured(measure: LatencyMeasure, event: &Event<'_>) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decode::{Decoder, FieldMap};
-    use serde_json::{Value, json};
-
-    fn judge(sli: &Sli, record: Value) -> Option<Outcome> {
-        let d = Decoder::new(FieldMap::default(), 1 << 20);
-        let e = d.decode(&record).expect("valid test record");
-        sli.evaluate(&e)
-    }
-
-    fn base(extra: Value) -> Value {
-        let mut v = json!({"id": "x", "ts": 0, "service": "s"});
-        if let (Some(o), Value::Object(add)) = (v.as_object_mut(), extra) {
-            o.extend(add);
-        }
-        v
-    }
-
-    #[test]
-    fn latency_threshold_is_inclusive() {
-        let sli = Sli::Latency {
-            measure: LatencyMeasure::Total,
-            threshold_ms: 500.0,
-        };
-        assert_eq!(
-            judge(&sli, base(json!({"latency_ms": 499.9}))),
-            Some(Outcome::Good)
-        );
-        assert_eq!(
-            judge(&sli, base(json!({"latency_ms": 500}))),
-            Some(Outcome::Good)
-        );
-        assert_eq!(
-            judge(&sli, base(json!({"latency_ms": 500.1}))),
-            Some(Outcome::Bad)
-        );
-        assert_eq!(
-            judge(&sli, base(json!({"latency_ms": 0}))),
-            Some(Outcome::Good)
-        );
-    }
-
-    #[test]
-    fn latency_declines_missing_negative_and_failed() {
-        let sli = Sli::Latency {
-            measure: LatencyMeasure::Total,
-            threshold_ms: 500.0,
-        };
-        assert_eq!(judge(&sli, base(json!({}))), None);
-        assert_eq!(judge(&sli, base(json!({"latency_ms": null}))), None);
-        assert_eq!(judge(&sli, base(json!({"latency_ms": -3}))), None);
-        assert_eq!(
-            judge(&sli, base(json!({"latency_ms": 10, "status": "error"}))),
-            None
-        );
-    }
-
-    #[test]
-    fn ttft_and_time_per_output_token() {
-        let ttft = Sli::Latency {
-            measure: LatencyMeasure::TimeToFirstToken,
-            threshold_ms: 200.0,
-        };
-        assert_eq!(
-            judge(&ttft, base(json!({"ttft_ms": 250, "latency_ms": 100}))),
-            Some(Outcome::Bad)
-        );
-        // (1200 - 200) / 50 = 20 ms per token.
-        let tpot = |threshold_ms| Sli::Latency {
-            measure: LatencyMeasure::TimePerOutputToken,
-            threshold_ms,
-        };
-        let rec = || base(json!({"latency_ms": 1200, "ttft_ms": 200, "response": {"tokens": 50}}));
-        assert_eq!(judge(&tpot(20.0), rec()), Some(Outcome::Good));
-        assert_eq!(judge(&tpot(19.99), rec()), Some(Outcome::Bad));
-        let zero_tokens =
-            base(json!({"latency_ms": 1200, "ttft_ms": 200, "response": {"tokens": 0}}));
-        assert_eq!(judge(&tpot(20.0), zero_tokens), None);
-        assert_eq!(
-            judge(
-                &tpot(20.0),
-                base(json!({"latency_ms": 1200, "response": {"tokens": 5}}))
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn availability_excludes_listed_error_types() {
-        let sli = Sli::Availability {
-            exclude_error_types: vec!["invalid_request".into()],
-        };
-        assert_eq!(judge(&sli, base(json!({}))), Some(Outcome::Good));
-        assert_eq!(
-            judge(&sli, base(json!({"error": {"type": "timeout"}}))),
-            Some(Outcome::Bad)
-        );
-        assert_eq!(
-            judge(&sli, base(json!({"status": "error"}))),
-            Some(Outcome::Bad)
-        );
-        assert_eq!(
-            judge(&sli, base(json!({"error": {"type": "invalid_request"}}))),
-            None
-        );
-    }
-}
+mod tests;

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::budget::BudgetConfig;
 use crate::event::Event;
-use crate::sli::{Outcome, Sli};
+use crate::sli::{Sli, Verdict};
 
 /// What an SLO's counters are split by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,25 @@ impl Dimension {
 /// The dimension value of events that lack the field.
 pub const UNKNOWN: &str = "unknown";
 
+/// The dimension value of series folded by the cardinality limit.
+pub const OTHER: &str = "other";
+
+/// Restricts an SLO to events whose dimension value is (or, negated, is not) one of `values`:
+/// how a tiered SLO gives each tier its own objective and threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub dimension: Dimension,
+    pub values: Vec<String>,
+    pub negate: bool,
+}
+
+impl Filter {
+    fn admits(&self, event: &Event<'_>) -> bool {
+        let v = self.dimension.value(event);
+        self.values.iter().any(|x| x == v) != self.negate
+    }
+}
+
 /// One SLO as the core evaluates it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
@@ -66,7 +86,35 @@ pub struct Slo {
     /// Target good ratio, in (0, 1).
     pub objective: f64,
     pub dimensions: Vec<Dimension>,
+    /// Only events this admits are judged.
+    pub filter: Option<Filter>,
+    /// Series beyond this many fold into one whose dimension values are all [`OTHER`].
+    pub max_series: usize,
+    /// Indices of SLOs whose bad verdict on the same event makes this SLO's verdict bad
+    /// (cascading budgets: a failing retriever spends the answer service's budget too).
+    pub depends_on: Vec<usize>,
+    /// Period, burn-rate windows, alert rules and policy of this SLO's budget.
+    pub budget: BudgetConfig,
 }
+
+impl Slo {
+    /// An SLO with no filter, the default series limit and no dependencies.
+    pub fn new(name: &str, sli: Sli, objective: f64, dimensions: Vec<Dimension>) -> Slo {
+        Slo {
+            name: name.to_owned(),
+            sli,
+            objective,
+            dimensions,
+            filter: None,
+            max_series: DEFAULT_MAX_SERIES,
+            depends_on: Vec::new(),
+            budget: BudgetConfig::default(),
+        }
+    }
+}
+
+/// The default per-SLO series limit.
+pub const DEFAULT_MAX_SERIES: usize = 1000;
 
 /// Dense index of one (SLO, dimension values) series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,8 +133,13 @@ pub struct SeriesKey {
 #[derive(Debug)]
 pub struct Evaluator {
     slos: Vec<Slo>,
+    /// SLO indices with dependencies before their dependants.
+    cascade_order: Vec<usize>,
     ids: HashMap<Box<str>, SeriesId>,
     keys: Vec<SeriesKey>,
+    series_per_slo: Vec<usize>,
+    folded_per_slo: Vec<u64>,
+    verdicts: Vec<Option<Verdict>>,
     scratch: String,
 }
 
@@ -95,12 +148,37 @@ pub struct Evaluator {
 const KEY_SEPARATOR: char = '\u{1f}';
 
 impl Evaluator {
+    /// `slos`' dependencies must not form a cycle (the spec check refuses one); a cycle's edges
+    /// would be applied in declaration order.
     pub fn new(slos: Vec<Slo>) -> Self {
+        let n = slos.len();
+        let mut cascade_order = Vec::with_capacity(n);
+        let mut state = vec![0u8; n]; // 0 new, 1 visiting, 2 done
+        fn visit(i: usize, slos: &[Slo], state: &mut [u8], order: &mut Vec<usize>) {
+            if state[i] != 0 {
+                return;
+            }
+            state[i] = 1;
+            for &d in &slos[i].depends_on {
+                if d < slos.len() {
+                    visit(d, slos, state, order);
+                }
+            }
+            state[i] = 2;
+            order.push(i);
+        }
+        for i in 0..n {
+            visit(i, &slos, &mut state, &mut cascade_order);
+        }
         Evaluator {
-            slos,
+            cascade_order,
             ids: HashMap::new(),
             keys: Vec::new(),
+            series_per_slo: vec![0; n],
+            folded_per_slo: vec![0; n],
+            verdicts: vec![None; n],
             scratch: String::new(),
+            slos,
         }
     }
 
@@ -108,40 +186,77 @@ impl Evaluator {
         &self.slos
     }
 
-    /// Judges `event` against every SLO, pushing `(series, outcome)` for each SLO that judged it.
+    /// Judges `event` against every SLO, pushing `(series, verdict)` for each SLO that judged it.
     /// Allocates only the first time a series is seen.
-    pub fn evaluate(&mut self, event: &Event<'_>, out: &mut Vec<(SeriesId, Outcome)>) {
-        for slo_index in 0..self.slos.len() {
-            let slo = &self.slos[slo_index];
-            let Some(outcome) = slo.sli.evaluate(event) else {
-                continue;
+    pub fn evaluate(&mut self, event: &Event<'_>, out: &mut Vec<(SeriesId, Verdict)>) {
+        for (slo, verdict) in self.slos.iter().zip(self.verdicts.iter_mut()) {
+            *verdict = match &slo.filter {
+                Some(f) if !f.admits(event) => None,
+                _ => slo.sli.evaluate(event),
             };
-            self.scratch.clear();
-            // Writing into a String cannot fail.
-            let _ = write!(self.scratch, "{slo_index}");
-            for d in &slo.dimensions {
-                let v = d.value(event);
-                let _ = write!(self.scratch, "{KEY_SEPARATOR}{}:{v}", v.len());
-            }
-            let id = match self.ids.get(self.scratch.as_str()) {
-                Some(id) => *id,
-                None => {
-                    let id = SeriesId(self.keys.len() as u32);
-                    let values = slo
-                        .dimensions
-                        .iter()
-                        .map(|d| Box::from(d.value(event)))
-                        .collect();
-                    self.keys.push(SeriesKey {
-                        slo: slo_index,
-                        values,
-                    });
-                    self.ids.insert(Box::from(self.scratch.as_str()), id);
-                    id
-                }
-            };
-            out.push((id, outcome));
         }
+        for &i in &self.cascade_order {
+            let slo = &self.slos[i];
+            let admitted = slo.filter.as_ref().is_none_or(|f| f.admits(event));
+            if admitted
+                && slo
+                    .depends_on
+                    .iter()
+                    .any(|&d| self.verdicts.get(d).copied().flatten().is_some_and(Verdict::is_bad))
+            {
+                self.verdicts[i] = Some(Verdict::BAD);
+            }
+        }
+        for slo_index in 0..self.slos.len() {
+            if let Some(verdict) = self.verdicts[slo_index] {
+                let id = self.series_id(slo_index, event);
+                out.push((id, verdict));
+            }
+        }
+    }
+
+    fn series_id(&mut self, slo_index: usize, event: &Event<'_>) -> SeriesId {
+        let slo = &self.slos[slo_index];
+        self.scratch.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(self.scratch, "{slo_index}");
+        for d in &slo.dimensions {
+            let v = d.value(event);
+            let _ = write!(self.scratch, "{KEY_SEPARATOR}{}:{v}", v.len());
+        }
+        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+            return *id;
+        }
+        let folded = self.series_per_slo[slo_index] >= slo.max_series;
+        if folded {
+            self.folded_per_slo[slo_index] += 1;
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{slo_index}");
+            for _ in &slo.dimensions {
+                let _ = write!(self.scratch, "{KEY_SEPARATOR}{}:{OTHER}", OTHER.len());
+            }
+            if let Some(id) = self.ids.get(self.scratch.as_str()) {
+                return *id;
+            }
+        }
+        let id = SeriesId(self.keys.len() as u32);
+        let values = slo
+            .dimensions
+            .iter()
+            .map(|d| Box::from(if folded { OTHER } else { d.value(event) }))
+            .collect();
+        self.keys.push(SeriesKey {
+            slo: slo_index,
+            values,
+        });
+        self.series_per_slo[slo_index] += 1;
+        self.ids.insert(Box::from(self.scratch.as_str()), id);
+        id
+    }
+
+    /// Events of an SLO counted into its `other` series because of the cardinality limit.
+    pub fn folded_events(&self, slo: usize) -> u64 {
+        self.folded_per_slo[slo]
     }
 
     /// The identity of a series this evaluator handed out.
@@ -162,14 +277,12 @@ mod tests {
     use serde_json::json;
 
     fn availability(name: &str, dims: &[&str]) -> Slo {
-        Slo {
-            name: name.into(),
-            sli: Sli::Availability {
-                exclude_error_types: vec![],
-            },
-            objective: 0.99,
-            dimensions: dims.iter().map(|d| Dimension::parse(d).unwrap()).collect(),
-        }
+        Slo::new(
+            name,
+            Sli::Availability { exclude_error_types: vec![] },
+            0.99,
+            dims.iter().map(|d| Dimension::parse(d).unwrap()).collect(),
+        )
     }
 
     #[test]
@@ -204,12 +317,73 @@ mod tests {
         }
         let ids: Vec<u32> = out.iter().map(|(id, _)| id.0).collect();
         assert_eq!(ids, vec![0, 1, 0, 1, 2, 1, 3, 1]);
-        assert_eq!(out[2].1, Outcome::Bad);
+        assert_eq!(out[2].1, Verdict::BAD);
         let k = ev.series(SeriesId(2));
         assert_eq!(
             (k.slo, k.values.as_slice()),
             (0, &["chat".into(), "unknown".into()][..])
         );
         assert_eq!(ev.slo_of(SeriesId(1)).name, "b");
+    }
+
+    #[test]
+    fn filters_give_each_tier_its_own_slo() {
+        let tier = Dimension::Label("tier".into());
+        let fast = |t: f64| Sli::Latency { measure: crate::LatencyMeasure::Total, threshold_ms: t };
+        let mut platinum = Slo::new("lat", fast(1000.0), 0.999, vec![tier.clone()]);
+        platinum.filter = Some(Filter { dimension: tier.clone(), values: vec!["platinum".into()], negate: false });
+        let mut rest = Slo::new("lat", fast(5000.0), 0.99, vec![tier.clone()]);
+        rest.filter = Some(Filter { dimension: tier, values: vec!["platinum".into()], negate: true });
+        let mut ev = Evaluator::new(vec![platinum, rest]);
+        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let mut out = Vec::new();
+        let p = json!({"id": "1", "ts": 0, "service": "s", "labels": {"tier": "platinum"}, "latency_ms": 2000});
+        let s = json!({"id": "2", "ts": 0, "service": "s", "labels": {"tier": "silver"}, "latency_ms": 2000});
+        ev.evaluate(&d.decode(&p).unwrap(), &mut out);
+        ev.evaluate(&d.decode(&s).unwrap(), &mut out);
+        // 2 s is too slow for platinum (1 s) and fine for silver (5 s); each event judged once.
+        assert_eq!(out, vec![(SeriesId(0), Verdict::BAD), (SeriesId(1), Verdict::GOOD)]);
+        assert_eq!(ev.slo_of(SeriesId(1)).objective, 0.99);
+    }
+
+    #[test]
+    fn series_beyond_the_limit_fold_into_other_and_are_counted() {
+        let mut slo = availability("a", &["labels.tenant"]);
+        slo.max_series = 2;
+        let mut ev = Evaluator::new(vec![slo]);
+        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let mut out = Vec::new();
+        for tenant in ["t1", "t2", "t3", "t4", "t1", "t3"] {
+            let r = json!({"id": "1", "ts": 0, "service": "s", "labels": {"tenant": tenant}});
+            ev.evaluate(&d.decode(&r).unwrap(), &mut out);
+        }
+        let ids: Vec<u32> = out.iter().map(|(id, _)| id.0).collect();
+        assert_eq!(ids, vec![0, 1, 2, 2, 0, 2]);
+        assert_eq!(&*ev.series(SeriesId(2)).values[0], "other");
+        assert_eq!(ev.folded_events(0), 3);
+    }
+
+    #[test]
+    fn a_bad_dependency_makes_the_dependant_bad_on_the_same_event() {
+        let retriever = Slo::new(
+            "retrieval",
+            Sli::Score { evaluator: "recall".into(), pass: crate::ScorePass::AtLeast(0.5), missing: crate::Missing::Skip },
+            0.99,
+            vec![],
+        );
+        let mut answer = availability("answer", &[]);
+        answer.depends_on = vec![1];
+        // The dependant comes first: the cascade order, not the declaration order, applies.
+        let mut ev = Evaluator::new(vec![answer, retriever]);
+        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let mut verdicts = Vec::new();
+        for recall in [0.9, 0.1] {
+            let r = json!({"id": "1", "ts": 0, "service": "s", "evals": {"recall": recall}});
+            let mut out = Vec::new();
+            ev.evaluate(&d.decode(&r).unwrap(), &mut out);
+            verdicts.push(out.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+        }
+        assert_eq!(verdicts[0], vec![Verdict::GOOD, Verdict::GOOD]);
+        assert_eq!(verdicts[1], vec![Verdict::BAD, Verdict::BAD]);
     }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sli::Outcome;
+use crate::sli::Verdict;
 use crate::slo::SeriesId;
 
 /// Window geometry, all in milliseconds of event time.
@@ -91,13 +91,13 @@ impl Windows {
         self.config
     }
 
-    /// Counts one event's outcomes into its window, or refuses it as late.
+    /// Counts one event's verdicts into its window, or refuses it as late.
     pub fn add(
         &mut self,
         source: SourceId,
         offset: i64,
         ts_ms: i64,
-        outcomes: &[(SeriesId, Outcome)],
+        verdicts: &[(SeriesId, Verdict)],
     ) -> Admission {
         let state = self.source_mut(source);
         state.live = true;
@@ -113,15 +113,13 @@ impl Windows {
             // Offsets only grow within a source, so the first one seen is the window's lowest.
             window.holds.push((source, offset));
         }
-        for (series, outcome) in outcomes {
+        for (series, verdict) in verdicts {
             let i = series.0 as usize;
             if window.counts.len() <= i {
                 window.counts.resize(i + 1, [0, 0]);
             }
-            window.counts[i][match outcome {
-                Outcome::Good => 0,
-                Outcome::Bad => 1,
-            }] += 1;
+            window.counts[i][0] += verdict.good;
+            window.counts[i][1] += verdict.bad;
         }
         Admission::Counted
     }

@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use sliq_core::{Admission, Outcome, SeriesId, SourceId, WindowConfig, WindowCounts, Windows};
+use sliq_core::{Admission, SeriesId, SourceId, Verdict, WindowConfig, WindowCounts, Windows};
 
 fn seconds(s: &str) -> i64 {
     s.parse::<i64>().expect("seconds") * 1000
@@ -69,14 +69,14 @@ fn replay(script: &str) -> String {
         let source = || SourceId(words[1].parse().expect("source"));
         match words[0] {
             "event" => {
-                let outcomes: Vec<(SeriesId, Outcome)> = words[4..]
+                let outcomes: Vec<(SeriesId, Verdict)> = words[4..]
                     .iter()
                     .map(|o| {
                         let (id, verdict) = o.split_once(':').expect("series:outcome");
                         let outcome = if verdict == "good" {
-                            Outcome::Good
+                            Verdict::GOOD
                         } else {
-                            Outcome::Bad
+                            Verdict::BAD
                         };
                         (SeriesId(id.parse().expect("series id")), outcome)
                     })

@@ -1,0 +1,635 @@
+//! SLOs and SLIs as written in a spec, and their expansion into the core's SLO list: a latency SLO
+//! with several thresholds becomes one SLO per threshold, a tiered SLO one SLO per tier.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use regex::RegexSet;
+use serde::Deserialize;
+use serde::de::Deserializer;
+use sliq_core::{
+    AlertRule, BudgetConfig, Dimension, Filter, LatencyMeasure, Missing, Period, PolicyState,
+    RuleKind, Rules, ScorePass, Sli, Slo, TestsMode, TextField, budget::default_policy,
+};
+
+use crate::KeyRef;
+use crate::spec::{DimensionSpec, Objective, Span, parse_str};
+
+/// One SLO.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Target good ratio; per threshold or per tier it may come from there instead.
+    #[serde(default)]
+    pub objective: Option<Objective>,
+    #[serde(default)]
+    pub dimensions: Vec<DimensionSpec>,
+    pub sli: SliSpec,
+    /// `30d` (default), `28d`, any duration, `calendar_month` or `calendar_week`.
+    #[serde(default)]
+    pub period: PeriodSpec,
+    /// Series beyond this many fold into `other` (counted and warned about).
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// SLOs whose bad verdict on the same record counts against this one too.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Per-tier objectives (and latency thresholds) by a label's value.
+    #[serde(default)]
+    pub tiers: Option<TiersSpec>,
+    #[serde(default)]
+    pub alerting: AlertingSpec,
+    /// Error-budget policy states, least severe first (default: ok, warn < 50%, freeze < 20%,
+    /// exhausted ≤ 0).
+    #[serde(default)]
+    pub policy: Option<Vec<PolicySpec>>,
+}
+
+fn default_max_series() -> usize {
+    sliq_core::DEFAULT_MAX_SERIES
+}
+
+/// What makes an event good: exactly one kind.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliSpec {
+    pub latency: Option<LatencySpec>,
+    pub availability: Option<AvailabilitySpec>,
+    pub score: Option<ScoreSpec>,
+    pub flag: Option<FlagSpec>,
+    pub tests: Option<TestsSpec>,
+    pub rule: Option<RuleSpec>,
+    /// Good when every listed SLI is good (bad when any is bad).
+    pub all_of: Option<Vec<SliSpec>>,
+}
+
+/// Good when a duration is at most the threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    #[serde(default)]
+    pub measure: MeasureSpec,
+    /// e.g. `2s`, `800ms`.
+    pub threshold: Option<Span>,
+    /// Several thresholds, each its own SLO named `<name>-<threshold>`.
+    pub thresholds: Option<Vec<ThresholdSpec>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub threshold: Span,
+    pub objective: Objective,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasureSpec {
+    #[default]
+    Total,
+    Ttft,
+    TimePerOutputToken,
+}
+
+/// Good when the request succeeded.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilitySpec {
+    /// Error types that are not the service's fault (e.g. `invalid_request`): not judged.
+    #[serde(default)]
+    pub exclude_error_types: Vec<String>,
+}
+
+/// Good when an evaluator's score is at least `min`, at most `max`, or its label is in `pass_labels`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    pub evaluator: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub pass_labels: Option<Vec<String>>,
+    #[serde(default)]
+    pub missing: MissingSpec,
+}
+
+/// Good when the flag is not raised.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagSpec {
+    pub name: String,
+    #[serde(default)]
+    pub missing: MissingSpec,
+}
+
+/// Test-suite pass rate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestsSpec {
+    #[serde(default)]
+    pub mode: TestsModeSpec,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestsModeSpec {
+    #[default]
+    PerTest,
+    PerRequest,
+}
+
+/// Unjudged (`skip`, default) or `bad` when the input is missing.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingSpec {
+    #[default]
+    Skip,
+    Bad,
+}
+
+/// Regex rules over one text field, evaluated in one pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    #[serde(default)]
+    pub field: TextFieldSpec,
+    pub rules: Vec<RuleItemSpec>,
+    #[serde(default)]
+    pub missing: MissingSpec,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFieldSpec {
+    #[default]
+    Response,
+    Request,
+}
+
+/// One rule: a `pattern` (Rust regex syntax) or a built-in `preset`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleItemSpec {
+    pub name: String,
+    pub pattern: Option<Pattern>,
+    pub preset: Option<Preset>,
+    #[serde(default)]
+    pub kind: RuleKindSpec,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKindSpec {
+    /// A match makes the event bad.
+    #[default]
+    Forbid,
+    /// A missing match makes the event bad.
+    Require,
+}
+
+/// Built-in patterns for what most AI services check.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    Refusal,
+    PiiEmail,
+    PiiPhone,
+    PiiCard,
+}
+
+impl Preset {
+    /// The preset's regex.
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Preset::Refusal => {
+                r"(?i)\b(?:i'?m sorry|i am sorry|i can(?:no|')t (?:help|assist)|i cannot (?:help|assist|provide)|i'?m unable to|i am unable to|as an ai\b)"
+            }
+            Preset::PiiEmail => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+            Preset::PiiPhone => r"(?:\+\d{1,3}[-. ]?)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b",
+            Preset::PiiCard => r"\b(?:\d{4}[- ]?){3}\d{4}\b",
+        }
+    }
+}
+
+/// A regex checked when the spec is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(pub String);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a regular expression", |s| {
+            regex::Regex::new(s)
+                .map(|_| Pattern(s.to_owned()))
+                .map_err(|e| format!("{s:?} is not a valid regular expression: {e}"))
+        })
+    }
+}
+
+/// A budget period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodSpec(pub Period);
+
+impl Default for PeriodSpec {
+    fn default() -> Self {
+        PeriodSpec(Period::Rolling(30 * 86_400_000))
+    }
+}
+
+impl<'de> Deserialize<'de> for PeriodSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a period", |s| match s {
+            "calendar_month" => Ok(PeriodSpec(Period::CalendarMonth)),
+            "calendar_week" => Ok(PeriodSpec(Period::CalendarWeek)),
+            _ => humantime::parse_duration(s)
+                .ok()
+                .filter(|d| *d >= Duration::from_secs(3600))
+                .map(|d| PeriodSpec(Period::Rolling(d.as_millis() as i64)))
+                .ok_or_else(|| {
+                    format!("{s:?} is not a period; write 30d, 28d, calendar_month or calendar_week")
+                }),
+        })
+    }
+}
+
+/// Tiered objectives: the SLO splits by `label` and each value gets its own objective (and, for
+/// latency, threshold).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiersSpec {
+    pub label: String,
+    pub objectives: BTreeMap<String, Objective>,
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, Span>,
+}
+
+/// Alerting knobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingSpec {
+    /// Low-traffic guard: no alert with fewer events in the long window.
+    pub min_events: u64,
+    /// Burn-rate windows reported (default 5m, 30m, 1h, 2h, 6h, 1d, 3d).
+    pub burn_windows: Option<Vec<Span>>,
+}
+
+impl Default for AlertingSpec {
+    fn default() -> Self {
+        AlertingSpec {
+            min_events: BudgetConfig::default().min_events,
+            burn_windows: None,
+        }
+    }
+}
+
+/// A policy state, in force while the remaining budget is below `below`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    pub name: String,
+    pub below: f64,
+}
+
+impl SliSpec {
+    fn kinds(&self) -> Vec<&'static str> {
+        [
+            (self.latency.is_some(), "latency"),
+            (self.availability.is_some(), "availability"),
+            (self.score.is_some(), "score"),
+            (self.flag.is_some(), "flag"),
+            (self.tests.is_some(), "tests"),
+            (self.rule.is_some(), "rule"),
+            (self.all_of.is_some(), "all_of"),
+        ]
+        .into_iter()
+        .filter_map(|(present, name)| present.then_some(name))
+        .collect()
+    }
+
+    /// What is wrong with this SLI, if anything.
+    fn problem(&self) -> Option<String> {
+        let kinds = self.kinds();
+        if kinds.len() != 1 {
+            return Some(format!(
+                "declare exactly one SLI kind (latency, availability, score, flag, tests, rule or all_of), found {}",
+                if kinds.is_empty() { "none".to_owned() } else { kinds.join(" and ") }
+            ));
+        }
+        if let Some(l) = &self.latency
+            && l.threshold.is_some() == l.thresholds.is_some()
+        {
+            return Some("latency needs either `threshold` or `thresholds`".into());
+        }
+        if let Some(s) = &self.score {
+            let n = [s.min.is_some(), s.max.is_some(), s.pass_labels.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            if n != 1 {
+                return Some(format!(
+                    "score on {:?} needs exactly one of min, max or pass_labels",
+                    s.evaluator
+                ));
+            }
+        }
+        if let Some(r) = &self.rule {
+            if r.rules.is_empty() {
+                return Some("rule needs at least one entry in `rules`".into());
+            }
+            if let Some(bad) = r.rules.iter().find(|i| i.pattern.is_some() == i.preset.is_some()) {
+                return Some(format!("rule {:?} needs either `pattern` or `preset`", bad.name));
+            }
+        }
+        if let Some(parts) = &self.all_of {
+            if parts.is_empty() {
+                return Some("all_of needs at least one SLI".into());
+            }
+            if let Some(p) = parts.iter().find_map(SliSpec::problem) {
+                return Some(format!("in all_of: {p}"));
+            }
+            if parts.iter().any(|p| p.latency.as_ref().is_some_and(|l| l.thresholds.is_some())) {
+                return Some("in all_of: a latency part takes one `threshold`".into());
+            }
+        }
+        None
+    }
+
+    fn to_core(&self, threshold_override: Option<Span>) -> Sli {
+        let missing = |m: MissingSpec| match m {
+            MissingSpec::Skip => Missing::Skip,
+            MissingSpec::Bad => Missing::Bad,
+        };
+        if let Some(l) = &self.latency {
+            let threshold = threshold_override.or(l.threshold).unwrap_or(Span(Duration::ZERO));
+            return Sli::Latency {
+                measure: match l.measure {
+                    MeasureSpec::Total => LatencyMeasure::Total,
+                    MeasureSpec::Ttft => LatencyMeasure::TimeToFirstToken,
+                    MeasureSpec::TimePerOutputToken => LatencyMeasure::TimePerOutputToken,
+                },
+                threshold_ms: threshold.0.as_secs_f64() * 1000.0,
+            };
+        }
+        if let Some(s) = &self.score {
+            let pass = match (s.min, s.max, &s.pass_labels) {
+                (Some(t), _, _) => ScorePass::AtLeast(t),
+                (None, Some(t), _) => ScorePass::AtMost(t),
+                (None, None, labels) => ScorePass::LabelIn(labels.clone().unwrap_or_default()),
+            };
+            return Sli::Score {
+                evaluator: s.evaluator.clone(),
+                pass,
+                missing: missing(s.missing),
+            };
+        }
+        if let Some(f) = &self.flag {
+            return Sli::Flag {
+                flag: f.name.clone(),
+                missing: missing(f.missing),
+            };
+        }
+        if let Some(t) = &self.tests {
+            return Sli::Tests {
+                mode: match t.mode {
+                    TestsModeSpec::PerTest => TestsMode::PerTest,
+                    TestsModeSpec::PerRequest => TestsMode::PerRequest,
+                },
+            };
+        }
+        if let Some(r) = &self.rule {
+            let patterns: Vec<String> = r
+                .rules
+                .iter()
+                .map(|i| match (&i.pattern, i.preset) {
+                    (Some(p), _) => p.0.clone(),
+                    (None, Some(preset)) => preset.pattern().to_owned(),
+                    (None, None) => String::new(),
+                })
+                .collect();
+            return Sli::Rule(Rules {
+                field: match r.field {
+                    TextFieldSpec::Response => TextField::Response,
+                    TextFieldSpec::Request => TextField::Request,
+                },
+                // Each pattern compiled alone when the spec was read; together they compile too.
+                set: RegexSet::new(&patterns).unwrap_or_else(|_| RegexSet::empty()),
+                kinds: r
+                    .rules
+                    .iter()
+                    .map(|i| match i.kind {
+                        RuleKindSpec::Forbid => RuleKind::Forbid,
+                        RuleKindSpec::Require => RuleKind::Require,
+                    })
+                    .collect(),
+                missing: missing(r.missing),
+            });
+        }
+        if let Some(parts) = &self.all_of {
+            return Sli::AllOf(parts.iter().map(|p| p.to_core(None)).collect());
+        }
+        Sli::Availability {
+            exclude_error_types: self
+                .availability
+                .as_ref()
+                .map(|a| a.exclude_error_types.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn key(path: String, needle: String) -> KeyRef {
+    KeyRef {
+        path,
+        needle: Some(needle),
+    }
+}
+
+/// Checks the SLO list as a whole; returns the offending key and the problem.
+pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
+    if slos.is_empty() {
+        return Err((
+            KeyRef {
+                path: "slos".into(),
+                needle: Some("slos".into()),
+            },
+            "declare at least one SLO".into(),
+        ));
+    }
+    let mut names = BTreeMap::new();
+    for (i, slo) in slos.iter().enumerate() {
+        let at = |field: &str| key(format!("slos[{i}]{field}"), format!("name: {}", slo.name));
+        if slo.name.trim().is_empty() {
+            return Err((at(".name"), "an SLO needs a name".into()));
+        }
+        if names.insert(slo.name.as_str(), i).is_some() {
+            return Err((
+                at(".name"),
+                format!("SLO name {:?} is used twice; names identify series", slo.name),
+            ));
+        }
+        if let Some(problem) = slo.sli.problem() {
+            return Err((at(".sli"), problem));
+        }
+        let per_threshold = slo.sli.latency.as_ref().is_some_and(|l| l.thresholds.is_some());
+        match (&slo.tiers, per_threshold, slo.objective) {
+            (Some(_), true, _) => {
+                return Err((at(".tiers"), "tiers and several thresholds cannot be combined; give each tier its threshold under tiers.thresholds".into()));
+            }
+            (None, false, None) => {
+                return Err((at(".objective"), "an SLO needs an objective, e.g. 0.995".into()));
+            }
+            _ => {}
+        }
+        if let Some(t) = &slo.tiers {
+            if t.objectives.is_empty() {
+                return Err((at(".tiers.objectives"), "list an objective per tier".into()));
+            }
+            if !t.thresholds.is_empty() && slo.sli.latency.is_none() {
+                return Err((at(".tiers.thresholds"), "per-tier thresholds apply to latency SLIs only".into()));
+            }
+            if let Some(tier) = t.thresholds.keys().find(|k| !t.objectives.contains_key(*k)) {
+                return Err((at(".tiers.thresholds"), format!("tier {tier:?} has a threshold but no objective")));
+            }
+        }
+        if let Some(policy) = &slo.policy
+            && policy.is_empty()
+        {
+            return Err((at(".policy"), "list at least one policy state".into()));
+        }
+    }
+    for (i, slo) in slos.iter().enumerate() {
+        for dep in &slo.depends_on {
+            if !names.contains_key(dep.as_str()) {
+                return Err((
+                    key(format!("slos[{i}].depends_on"), format!("name: {}", slo.name)),
+                    format!("depends on {dep:?}, which is not an SLO of this spec"),
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(slos, &names) {
+        return Err((
+            key(format!("slos[{}].depends_on", names[cycle.as_str()]), format!("name: {cycle}")),
+            format!("SLO {cycle:?} depends on itself through depends_on; remove one link of the cycle"),
+        ));
+    }
+    Ok(())
+}
+
+fn find_cycle(slos: &[SloSpec], names: &BTreeMap<&str, usize>) -> Option<String> {
+    fn visit(i: usize, slos: &[SloSpec], names: &BTreeMap<&str, usize>, state: &mut [u8]) -> Option<usize> {
+        match state[i] {
+            1 => return Some(i),
+            2 => return None,
+            _ => {}
+        }
+        state[i] = 1;
+        for dep in &slos[i].depends_on {
+            if let Some(&d) = names.get(dep.as_str())
+                && let Some(c) = visit(d, slos, names, state)
+            {
+                return Some(c);
+            }
+        }
+        state[i] = 2;
+        None
+    }
+    let mut state = vec![0u8; slos.len()];
+    (0..slos.len()).find_map(|i| visit(i, slos, names, &mut state).map(|c| slos[c].name.clone()))
+}
+
+/// The core SLOs of a checked spec, with `depends_on` resolved to core indices.
+pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
+    let mut out: Vec<Slo> = Vec::new();
+    let mut indices: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for slo in slos {
+        let budget = budget_config(slo);
+        let dimensions: Vec<Dimension> = slo.dimensions.iter().map(|d| d.0.clone()).collect();
+        let mut push = |name: String, sli: Sli, objective: f64, dims: Vec<Dimension>, filter: Option<Filter>| {
+            indices.entry(slo.name.as_str()).or_default().push(out.len());
+            out.push(Slo {
+                name,
+                sli,
+                objective,
+                dimensions: dims,
+                filter,
+                max_series: slo.max_series,
+                depends_on: Vec::new(),
+                budget: budget.clone(),
+            });
+        };
+        if let Some(thresholds) = slo.sli.latency.as_ref().and_then(|l| l.thresholds.as_ref()) {
+            for t in thresholds {
+                let ms = t.threshold.0.as_millis();
+                let label = if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") };
+                let name = format!("{}-{label}", slo.name);
+                push(name, slo.sli.to_core(Some(t.threshold)), t.objective.0, dimensions.clone(), None);
+            }
+        } else if let Some(tiers) = &slo.tiers {
+            let tier = Dimension::Label(tiers.label.clone());
+            let mut dims = dimensions.clone();
+            if !dims.contains(&tier) {
+                dims.push(tier.clone());
+            }
+            for (value, objective) in &tiers.objectives {
+                let filter = Filter {
+                    dimension: tier.clone(),
+                    values: vec![value.clone()],
+                    negate: false,
+                };
+                let sli = slo.sli.to_core(tiers.thresholds.get(value).copied());
+                push(slo.name.clone(), sli, objective.0, dims.clone(), Some(filter));
+            }
+            if let Some(objective) = slo.objective {
+                let filter = Filter {
+                    dimension: tier,
+                    values: tiers.objectives.keys().cloned().collect(),
+                    negate: true,
+                };
+                push(slo.name.clone(), slo.sli.to_core(None), objective.0, dims, Some(filter));
+            }
+        } else {
+            let objective = slo.objective.map_or(0.99, |o| o.0);
+            push(slo.name.clone(), slo.sli.to_core(None), objective, dimensions, None);
+        }
+    }
+    for slo in slos {
+        let deps: Vec<usize> = slo
+            .depends_on
+            .iter()
+            .flat_map(|d| indices.get(d.as_str()).cloned().unwrap_or_default())
+            .collect();
+        for &i in indices.get(slo.name.as_str()).map(Vec::as_slice).unwrap_or_default() {
+            out[i].depends_on.clone_from(&deps);
+        }
+    }
+    out
+}
+
+fn budget_config(slo: &SloSpec) -> BudgetConfig {
+    let defaults = BudgetConfig::default();
+    BudgetConfig {
+        period: slo.period.0,
+        burn_windows_ms: slo
+            .alerting
+            .burn_windows
+            .as_ref()
+            .map(|w| w.iter().map(|s| s.millis()).collect())
+            .unwrap_or(defaults.burn_windows_ms),
+        alerts: AlertRule::workbook(),
+        min_events: slo.alerting.min_events,
+        policy: slo
+            .policy
+            .as_ref()
+            .map(|p| {
+                p.iter()
+                    .map(|s| PolicyState {
+                        name: s.name.clone(),
+                        below: s.below,
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(default_policy),
+    }
+}
