@@ -43,9 +43,12 @@ archive:
   dir: {archive}
   max_rows: 20000
   max_age: 5s
+state:
+  dir: {state}
 ",
         brokers = broker.bootstrap(),
         archive = archive.display(),
+        state = archive.with_file_name("state").display(),
     )
 }
 

@@ -12,6 +12,7 @@
 //! (and its stale `inprogress` file is removed at start).
 
 mod columns;
+pub mod rollups;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ pub enum ArchiveError {
     ZstdLevel(i32),
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError {
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError {
     let path = path.to_path_buf();
     move |source| ArchiveError::Io {
         action,

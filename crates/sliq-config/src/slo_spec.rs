@@ -247,7 +247,9 @@ impl<'de> Deserialize<'de> for PeriodSpec {
                 .filter(|d| *d >= Duration::from_secs(3600))
                 .map(|d| PeriodSpec(Period::Rolling(d.as_millis() as i64)))
                 .ok_or_else(|| {
-                    format!("{s:?} is not a period; write 30d, 28d, calendar_month or calendar_week")
+                    format!(
+                        "{s:?} is not a period; write 30d, 28d, calendar_month or calendar_week"
+                    )
                 }),
         })
     }
@@ -313,7 +315,11 @@ impl SliSpec {
         if kinds.len() != 1 {
             return Some(format!(
                 "declare exactly one SLI kind (latency, availability, score, flag, tests, rule or all_of), found {}",
-                if kinds.is_empty() { "none".to_owned() } else { kinds.join(" and ") }
+                if kinds.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kinds.join(" and ")
+                }
             ));
         }
         if let Some(l) = &self.latency
@@ -337,8 +343,15 @@ impl SliSpec {
             if r.rules.is_empty() {
                 return Some("rule needs at least one entry in `rules`".into());
             }
-            if let Some(bad) = r.rules.iter().find(|i| i.pattern.is_some() == i.preset.is_some()) {
-                return Some(format!("rule {:?} needs either `pattern` or `preset`", bad.name));
+            if let Some(bad) = r
+                .rules
+                .iter()
+                .find(|i| i.pattern.is_some() == i.preset.is_some())
+            {
+                return Some(format!(
+                    "rule {:?} needs either `pattern` or `preset`",
+                    bad.name
+                ));
             }
         }
         if let Some(parts) = &self.all_of {
@@ -348,7 +361,10 @@ impl SliSpec {
             if let Some(p) = parts.iter().find_map(SliSpec::problem) {
                 return Some(format!("in all_of: {p}"));
             }
-            if parts.iter().any(|p| p.latency.as_ref().is_some_and(|l| l.thresholds.is_some())) {
+            if parts
+                .iter()
+                .any(|p| p.latency.as_ref().is_some_and(|l| l.thresholds.is_some()))
+            {
                 return Some("in all_of: a latency part takes one `threshold`".into());
             }
         }
@@ -361,7 +377,9 @@ impl SliSpec {
             MissingSpec::Bad => Missing::Bad,
         };
         if let Some(l) = &self.latency {
-            let threshold = threshold_override.or(l.threshold).unwrap_or(Span(Duration::ZERO));
+            let threshold = threshold_override
+                .or(l.threshold)
+                .unwrap_or(Span(Duration::ZERO));
             return Sli::Latency {
                 measure: match l.measure {
                     MeasureSpec::Total => LatencyMeasure::Total,
@@ -465,19 +483,29 @@ pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
         if names.insert(slo.name.as_str(), i).is_some() {
             return Err((
                 at(".name"),
-                format!("SLO name {:?} is used twice; names identify series", slo.name),
+                format!(
+                    "SLO name {:?} is used twice; names identify series",
+                    slo.name
+                ),
             ));
         }
         if let Some(problem) = slo.sli.problem() {
             return Err((at(".sli"), problem));
         }
-        let per_threshold = slo.sli.latency.as_ref().is_some_and(|l| l.thresholds.is_some());
+        let per_threshold = slo
+            .sli
+            .latency
+            .as_ref()
+            .is_some_and(|l| l.thresholds.is_some());
         match (&slo.tiers, per_threshold, slo.objective) {
             (Some(_), true, _) => {
                 return Err((at(".tiers"), "tiers and several thresholds cannot be combined; give each tier its threshold under tiers.thresholds".into()));
             }
             (None, false, None) => {
-                return Err((at(".objective"), "an SLO needs an objective, e.g. 0.995".into()));
+                return Err((
+                    at(".objective"),
+                    "an SLO needs an objective, e.g. 0.995".into(),
+                ));
             }
             _ => {}
         }
@@ -486,10 +514,16 @@ pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
                 return Err((at(".tiers.objectives"), "list an objective per tier".into()));
             }
             if !t.thresholds.is_empty() && slo.sli.latency.is_none() {
-                return Err((at(".tiers.thresholds"), "per-tier thresholds apply to latency SLIs only".into()));
+                return Err((
+                    at(".tiers.thresholds"),
+                    "per-tier thresholds apply to latency SLIs only".into(),
+                ));
             }
             if let Some(tier) = t.thresholds.keys().find(|k| !t.objectives.contains_key(*k)) {
-                return Err((at(".tiers.thresholds"), format!("tier {tier:?} has a threshold but no objective")));
+                return Err((
+                    at(".tiers.thresholds"),
+                    format!("tier {tier:?} has a threshold but no objective"),
+                ));
             }
         }
         if let Some(policy) = &slo.policy
@@ -502,7 +536,10 @@ pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
         for dep in &slo.depends_on {
             if !names.contains_key(dep.as_str()) {
                 return Err((
-                    key(format!("slos[{i}].depends_on"), format!("name: {}", slo.name)),
+                    key(
+                        format!("slos[{i}].depends_on"),
+                        format!("name: {}", slo.name),
+                    ),
                     format!("depends on {dep:?}, which is not an SLO of this spec"),
                 ));
             }
@@ -510,15 +547,25 @@ pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
     }
     if let Some(cycle) = find_cycle(slos, &names) {
         return Err((
-            key(format!("slos[{}].depends_on", names[cycle.as_str()]), format!("name: {cycle}")),
-            format!("SLO {cycle:?} depends on itself through depends_on; remove one link of the cycle"),
+            key(
+                format!("slos[{}].depends_on", names[cycle.as_str()]),
+                format!("name: {cycle}"),
+            ),
+            format!(
+                "SLO {cycle:?} depends on itself through depends_on; remove one link of the cycle"
+            ),
         ));
     }
     Ok(())
 }
 
 fn find_cycle(slos: &[SloSpec], names: &BTreeMap<&str, usize>) -> Option<String> {
-    fn visit(i: usize, slos: &[SloSpec], names: &BTreeMap<&str, usize>, state: &mut [u8]) -> Option<usize> {
+    fn visit(
+        i: usize,
+        slos: &[SloSpec],
+        names: &BTreeMap<&str, usize>,
+        state: &mut [u8],
+    ) -> Option<usize> {
         match state[i] {
             1 => return Some(i),
             2 => return None,
@@ -546,8 +593,15 @@ pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
     for slo in slos {
         let budget = budget_config(slo);
         let dimensions: Vec<Dimension> = slo.dimensions.iter().map(|d| d.0.clone()).collect();
-        let mut push = |name: String, sli: Sli, objective: f64, dims: Vec<Dimension>, filter: Option<Filter>| {
-            indices.entry(slo.name.as_str()).or_default().push(out.len());
+        let mut push = |name: String,
+                        sli: Sli,
+                        objective: f64,
+                        dims: Vec<Dimension>,
+                        filter: Option<Filter>| {
+            indices
+                .entry(slo.name.as_str())
+                .or_default()
+                .push(out.len());
             out.push(Slo {
                 name,
                 sli,
@@ -562,9 +616,19 @@ pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
         if let Some(thresholds) = slo.sli.latency.as_ref().and_then(|l| l.thresholds.as_ref()) {
             for t in thresholds {
                 let ms = t.threshold.0.as_millis();
-                let label = if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") };
+                let label = if ms % 1000 == 0 {
+                    format!("{}s", ms / 1000)
+                } else {
+                    format!("{ms}ms")
+                };
                 let name = format!("{}-{label}", slo.name);
-                push(name, slo.sli.to_core(Some(t.threshold)), t.objective.0, dimensions.clone(), None);
+                push(
+                    name,
+                    slo.sli.to_core(Some(t.threshold)),
+                    t.objective.0,
+                    dimensions.clone(),
+                    None,
+                );
             }
         } else if let Some(tiers) = &slo.tiers {
             let tier = Dimension::Label(tiers.label.clone());
@@ -579,7 +643,13 @@ pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
                     negate: false,
                 };
                 let sli = slo.sli.to_core(tiers.thresholds.get(value).copied());
-                push(slo.name.clone(), sli, objective.0, dims.clone(), Some(filter));
+                push(
+                    slo.name.clone(),
+                    sli,
+                    objective.0,
+                    dims.clone(),
+                    Some(filter),
+                );
             }
             if let Some(objective) = slo.objective {
                 let filter = Filter {
@@ -587,11 +657,23 @@ pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
                     values: tiers.objectives.keys().cloned().collect(),
                     negate: true,
                 };
-                push(slo.name.clone(), slo.sli.to_core(None), objective.0, dims, Some(filter));
+                push(
+                    slo.name.clone(),
+                    slo.sli.to_core(None),
+                    objective.0,
+                    dims,
+                    Some(filter),
+                );
             }
         } else {
             let objective = slo.objective.map_or(0.99, |o| o.0);
-            push(slo.name.clone(), slo.sli.to_core(None), objective, dimensions, None);
+            push(
+                slo.name.clone(),
+                slo.sli.to_core(None),
+                objective,
+                dimensions,
+                None,
+            );
         }
     }
     for slo in slos {
@@ -600,7 +682,11 @@ pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
             .iter()
             .flat_map(|d| indices.get(d.as_str()).cloned().unwrap_or_default())
             .collect();
-        for &i in indices.get(slo.name.as_str()).map(Vec::as_slice).unwrap_or_default() {
+        for &i in indices
+            .get(slo.name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             out[i].depends_on.clone_from(&deps);
         }
     }

@@ -29,6 +29,23 @@ pub struct PipelineSpec {
     pub export: ExportSpec,
     #[serde(default)]
     pub archive: ArchiveSpec,
+    #[serde(default)]
+    pub state: StateSpec,
+}
+
+/// Where budget state (the rollup table) is kept across restarts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSpec {
+    pub dir: PathBuf,
+}
+
+impl Default for StateSpec {
+    fn default() -> Self {
+        StateSpec {
+            dir: PathBuf::from("sliq-state"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -150,8 +150,13 @@ fn several_latency_thresholds_become_one_slo_each() {
     );
     let slos = parse(&text, "s", no_env).unwrap().slos();
     let got: Vec<(String, f64)> = slos.iter().map(|s| (s.name.clone(), s.objective)).collect();
-    assert_eq!(got, vec![("lat-1s".into(), 0.9), ("lat-2500ms".into(), 0.99)]);
-    let sliq_core::Sli::Latency { threshold_ms, .. } = slos[1].sli else { panic!("latency") };
+    assert_eq!(
+        got,
+        vec![("lat-1s".into(), 0.9), ("lat-2500ms".into(), 0.99)]
+    );
+    let sliq_core::Sli::Latency { threshold_ms, .. } = slos[1].sli else {
+        panic!("latency")
+    };
     assert_eq!(threshold_ms, 2500.0);
 }
 
@@ -165,12 +170,17 @@ fn tiers_become_filtered_slos_with_their_own_objectives_and_thresholds() {
     let tier = sliq_core::Dimension::Label("tier".into());
     for s in &slos {
         assert_eq!(s.name, "lat");
-        assert_eq!(s.dimensions, vec![sliq_core::Dimension::Service, tier.clone()]);
+        assert_eq!(
+            s.dimensions,
+            vec![sliq_core::Dimension::Service, tier.clone()]
+        );
     }
     let summary: Vec<(f64, f64, Vec<String>, bool)> = slos
         .iter()
         .map(|s| {
-            let sliq_core::Sli::Latency { threshold_ms, .. } = s.sli else { panic!("latency") };
+            let sliq_core::Sli::Latency { threshold_ms, .. } = s.sli else {
+                panic!("latency")
+            };
             let f = s.filter.clone().unwrap();
             (s.objective, threshold_ms, f.values, f.negate)
         })
@@ -188,11 +198,21 @@ fn tiers_become_filtered_slos_with_their_own_objectives_and_thresholds() {
 #[test]
 fn depends_on_resolves_and_refuses_unknown_names_and_cycles() {
     let avail = "  - name: a\n    objective: 0.9\n    sli:\n      availability: {}\n";
-    let text = with_slos(&format!("{avail}  - name: b\n    objective: 0.9\n    depends_on: [a]\n    sli:\n      availability: {{}}\n"));
+    let text = with_slos(&format!(
+        "{avail}  - name: b\n    objective: 0.9\n    depends_on: [a]\n    sli:\n      availability: {{}}\n"
+    ));
     let slos = parse(&text, "s", no_env).unwrap().slos();
-    assert_eq!((slos[0].depends_on.clone(), slos[1].depends_on.clone()), (vec![], vec![0]));
-    let e = err(&with_slos(&format!("{avail}  - name: b\n    objective: 0.9\n    depends_on: [zzz]\n    sli:\n      availability: {{}}\n")));
-    assert!(e.message.contains("\"zzz\"") && e.message.contains("slos[1].depends_on"), "{e}");
+    assert_eq!(
+        (slos[0].depends_on.clone(), slos[1].depends_on.clone()),
+        (vec![], vec![0])
+    );
+    let e = err(&with_slos(&format!(
+        "{avail}  - name: b\n    objective: 0.9\n    depends_on: [zzz]\n    sli:\n      availability: {{}}\n"
+    )));
+    assert!(
+        e.message.contains("\"zzz\"") && e.message.contains("slos[1].depends_on"),
+        "{e}"
+    );
     assert_eq!(e.line, Some(11), "{e}");
     let cyc = "  - name: a\n    objective: 0.9\n    depends_on: [b]\n    sli:\n      availability: {}\n  - name: b\n    objective: 0.9\n    depends_on: [a]\n    sli:\n      availability: {}\n";
     let e = err(&with_slos(cyc));
@@ -201,16 +221,32 @@ fn depends_on_resolves_and_refuses_unknown_names_and_cycles() {
 
 #[test]
 fn sli_kind_mistakes_are_explained() {
-    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    sli:\n      availability: {}\n      flag: { name: h }\n"));
-    assert!(e.message.contains("exactly one SLI kind") && e.message.contains("availability and flag"), "{e}");
-    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    sli:\n      score: { evaluator: f, min: 0.5, max: 0.9 }\n"));
-    assert!(e.message.contains("exactly one of min, max or pass_labels"), "{e}");
-    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    sli:\n      rule:\n        rules:\n          - { name: r, pattern: \"(unclosed\" }\n"));
+    let e = err(&with_slos(
+        "  - name: x\n    objective: 0.9\n    sli:\n      availability: {}\n      flag: { name: h }\n",
+    ));
+    assert!(
+        e.message.contains("exactly one SLI kind") && e.message.contains("availability and flag"),
+        "{e}"
+    );
+    let e = err(&with_slos(
+        "  - name: x\n    objective: 0.9\n    sli:\n      score: { evaluator: f, min: 0.5, max: 0.9 }\n",
+    ));
+    assert!(
+        e.message.contains("exactly one of min, max or pass_labels"),
+        "{e}"
+    );
+    let e = err(&with_slos(
+        "  - name: x\n    objective: 0.9\n    sli:\n      rule:\n        rules:\n          - { name: r, pattern: \"(unclosed\" }\n",
+    ));
     assert!(e.message.contains("not a valid regular expression"), "{e}");
     assert_eq!(e.line, Some(12), "{e}");
-    let e = err(&with_slos("  - name: x\n    sli:\n      availability: {}\n"));
+    let e = err(&with_slos(
+        "  - name: x\n    sli:\n      availability: {}\n",
+    ));
     assert!(e.message.contains("needs an objective"), "{e}");
-    let e = err(&with_slos("  - name: x\n    objective: 0.9\n    period: 5m\n    sli:\n      availability: {}\n"));
+    let e = err(&with_slos(
+        "  - name: x\n    objective: 0.9\n    period: 5m\n    sli:\n      availability: {}\n",
+    ));
     assert!(e.message.contains("calendar_month"), "{e}");
 }
 
@@ -225,13 +261,33 @@ fn presets_catch_refusals_and_pii_but_not_ordinary_answers() {
             assert!(!re.is_match(t), "{preset:?} should not match {t:?}");
         }
     };
-    let ordinary = ["Sure. To reset your password, open Settings.", "The total is 1234 euros.", "Call me maybe."];
+    let ordinary = [
+        "Sure. To reset your password, open Settings.",
+        "The total is 1234 euros.",
+        "Call me maybe.",
+    ];
     check(
         Preset::Refusal,
-        &["I'm sorry, but I can't help with that.", "I cannot assist with that request.", "As an AI, I am unable to provide that information."],
+        &[
+            "I'm sorry, but I can't help with that.",
+            "I cannot assist with that request.",
+            "As an AI, I am unable to provide that information.",
+        ],
         &ordinary,
     );
-    check(Preset::PiiEmail, &["reach jane.doe@example.com today"], &ordinary);
-    check(Preset::PiiPhone, &["Call +1-415-555-0132.", "call 415-555-0132"], &ordinary);
-    check(Preset::PiiCard, &["The card is 4111 1111 1111 1111.", "4111-1111-1111-1111"], &ordinary);
+    check(
+        Preset::PiiEmail,
+        &["reach jane.doe@example.com today"],
+        &ordinary,
+    );
+    check(
+        Preset::PiiPhone,
+        &["Call +1-415-555-0132.", "call 415-555-0132"],
+        &ordinary,
+    );
+    check(
+        Preset::PiiCard,
+        &["The card is 4111 1111 1111 1111.", "4111-1111-1111-1111"],
+        &ordinary,
+    );
 }

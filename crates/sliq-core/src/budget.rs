@@ -41,14 +41,27 @@ impl Period {
         match self {
             Period::Rolling(len) => (now_ms - len, len),
             Period::CalendarMonth => {
-                let now = Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default();
+                let now = Utc
+                    .timestamp_millis_opt(now_ms)
+                    .single()
+                    .unwrap_or_default();
                 let start = Utc
                     .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
                     .single()
                     .unwrap_or_default();
-                let (y, m) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
-                let next = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or_default();
-                (start.timestamp_millis(), next.timestamp_millis() - start.timestamp_millis())
+                let (y, m) = if now.month() == 12 {
+                    (now.year() + 1, 1)
+                } else {
+                    (now.year(), now.month() + 1)
+                };
+                let next = Utc
+                    .with_ymd_and_hms(y, m, 1, 0, 0, 0)
+                    .single()
+                    .unwrap_or_default();
+                (
+                    start.timestamp_millis(),
+                    next.timestamp_millis() - start.timestamp_millis(),
+                )
             }
             Period::CalendarWeek => {
                 let days_since_monday = i64::from(
@@ -183,6 +196,23 @@ pub struct BudgetStatus {
     pub policy_state: usize,
 }
 
+/// The resolution of a rollup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Minute,
+    Hour,
+}
+
+/// One persisted rollup bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupEntry {
+    pub series: SeriesId,
+    pub granularity: Granularity,
+    pub start_ms: i64,
+    pub good: u64,
+    pub bad: u64,
+}
+
 #[derive(Debug, Default, Clone)]
 struct Rollup {
     minutes: BTreeMap<i64, [u64; 2]>,
@@ -230,10 +260,16 @@ impl Ledger {
     /// Adds one series' counts at event time `at_ms` (a window start).
     pub fn add(&mut self, series: SeriesId, at_ms: i64, good: u64, bad: u64) {
         let r = self.series.entry(series).or_default();
-        let m = r.minutes.entry(at_ms.div_euclid(MINUTE_MS) * MINUTE_MS).or_default();
+        let m = r
+            .minutes
+            .entry(at_ms.div_euclid(MINUTE_MS) * MINUTE_MS)
+            .or_default();
         m[0] += good;
         m[1] += bad;
-        let h = r.hours.entry(at_ms.div_euclid(HOUR_MS) * HOUR_MS).or_default();
+        let h = r
+            .hours
+            .entry(at_ms.div_euclid(HOUR_MS) * HOUR_MS)
+            .or_default();
         h[0] += good;
         h[1] += bad;
     }
@@ -262,16 +298,46 @@ impl Ledger {
         self.series.keys().copied()
     }
 
-    /// Per-minute rollups of one series at or after `from_ms`: what is persisted across restarts.
-    pub fn minutes_since(&self, series: SeriesId, from_ms: i64) -> Vec<(i64, [u64; 2])> {
-        self.series
-            .get(&series)
-            .map(|r| r.minutes.range(from_ms..).map(|(t, c)| (*t, *c)).collect())
-            .unwrap_or_default()
+    /// Every rollup, for persisting the ledger across restarts.
+    pub fn snapshot(&self) -> Vec<RollupEntry> {
+        let mut out = Vec::new();
+        for (series, r) in &self.series {
+            for (granularity, map) in [
+                (Granularity::Minute, &r.minutes),
+                (Granularity::Hour, &r.hours),
+            ] {
+                out.extend(map.iter().map(|(start, c)| RollupEntry {
+                    series: *series,
+                    granularity,
+                    start_ms: *start,
+                    good: c[0],
+                    bad: c[1],
+                }));
+            }
+        }
+        out
+    }
+
+    /// Puts back one rollup of a snapshot (added to what is there).
+    pub fn restore(&mut self, entry: &RollupEntry) {
+        let r = self.series.entry(entry.series).or_default();
+        let map = match entry.granularity {
+            Granularity::Minute => &mut r.minutes,
+            Granularity::Hour => &mut r.hours,
+        };
+        let c = map.entry(entry.start_ms).or_default();
+        c[0] += entry.good;
+        c[1] += entry.bad;
     }
 
     /// The budget, burn rates, alerts and policy state of `series` at event time `now_ms`.
-    pub fn status(&self, series: SeriesId, objective: f64, config: &BudgetConfig, now_ms: i64) -> BudgetStatus {
+    pub fn status(
+        &self,
+        series: SeriesId,
+        objective: f64,
+        config: &BudgetConfig,
+        now_ms: i64,
+    ) -> BudgetStatus {
         let empty = Rollup::default();
         let r = self.series.get(&series).unwrap_or(&empty);
         let budget = 1.0 - objective;

@@ -13,9 +13,13 @@ pub mod sli;
 pub mod slo;
 pub mod window;
 
+pub use budget::{
+    AlertRule, BudgetConfig, BudgetStatus, Granularity, Ledger, Period, PolicyState, RollupEntry,
+    Severity,
+};
 pub use sli::{
-    LatencyMeasure, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode, TextField, Verdict,
+    LatencyMeasure, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode, TextField,
+    Verdict,
 };
 pub use slo::{DEFAULT_MAX_SERIES, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo};
 pub use window::{Admission, SeriesCount, SourceId, WindowConfig, WindowCounts, Windows};
-pub use budget::{AlertRule, BudgetConfig, BudgetStatus, Ledger, Period, PolicyState, Severity};

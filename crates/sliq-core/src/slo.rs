@@ -147,6 +147,16 @@ pub struct Evaluator {
 /// also prefixed with its length, which keeps keys unambiguous.
 const KEY_SEPARATOR: char = '\u{1f}';
 
+/// Writes the interning key of (SLO, values) into `buf`, reusing its allocation.
+fn write_key<'v>(buf: &mut String, slo_index: usize, values: impl Iterator<Item = &'v str>) {
+    buf.clear();
+    // Writing into a String cannot fail.
+    let _ = write!(buf, "{slo_index}");
+    for v in values {
+        let _ = write!(buf, "{KEY_SEPARATOR}{}:{v}", v.len());
+    }
+}
+
 impl Evaluator {
     /// `slos`' dependencies must not form a cycle (the spec check refuses one); a cycle's edges
     /// would be applied in declaration order.
@@ -199,10 +209,13 @@ impl Evaluator {
             let slo = &self.slos[i];
             let admitted = slo.filter.as_ref().is_none_or(|f| f.admits(event));
             if admitted
-                && slo
-                    .depends_on
-                    .iter()
-                    .any(|&d| self.verdicts.get(d).copied().flatten().is_some_and(Verdict::is_bad))
+                && slo.depends_on.iter().any(|&d| {
+                    self.verdicts
+                        .get(d)
+                        .copied()
+                        .flatten()
+                        .is_some_and(Verdict::is_bad)
+                })
             {
                 self.verdicts[i] = Some(Verdict::BAD);
             }
@@ -217,34 +230,38 @@ impl Evaluator {
 
     fn series_id(&mut self, slo_index: usize, event: &Event<'_>) -> SeriesId {
         let slo = &self.slos[slo_index];
-        self.scratch.clear();
-        // Writing into a String cannot fail.
-        let _ = write!(self.scratch, "{slo_index}");
-        for d in &slo.dimensions {
-            let v = d.value(event);
-            let _ = write!(self.scratch, "{KEY_SEPARATOR}{}:{v}", v.len());
-        }
+        write_key(
+            &mut self.scratch,
+            slo_index,
+            slo.dimensions.iter().map(|d| d.value(event)),
+        );
         if let Some(id) = self.ids.get(self.scratch.as_str()) {
             return *id;
         }
-        let folded = self.series_per_slo[slo_index] >= slo.max_series;
-        if folded {
-            self.folded_per_slo[slo_index] += 1;
-            self.scratch.clear();
-            let _ = write!(self.scratch, "{slo_index}");
-            for _ in &slo.dimensions {
-                let _ = write!(self.scratch, "{KEY_SEPARATOR}{}:{OTHER}", OTHER.len());
-            }
-            if let Some(id) = self.ids.get(self.scratch.as_str()) {
-                return *id;
-            }
+        if self.series_per_slo[slo_index] < slo.max_series {
+            let values = slo
+                .dimensions
+                .iter()
+                .map(|d| Box::from(d.value(event)))
+                .collect();
+            return self.insert_series(slo_index, values);
         }
+        self.folded_per_slo[slo_index] += 1;
+        write_key(
+            &mut self.scratch,
+            slo_index,
+            slo.dimensions.iter().map(|_| OTHER),
+        );
+        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+            return *id;
+        }
+        let values = slo.dimensions.iter().map(|_| Box::from(OTHER)).collect();
+        self.insert_series(slo_index, values)
+    }
+
+    /// Registers a new series under the key in `scratch`.
+    fn insert_series(&mut self, slo_index: usize, values: Vec<Box<str>>) -> SeriesId {
         let id = SeriesId(self.keys.len() as u32);
-        let values = slo
-            .dimensions
-            .iter()
-            .map(|d| Box::from(if folded { OTHER } else { d.value(event) }))
-            .collect();
         self.keys.push(SeriesKey {
             slo: slo_index,
             values,
@@ -252,6 +269,33 @@ impl Evaluator {
         self.series_per_slo[slo_index] += 1;
         self.ids.insert(Box::from(self.scratch.as_str()), id);
         id
+    }
+
+    /// The series of SLO `name` with these (attribute, value) dimensions, as persisted; interned
+    /// when new. Among SLOs sharing a name (tiers), the one whose filter admits the values is
+    /// chosen. `None` when no SLO of the current spec has that name and those dimensions.
+    pub fn intern(&mut self, name: &str, dimensions: &[(&str, &str)]) -> Option<SeriesId> {
+        let values: Vec<&str> = dimensions.iter().map(|(_, v)| *v).collect();
+        let slo_index = self.slos.iter().position(|slo| {
+            slo.name == name
+                && slo.dimensions.len() == values.len()
+                && slo
+                    .dimensions
+                    .iter()
+                    .zip(dimensions)
+                    .all(|(d, (k, _))| d.attribute() == *k)
+                && slo.filter.as_ref().is_none_or(|f| {
+                    slo.dimensions
+                        .iter()
+                        .position(|d| *d == f.dimension)
+                        .is_some_and(|i| f.values.iter().any(|v| v == values[i]) != f.negate)
+                })
+        })?;
+        write_key(&mut self.scratch, slo_index, values.iter().copied());
+        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+            return Some(*id);
+        }
+        Some(self.insert_series(slo_index, values.iter().map(|v| Box::from(*v)).collect()))
     }
 
     /// Events of an SLO counted into its `other` series because of the cardinality limit.
@@ -279,7 +323,9 @@ mod tests {
     fn availability(name: &str, dims: &[&str]) -> Slo {
         Slo::new(
             name,
-            Sli::Availability { exclude_error_types: vec![] },
+            Sli::Availability {
+                exclude_error_types: vec![],
+            },
             0.99,
             dims.iter().map(|d| Dimension::parse(d).unwrap()).collect(),
         )
@@ -329,11 +375,22 @@ mod tests {
     #[test]
     fn filters_give_each_tier_its_own_slo() {
         let tier = Dimension::Label("tier".into());
-        let fast = |t: f64| Sli::Latency { measure: crate::LatencyMeasure::Total, threshold_ms: t };
+        let fast = |t: f64| Sli::Latency {
+            measure: crate::LatencyMeasure::Total,
+            threshold_ms: t,
+        };
         let mut platinum = Slo::new("lat", fast(1000.0), 0.999, vec![tier.clone()]);
-        platinum.filter = Some(Filter { dimension: tier.clone(), values: vec!["platinum".into()], negate: false });
+        platinum.filter = Some(Filter {
+            dimension: tier.clone(),
+            values: vec!["platinum".into()],
+            negate: false,
+        });
         let mut rest = Slo::new("lat", fast(5000.0), 0.99, vec![tier.clone()]);
-        rest.filter = Some(Filter { dimension: tier, values: vec!["platinum".into()], negate: true });
+        rest.filter = Some(Filter {
+            dimension: tier,
+            values: vec!["platinum".into()],
+            negate: true,
+        });
         let mut ev = Evaluator::new(vec![platinum, rest]);
         let d = Decoder::new(FieldMap::default(), 1 << 20);
         let mut out = Vec::new();
@@ -342,7 +399,10 @@ mod tests {
         ev.evaluate(&d.decode(&p).unwrap(), &mut out);
         ev.evaluate(&d.decode(&s).unwrap(), &mut out);
         // 2 s is too slow for platinum (1 s) and fine for silver (5 s); each event judged once.
-        assert_eq!(out, vec![(SeriesId(0), Verdict::BAD), (SeriesId(1), Verdict::GOOD)]);
+        assert_eq!(
+            out,
+            vec![(SeriesId(0), Verdict::BAD), (SeriesId(1), Verdict::GOOD)]
+        );
         assert_eq!(ev.slo_of(SeriesId(1)).objective, 0.99);
     }
 
@@ -367,7 +427,11 @@ mod tests {
     fn a_bad_dependency_makes_the_dependant_bad_on_the_same_event() {
         let retriever = Slo::new(
             "retrieval",
-            Sli::Score { evaluator: "recall".into(), pass: crate::ScorePass::AtLeast(0.5), missing: crate::Missing::Skip },
+            Sli::Score {
+                evaluator: "recall".into(),
+                pass: crate::ScorePass::AtLeast(0.5),
+                missing: crate::Missing::Skip,
+            },
             0.99,
             vec![],
         );

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
-    number_data_point,
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use sliq_core::{Evaluator, Outcome, SeriesId, WindowCounts};
+use sliq_core::{BudgetStatus, Evaluator, Outcome, SeriesId, WindowCounts};
 
 /// How `sliq.slo.events` points count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,20 @@ pub struct RecordCounts {
     pub accepted: u64,
     pub dead_lettered: u64,
     pub late: u64,
+}
+
+/// What one checkpoint exports.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportBatch<'a> {
+    /// Windows closed (or drained) since the last export, oldest first.
+    pub windows: &'a [WindowCounts],
+    /// Budget state of every series, computed at `budget_time_ms`.
+    pub budgets: &'a [(SeriesId, BudgetStatus)],
+    /// Event time of the budgets: the end of the newest window exported so far.
+    pub budget_time_ms: i64,
+    pub records: RecordCounts,
+    /// Wall-clock time of the export (for `sliq.records`).
+    pub now_ms: i64,
 }
 
 /// Builds export requests and keeps the cumulative state of every series.
@@ -73,14 +87,19 @@ impl MetricsBuilder {
         }
     }
 
-    /// One request holding the points of `windows` (oldest first) and the record counters at `now_ms`.
+    /// One request holding the points of a checkpoint.
     pub fn build(
         &mut self,
-        windows: &[WindowCounts],
+        batch: &ExportBatch<'_>,
         evaluator: &Evaluator,
-        records: RecordCounts,
-        now_ms: i64,
     ) -> ExportMetricsServiceRequest {
+        let ExportBatch {
+            windows,
+            budgets,
+            budget_time_ms,
+            records,
+            now_ms,
+        } = *batch;
         let mut event_points = Vec::new();
         for w in windows {
             for c in &w.counts {
@@ -134,6 +153,9 @@ impl MetricsBuilder {
                 },
             ));
         }
+        if !budgets.is_empty() {
+            metrics.extend(budget_gauges(budgets, evaluator, ms_to_ns(budget_time_ms)));
+        }
         metrics.push(sum(
             "sliq.records",
             "Records read by this instance: accepted, dead-lettered, or too late for their window.",
@@ -160,11 +182,17 @@ impl MetricsBuilder {
 }
 
 fn series_attributes(evaluator: &Evaluator, series: SeriesId, outcome: Outcome) -> Vec<KeyValue> {
+    let mut attrs = slo_attributes(evaluator, series);
+    attrs.insert(1, kv("sliq.slo.outcome", outcome.as_str()));
+    attrs
+}
+
+/// `sliq.slo.name` and the series' dimensions.
+fn slo_attributes(evaluator: &Evaluator, series: SeriesId) -> Vec<KeyValue> {
     let key = evaluator.series(series);
     let slo = evaluator.slo_of(series);
-    let mut attrs = Vec::with_capacity(2 + key.values.len());
+    let mut attrs = Vec::with_capacity(3 + key.values.len());
     attrs.push(kv("sliq.slo.name", &slo.name));
-    attrs.push(kv("sliq.slo.outcome", outcome.as_str()));
     for (d, v) in slo.dimensions.iter().zip(key.values.iter()) {
         attrs.push(kv(d.attribute(), v));
     }
@@ -181,6 +209,123 @@ fn point(attributes: Vec<KeyValue>, start_ns: u64, time_ns: u64, value: u64) -> 
         )),
         ..NumberDataPoint::default()
     }
+}
+
+/// A window length as people write it: `5m`, `1h`, `3d`.
+pub fn window_label(ms: i64) -> String {
+    const MINUTE: i64 = 60_000;
+    match ms {
+        _ if ms % (24 * 60 * MINUTE) == 0 => format!("{}d", ms / (24 * 60 * MINUTE)),
+        _ if ms % (60 * MINUTE) == 0 => format!("{}h", ms / (60 * MINUTE)),
+        _ if ms % MINUTE == 0 => format!("{}m", ms / MINUTE),
+        _ => format!("{}s", ms / 1000),
+    }
+}
+
+fn gauge_point(
+    attributes: Vec<KeyValue>,
+    time_ns: u64,
+    value: number_data_point::Value,
+) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        time_unix_nano: time_ns,
+        value: Some(value),
+        ..NumberDataPoint::default()
+    }
+}
+
+fn gauge(name: &str, description: &str, unit: &str, data_points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
+        data: Some(metric::Data::Gauge(Gauge { data_points })),
+        ..Metric::default()
+    }
+}
+
+/// The budget gauges: objective, budget remaining, burn rates, alert conditions, policy state.
+fn budget_gauges(
+    budgets: &[(SeriesId, BudgetStatus)],
+    evaluator: &Evaluator,
+    time_ns: u64,
+) -> Vec<Metric> {
+    use number_data_point::Value::{AsDouble, AsInt};
+    let (mut objective, mut remaining, mut burn, mut alert, mut policy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (series, status) in budgets {
+        let slo = evaluator.slo_of(*series);
+        let attrs = slo_attributes(evaluator, *series);
+        let with = |extra: &[(&str, &str)]| {
+            let mut a = attrs.clone();
+            a.extend(extra.iter().map(|(k, v)| kv(k, v)));
+            a
+        };
+        objective.push(gauge_point(attrs.clone(), time_ns, AsDouble(slo.objective)));
+        remaining.push(gauge_point(
+            attrs.clone(),
+            time_ns,
+            AsDouble(status.budget_remaining),
+        ));
+        for (window, rate) in &status.burn_rates {
+            if let Some(rate) = rate {
+                burn.push(gauge_point(
+                    with(&[("sliq.window", &window_label(*window))]),
+                    time_ns,
+                    AsDouble(*rate),
+                ));
+            }
+        }
+        for (rule, fires) in &status.alerts {
+            let windows = format!(
+                "{}/{}",
+                window_label(rule.long_ms),
+                window_label(rule.short_ms)
+            );
+            let a = with(&[
+                ("sliq.severity", rule.severity.as_str()),
+                ("sliq.window", &windows),
+            ]);
+            alert.push(gauge_point(a, time_ns, AsInt(i64::from(*fires))));
+        }
+        if let Some(state) = slo.budget.policy.get(status.policy_state) {
+            let a = with(&[("sliq.policy.state", &state.name)]);
+            policy.push(gauge_point(a, time_ns, AsInt(status.policy_state as i64)));
+        }
+    }
+    vec![
+        gauge(
+            "sliq.slo.objective",
+            "The SLO's target good ratio.",
+            "1",
+            objective,
+        ),
+        gauge(
+            "sliq.slo.budget.remaining",
+            "Share of the error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent.",
+            "1",
+            remaining,
+        ),
+        gauge(
+            "sliq.slo.burn_rate",
+            "Bad ratio over the window divided by the error budget (1 spends the budget exactly over the period).",
+            "1",
+            burn,
+        ),
+        gauge(
+            "sliq.slo.alert",
+            "1 while the multi-window burn-rate condition of sliq.severity over sliq.window (long/short) holds.",
+            "1",
+            alert,
+        ),
+        gauge(
+            "sliq.slo.policy_state",
+            "Error-budget policy state, by index (0 = least severe); sliq.policy.state names it.",
+            "1",
+            policy,
+        ),
+    ]
 }
 
 fn sum(
@@ -209,14 +354,14 @@ mod tests {
     use sliq_core::{Decoder, Dimension, FieldMap, SeriesCount, Sli, Slo};
 
     fn evaluator_with_two_series() -> Evaluator {
-        let mut ev = Evaluator::new(vec![Slo {
-            name: "avail".into(),
-            sli: Sli::Availability {
+        let mut ev = Evaluator::new(vec![Slo::new(
+            "avail",
+            Sli::Availability {
                 exclude_error_types: vec![],
             },
-            objective: 0.99,
-            dimensions: vec![Dimension::Service, Dimension::Label("tier".into())],
-        }]);
+            0.99,
+            vec![Dimension::Service, Dimension::Label("tier".into())],
+        )]);
         let d = Decoder::new(FieldMap::default(), 1 << 20);
         let mut out = Vec::new();
         for rec in [
@@ -241,6 +386,16 @@ mod tests {
                 })
                 .collect(),
             closed: true,
+        }
+    }
+
+    fn batch(windows: &[WindowCounts], records: RecordCounts, now_ms: i64) -> ExportBatch<'_> {
+        ExportBatch {
+            windows,
+            budgets: &[],
+            budget_time_ms: 0,
+            records,
+            now_ms,
         }
     }
 
@@ -290,20 +445,17 @@ mod tests {
         let ev = evaluator_with_two_series();
         let mut b = MetricsBuilder::new("i-1", Temporality::Cumulative, 5_000);
         let first = b.build(
-            &[window(60, &[(0, 3, 1)])],
+            &batch(&[window(60, &[(0, 3, 1)])], RecordCounts::default(), 9_000),
             &ev,
-            RecordCounts::default(),
-            9_000,
         );
+        let records = RecordCounts {
+            accepted: 11,
+            dead_lettered: 2,
+            late: 1,
+        };
         let second = b.build(
-            &[window(120, &[(0, 2, 0), (1, 5, 5)])],
+            &batch(&[window(120, &[(0, 2, 0), (1, 5, 5)])], records, 200_000),
             &ev,
-            RecordCounts {
-                accepted: 11,
-                dead_lettered: 2,
-                late: 1,
-            },
-            200_000,
         );
         let s = 1_000_000_000;
         let gold = |o| {
@@ -368,8 +520,14 @@ mod tests {
     fn delta_points_hold_one_window_each() {
         let ev = evaluator_with_two_series();
         let mut b = MetricsBuilder::new("i", Temporality::Delta, 0);
-        b.build(&[window(0, &[(0, 3, 1)])], &ev, RecordCounts::default(), 1);
-        let req = b.build(&[window(60, &[(0, 2, 0)])], &ev, RecordCounts::default(), 1);
+        b.build(
+            &batch(&[window(0, &[(0, 3, 1)])], RecordCounts::default(), 1),
+            &ev,
+        );
+        let req = b.build(
+            &batch(&[window(60, &[(0, 2, 0)])], RecordCounts::default(), 1),
+            &ev,
+        );
         let points = flat(&req, "sliq.slo.events");
         let s = 1_000_000_000;
         assert_eq!(
@@ -382,7 +540,10 @@ mod tests {
     fn official_json_encoding_writes_int64_as_strings() {
         let ev = evaluator_with_two_series();
         let mut b = MetricsBuilder::new("i", Temporality::Cumulative, 0);
-        let req = b.build(&[window(60, &[(0, 3, 1)])], &ev, RecordCounts::default(), 1);
+        let req = b.build(
+            &batch(&[window(60, &[(0, 3, 1)])], RecordCounts::default(), 1),
+            &ev,
+        );
         let json = serde_json::to_value(&req).unwrap();
         let p =
             &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0];

@@ -7,6 +7,6 @@
 mod build;
 mod export;
 
-pub use build::{MetricsBuilder, RecordCounts, Temporality};
+pub use build::{ExportBatch, MetricsBuilder, RecordCounts, Temporality, window_label};
 pub use export::{ExportError, Exporter};
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
+use sliq_otlp::ExportBatch;
 use tracing::warn;
 
 use crate::error::PipelineError;
@@ -53,15 +54,21 @@ impl State {
             Mode::Rebalance => windows.extend(self.windows.drain_open()),
             Mode::Final => windows.extend(self.windows.close_all()),
         }
-        if !windows.is_empty() || self.counts != self.exported_counts {
-            let request = self.builder.build(
-                &windows,
-                &self.evaluator,
-                self.counts,
-                chrono::Utc::now().timestamp_millis(),
-            );
+        let (budgets, budget_time_ms) = self.budgets.update(&windows, &self.evaluator);
+        if !windows.is_empty() || !budgets.is_empty() || self.counts != self.exported_counts {
+            let batch = ExportBatch {
+                windows: &windows,
+                budgets: &budgets,
+                budget_time_ms,
+                records: self.counts,
+                now_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let request = self.builder.build(&batch, &self.evaluator);
             self.export(&request)?;
             self.exported_counts = self.counts;
+            if !windows.is_empty() {
+                self.budgets.persist(&windows, &self.evaluator)?;
+            }
         }
         let closed = match mode {
             Mode::Regular => self.archive.roll_due(now)?,

@@ -14,11 +14,12 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
-use sliq_core::{Admission, Decoder, Evaluator, Outcome, Reject, SeriesId, Windows};
+use sliq_core::{Admission, Decoder, Evaluator, Reject, SeriesId, Verdict, Windows};
 use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
 use tracing::{info, warn};
 
+use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
 use crate::dead_letter::DeadLetters;
 use crate::error::PipelineError;
@@ -70,12 +71,13 @@ pub(crate) struct State {
     pub(crate) exported_counts: RecordCounts,
     /// Per SLO: [good, bad] counted so far, for the live table.
     pub(crate) slo_totals: Vec<[u64; 2]>,
-    outcomes: Vec<(SeriesId, Outcome)>,
+    outcomes: Vec<(SeriesId, Verdict)>,
     pub(crate) rt: Handle,
     pub(crate) idle_after: Duration,
     pub(crate) archive_files: usize,
     pub(crate) exports: u64,
     pub(crate) progress: Option<Arc<Progress>>,
+    pub(crate) budgets: Budgets,
     /// A failure inside the rebalance callback, raised by the loop.
     failure: Option<PipelineError>,
 }
@@ -107,9 +109,10 @@ impl State {
         {
             Admission::Counted => {
                 self.counts.accepted += 1;
-                for (series, outcome) in &self.outcomes {
+                for (series, verdict) in &self.outcomes {
                     let slo = self.evaluator.series(*series).slo;
-                    self.slo_totals[slo][usize::from(*outcome == Outcome::Bad)] += 1;
+                    self.slo_totals[slo][0] += verdict.good;
+                    self.slo_totals[slo][1] += verdict.bad;
                 }
             }
             Admission::Late => self.counts.late += 1,
@@ -232,10 +235,13 @@ pub fn run(
         .map_err(PipelineError::kafka("creating the dead-letter producer"))?;
 
     let slos = spec.slos();
+    let mut evaluator = Evaluator::new(slos);
+    let budgets = Budgets::load(&spec.state.dir, instance_id, &mut evaluator)?;
     let state = Arc::new(Mutex::new(State {
         decoder: Decoder::new(spec.fields.field_map(), kafka.max_record_bytes),
-        slo_totals: vec![[0, 0]; slos.len()],
-        evaluator: Evaluator::new(slos),
+        slo_totals: vec![[0, 0]; evaluator.slos().len()],
+        evaluator,
+        budgets,
         windows: Windows::new(spec.windows.window_config()),
         archive,
         exporter,

@@ -46,6 +46,7 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // A fresh run: earlier demo output would mix into the counts.
     let _ = std::fs::remove_file(&metrics);
     let _ = std::fs::remove_dir_all(&archive);
+    let _ = std::fs::remove_dir_all(out.join("state"));
 
     let cluster: MockCluster<'static, DefaultProducerContext> =
         MockCluster::new(1).context("starting the in-process Kafka cluster")?;

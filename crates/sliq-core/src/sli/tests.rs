@@ -19,7 +19,10 @@ fn judge(sli: &Sli, extra: Value) -> Option<Verdict> {
 }
 
 fn latency(measure: LatencyMeasure, threshold_ms: f64) -> Sli {
-    Sli::Latency { measure, threshold_ms }
+    Sli::Latency {
+        measure,
+        threshold_ms,
+    }
 }
 
 #[test]
@@ -37,7 +40,10 @@ fn latency_declines_missing_null_negative_and_failed() {
     assert_eq!(judge(&sli, json!({})), None);
     assert_eq!(judge(&sli, json!({"latency_ms": null})), None);
     assert_eq!(judge(&sli, json!({"latency_ms": -3})), None);
-    assert_eq!(judge(&sli, json!({"latency_ms": 10, "status": "error"})), None);
+    assert_eq!(
+        judge(&sli, json!({"latency_ms": 10, "status": "error"})),
+        None
+    );
 }
 
 #[test]
@@ -51,7 +57,13 @@ fn ttft_and_time_per_output_token() {
     assert_eq!(judge(&tpot(19.99), rec()), B);
     let zero = json!({"latency_ms": 1200, "ttft_ms": 200, "response": {"tokens": 0}});
     assert_eq!(judge(&tpot(20.0), zero), None);
-    assert_eq!(judge(&tpot(20.0), json!({"latency_ms": 1200, "response": {"tokens": 5}})), None);
+    assert_eq!(
+        judge(
+            &tpot(20.0),
+            json!({"latency_ms": 1200, "response": {"tokens": 5}})
+        ),
+        None
+    );
     // ttft after the end: a negative streaming time is a broken measurement.
     let broken = json!({"latency_ms": 100, "ttft_ms": 200, "response": {"tokens": 5}});
     assert_eq!(judge(&tpot(20.0), broken), None);
@@ -59,26 +71,52 @@ fn ttft_and_time_per_output_token() {
 
 #[test]
 fn availability_excludes_listed_error_types() {
-    let sli = Sli::Availability { exclude_error_types: vec!["invalid_request".into()] };
+    let sli = Sli::Availability {
+        exclude_error_types: vec!["invalid_request".into()],
+    };
     assert_eq!(judge(&sli, json!({})), G);
     assert_eq!(judge(&sli, json!({"error": {"type": "timeout"}})), B);
     assert_eq!(judge(&sli, json!({"status": "error"})), B);
-    assert_eq!(judge(&sli, json!({"error": {"type": "invalid_request"}})), None);
+    assert_eq!(
+        judge(&sli, json!({"error": {"type": "invalid_request"}})),
+        None
+    );
 }
 
 #[test]
 fn score_thresholds_labels_and_missing_evaluators() {
-    let at_least = Sli::Score { evaluator: "faith".into(), pass: ScorePass::AtLeast(0.7), missing: Missing::Skip };
+    let at_least = Sli::Score {
+        evaluator: "faith".into(),
+        pass: ScorePass::AtLeast(0.7),
+        missing: Missing::Skip,
+    };
     assert_eq!(judge(&at_least, json!({"evals": {"faith": 0.7}})), G);
     assert_eq!(judge(&at_least, json!({"evals": {"faith": 0.69}})), B);
     assert_eq!(judge(&at_least, json!({"evals": {"faith": -0.1}})), B);
-    assert_eq!(judge(&at_least, json!({"evals": {"faith": {"score": 0.9, "label": "x"}}})), G);
+    assert_eq!(
+        judge(
+            &at_least,
+            json!({"evals": {"faith": {"score": 0.9, "label": "x"}}})
+        ),
+        G
+    );
     assert_eq!(judge(&at_least, json!({"evals": {"other": 0.9}})), None);
     assert_eq!(judge(&at_least, json!({"evals": {"faith": null}})), None);
-    assert_eq!(judge(&at_least, json!({"evals": {"faith": {"label": "good"}}})), None);
-    let strict = Sli::Score { evaluator: "faith".into(), pass: ScorePass::AtLeast(0.7), missing: Missing::Bad };
+    assert_eq!(
+        judge(&at_least, json!({"evals": {"faith": {"label": "good"}}})),
+        None
+    );
+    let strict = Sli::Score {
+        evaluator: "faith".into(),
+        pass: ScorePass::AtLeast(0.7),
+        missing: Missing::Bad,
+    };
     assert_eq!(judge(&strict, json!({})), B);
-    let at_most = Sli::Score { evaluator: "tox".into(), pass: ScorePass::AtMost(0.2), missing: Missing::Skip };
+    let at_most = Sli::Score {
+        evaluator: "tox".into(),
+        pass: ScorePass::AtMost(0.2),
+        missing: Missing::Skip,
+    };
     assert_eq!(judge(&at_most, json!({"evals": {"tox": 0.2}})), G);
     assert_eq!(judge(&at_most, json!({"evals": {"tox": 0.21}})), B);
     let label = Sli::Score {
@@ -86,26 +124,46 @@ fn score_thresholds_labels_and_missing_evaluators() {
         pass: ScorePass::LabelIn(vec!["good".into(), "fair".into()]),
         missing: Missing::Skip,
     };
-    assert_eq!(judge(&label, json!({"evals": {"q": {"score": 0.1, "label": "fair"}}})), G);
+    assert_eq!(
+        judge(
+            &label,
+            json!({"evals": {"q": {"score": 0.1, "label": "fair"}}})
+        ),
+        G
+    );
     assert_eq!(judge(&label, json!({"evals": {"q": {"label": "poor"}}})), B);
-    assert_eq!(judge(&label, json!({"evals": {"q": 0.9}})), None, "a bare score has no label");
+    assert_eq!(
+        judge(&label, json!({"evals": {"q": 0.9}})),
+        None,
+        "a bare score has no label"
+    );
 }
 
 #[test]
 fn flags_are_good_when_not_raised() {
-    let sli = Sli::Flag { flag: "hallucination".into(), missing: Missing::Skip };
+    let sli = Sli::Flag {
+        flag: "hallucination".into(),
+        missing: Missing::Skip,
+    };
     assert_eq!(judge(&sli, json!({"flags": {"hallucination": false}})), G);
     assert_eq!(judge(&sli, json!({"flags": {"hallucination": true}})), B);
     assert_eq!(judge(&sli, json!({"flags": {"toxicity": true}})), None);
     assert_eq!(judge(&sli, json!({"flags": {"hallucination": null}})), None);
-    let strict = Sli::Flag { flag: "hallucination".into(), missing: Missing::Bad };
+    let strict = Sli::Flag {
+        flag: "hallucination".into(),
+        missing: Missing::Bad,
+    };
     assert_eq!(judge(&strict, json!({})), B);
 }
 
 #[test]
 fn tests_per_test_and_per_request() {
-    let per_test = Sli::Tests { mode: TestsMode::PerTest };
-    let per_request = Sli::Tests { mode: TestsMode::PerRequest };
+    let per_test = Sli::Tests {
+        mode: TestsMode::PerTest,
+    };
+    let per_request = Sli::Tests {
+        mode: TestsMode::PerRequest,
+    };
     let rec = || json!({"tests": {"passed": 9, "failed": 1, "skipped": 4}});
     assert_eq!(judge(&per_test, rec()), Some(Verdict { good: 9, bad: 1 }));
     assert_eq!(judge(&per_request, rec()), B);
@@ -114,10 +172,16 @@ fn tests_per_test_and_per_request() {
     assert_eq!(judge(&per_request, clean()), G);
     // Nothing ran, or nothing reported: not judged.
     assert_eq!(judge(&per_test, json!({"tests": {"skipped": 5}})), None);
-    assert_eq!(judge(&per_request, json!({"tests": {"passed": 0, "failed": 0}})), None);
+    assert_eq!(
+        judge(&per_request, json!({"tests": {"passed": 0, "failed": 0}})),
+        None
+    );
     assert_eq!(judge(&per_request, json!({})), None);
     // Broken counts are not test results.
-    assert_eq!(judge(&per_test, json!({"tests": {"passed": -1, "failed": 2}})), None);
+    assert_eq!(
+        judge(&per_test, json!({"tests": {"passed": -1, "failed": 2}})),
+        None
+    );
     assert_eq!(judge(&per_test, json!({"tests": {"passed": 1.5}})), None);
 }
 
@@ -135,8 +199,14 @@ fn rules_forbid_and_require_in_one_pass() {
     let sli = rules(
         TextField::Response,
         &[
-            (r"(?i)\bI(?:'m| am) sorry\b|(?i)\bcannot assist\b", RuleKind::Forbid),
-            (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", RuleKind::Forbid),
+            (
+                r"(?i)\bI(?:'m| am) sorry\b|(?i)\bcannot assist\b",
+                RuleKind::Forbid,
+            ),
+            (
+                r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+                RuleKind::Forbid,
+            ),
             (r"\.\s*$", RuleKind::Require),
         ],
         Missing::Skip,
@@ -145,10 +215,22 @@ fn rules_forbid_and_require_in_one_pass() {
     assert_eq!(judge(&sli, text("Here you go.")), G);
     assert_eq!(judge(&sli, text("I'm sorry, but no.")), B, "refusal");
     assert_eq!(judge(&sli, text("Mail jane@example.com.")), B, "PII");
-    assert_eq!(judge(&sli, text("No final period")), B, "required format missing");
-    assert_eq!(judge(&sli, text("")), B, "empty text lacks the required period");
+    assert_eq!(
+        judge(&sli, text("No final period")),
+        B,
+        "required format missing"
+    );
+    assert_eq!(
+        judge(&sli, text("")),
+        B,
+        "empty text lacks the required period"
+    );
     assert_eq!(judge(&sli, json!({})), None, "no response text");
-    let forbid_only = rules(TextField::Request, &[("secret", RuleKind::Forbid)], Missing::Bad);
+    let forbid_only = rules(
+        TextField::Request,
+        &[("secret", RuleKind::Forbid)],
+        Missing::Bad,
+    );
     assert_eq!(judge(&forbid_only, json!({"request": {"text": ""}})), G);
     assert_eq!(judge(&forbid_only, json!({})), B);
 }
@@ -156,16 +238,28 @@ fn rules_forbid_and_require_in_one_pass() {
 #[test]
 fn all_of_is_bad_on_any_bad_and_good_only_when_all_judged_good() {
     let fast = latency(LatencyMeasure::Total, 1000.0);
-    let faithful = Sli::Score { evaluator: "faith".into(), pass: ScorePass::AtLeast(0.7), missing: Missing::Skip };
-    let grounded = Sli::Flag { flag: "hallucination".into(), missing: Missing::Skip };
+    let faithful = Sli::Score {
+        evaluator: "faith".into(),
+        pass: ScorePass::AtLeast(0.7),
+        missing: Missing::Skip,
+    };
+    let grounded = Sli::Flag {
+        flag: "hallucination".into(),
+        missing: Missing::Skip,
+    };
     let sli = Sli::AllOf(vec![fast, faithful, grounded]);
     let ok = json!({"latency_ms": 500, "evals": {"faith": 0.9}, "flags": {"hallucination": false}});
     assert_eq!(judge(&sli, ok), G);
-    let slow = json!({"latency_ms": 1500, "evals": {"faith": 0.9}, "flags": {"hallucination": false}});
+    let slow =
+        json!({"latency_ms": 1500, "evals": {"faith": 0.9}, "flags": {"hallucination": false}});
     assert_eq!(judge(&sli, slow), B);
     let unevaluated_but_hallucinated = json!({"latency_ms": 500, "flags": {"hallucination": true}});
     assert_eq!(judge(&sli, unevaluated_but_hallucinated), B);
     let unevaluated = json!({"latency_ms": 500, "flags": {"hallucination": false}});
     assert_eq!(judge(&sli, unevaluated), None);
-    assert_eq!(judge(&Sli::AllOf(vec![]), json!({})), G, "the empty conjunction holds");
+    assert_eq!(
+        judge(&Sli::AllOf(vec![]), json!({})),
+        G,
+        "the empty conjunction holds"
+    );
 }
