@@ -154,6 +154,22 @@ pub fn sum_points(
     requests: &[ExportMetricsServiceRequest],
     metric_name: &str,
 ) -> Vec<ReceivedPoint> {
+    points(requests, metric_name, false)
+}
+
+/// Every Gauge point of `metric_name` in `requests`, in order.
+pub fn gauge_points(
+    requests: &[ExportMetricsServiceRequest],
+    metric_name: &str,
+) -> Vec<ReceivedPoint> {
+    points(requests, metric_name, true)
+}
+
+fn points(
+    requests: &[ExportMetricsServiceRequest],
+    metric_name: &str,
+    gauges: bool,
+) -> Vec<ReceivedPoint> {
     let mut out = Vec::new();
     for req in requests {
         for rm in &req.resource_metrics {
@@ -164,10 +180,16 @@ pub fn sum_points(
                 .unwrap_or_default();
             for sm in &rm.scope_metrics {
                 for m in sm.metrics.iter().filter(|m| m.name == metric_name) {
-                    let Some(metric::Data::Sum(sum)) = &m.data else {
-                        continue;
+                    let (data_points, temporality, is_monotonic) = match &m.data {
+                        Some(metric::Data::Sum(sum)) if !gauges => (
+                            &sum.data_points,
+                            sum.aggregation_temporality,
+                            sum.is_monotonic,
+                        ),
+                        Some(metric::Data::Gauge(g)) if gauges => (&g.data_points, 0, false),
+                        _ => continue,
                     };
-                    for p in &sum.data_points {
+                    for p in data_points {
                         let value = match p.value {
                             Some(number_data_point::Value::AsInt(i)) => i as f64,
                             Some(number_data_point::Value::AsDouble(d)) => d,
@@ -180,8 +202,8 @@ pub fn sum_points(
                             start_time_unix_nano: p.start_time_unix_nano,
                             time_unix_nano: p.time_unix_nano,
                             value,
-                            temporality: sum.aggregation_temporality,
-                            is_monotonic: sum.is_monotonic,
+                            temporality,
+                            is_monotonic,
                         });
                     }
                 }
