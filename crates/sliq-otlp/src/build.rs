@@ -38,6 +38,8 @@ pub struct ExportBatch<'a> {
     /// Event time of the budgets: the end of the newest window exported so far.
     pub budget_time_ms: i64,
     pub records: RecordCounts,
+    /// Per SLO of the evaluator: events folded into `other` by the cardinality limit, so far.
+    pub folded: &'a [u64],
     /// Wall-clock time of the export (for `sliq.records`).
     pub now_ms: i64,
 }
@@ -98,6 +100,7 @@ impl MetricsBuilder {
             budgets,
             budget_time_ms,
             records,
+            folded,
             now_ms,
         } = *batch;
         let mut event_points = Vec::new();
@@ -155,6 +158,31 @@ impl MetricsBuilder {
         }
         if !budgets.is_empty() {
             metrics.extend(budget_gauges(budgets, evaluator, ms_to_ns(budget_time_ms)));
+        }
+        let mut folded_by_name: Vec<(&str, u64)> = Vec::new();
+        for (slo, n) in evaluator.slos().iter().zip(folded).filter(|(_, n)| **n > 0) {
+            match folded_by_name
+                .iter_mut()
+                .find(|(name, _)| *name == slo.name)
+            {
+                Some(entry) => entry.1 += n,
+                None => folded_by_name.push((&slo.name, *n)),
+            }
+        }
+        if !folded_by_name.is_empty() {
+            let points = folded_by_name
+                .iter()
+                .map(|(name, n)| {
+                    point(vec![kv("sliq.slo.name", name)], self.started_ns, now_ns, *n)
+                })
+                .collect();
+            metrics.push(sum(
+                "sliq.slo.series_folded",
+                "Events counted into the `other` series because the SLO reached its max_series.",
+                "{event}",
+                points,
+                AggregationTemporality::Cumulative,
+            ));
         }
         metrics.push(sum(
             "sliq.records",
@@ -395,6 +423,7 @@ mod tests {
             budgets: &[],
             budget_time_ms: 0,
             records,
+            folded: &[],
             now_ms,
         }
     }
@@ -549,5 +578,99 @@ mod tests {
             &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0];
         assert_eq!(p["timeUnixNano"], "120000000000");
         assert_eq!(p["asInt"], "3");
+    }
+
+    #[test]
+    fn budget_gauges_name_windows_severities_and_policy_states() {
+        use sliq_core::{AlertRule, BudgetStatus};
+        let ev = evaluator_with_two_series();
+        let rules = AlertRule::workbook();
+        let status = BudgetStatus {
+            good: 990,
+            bad: 10,
+            budget_remaining: 0.25,
+            burn_rates: vec![(300_000, Some(2.5)), (3_600_000, None)],
+            alerts: vec![(rules[0], true), (rules[3], false)],
+            policy_state: 1,
+        };
+        let budgets = [(SeriesId(0), status)];
+        let batch = ExportBatch {
+            windows: &[],
+            budgets: &budgets,
+            budget_time_ms: 120_000,
+            records: RecordCounts::default(),
+            folded: &[4],
+            now_ms: 1,
+        };
+        let req = MetricsBuilder::new("i", Temporality::Cumulative, 0).build(&batch, &ev);
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let gauge = |name: &str| -> Vec<(Vec<(String, String)>, u64, f64)> {
+            let m = metrics
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("{name}"));
+            let Some(metric::Data::Gauge(g)) = &m.data else {
+                panic!("{name} is a gauge")
+            };
+            g.data_points
+                .iter()
+                .map(|p| {
+                    let attrs = p
+                        .attributes
+                        .iter()
+                        .map(|kv| match kv.value.as_ref().and_then(|v| v.value.clone()) {
+                            Some(any_value::Value::StringValue(v)) => (kv.key.clone(), v),
+                            _ => panic!("string attribute"),
+                        })
+                        .collect();
+                    let v = match p.value {
+                        Some(number_data_point::Value::AsDouble(d)) => d,
+                        Some(number_data_point::Value::AsInt(i)) => i as f64,
+                        None => f64::NAN,
+                    };
+                    (attrs, p.time_unix_nano, v)
+                })
+                .collect()
+        };
+        let base = [
+            ("sliq.slo.name", "avail"),
+            ("service", "chat"),
+            ("tier", "gold"),
+        ];
+        let with = |extra: &[(&str, &str)]| attrs(&[&base[..], extra].concat());
+        let t = 120_000_000_000;
+        assert_eq!(gauge("sliq.slo.objective"), vec![(with(&[]), t, 0.99)]);
+        assert_eq!(
+            gauge("sliq.slo.budget.remaining"),
+            vec![(with(&[]), t, 0.25)]
+        );
+        // No events in the 1 h window: no burn-rate point for it.
+        assert_eq!(
+            gauge("sliq.slo.burn_rate"),
+            vec![(with(&[("sliq.window", "5m")]), t, 2.5)]
+        );
+        assert_eq!(
+            gauge("sliq.slo.alert"),
+            vec![
+                (
+                    with(&[("sliq.severity", "page"), ("sliq.window", "1h/5m")]),
+                    t,
+                    1.0
+                ),
+                (
+                    with(&[("sliq.severity", "ticket"), ("sliq.window", "3d/6h")]),
+                    t,
+                    0.0
+                ),
+            ]
+        );
+        assert_eq!(
+            gauge("sliq.slo.policy_state"),
+            vec![(with(&[("sliq.policy.state", "warn")]), t, 1.0)]
+        );
+        assert_eq!(
+            flat(&req, "sliq.slo.series_folded"),
+            vec![(attrs(&[("sliq.slo.name", "avail")]), 0, 1_000_000, 4)]
+        );
     }
 }

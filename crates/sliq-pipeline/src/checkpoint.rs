@@ -55,12 +55,26 @@ impl State {
             Mode::Final => windows.extend(self.windows.close_all()),
         }
         let (budgets, budget_time_ms) = self.budgets.update(&windows, &self.evaluator);
+        let folded: Vec<u64> = (0..self.evaluator.slos().len())
+            .map(|i| self.evaluator.folded_events(i))
+            .collect();
+        for (i, n) in folded.iter().enumerate() {
+            if *n > 0 && self.folded_warned.insert(i) {
+                let slo = &self.evaluator.slos()[i];
+                warn!(
+                    slo = %slo.name,
+                    max_series = slo.max_series,
+                    "series beyond max_series now fold into `other`; raise max_series or drop a dimension"
+                );
+            }
+        }
         if !windows.is_empty() || !budgets.is_empty() || self.counts != self.exported_counts {
             let batch = ExportBatch {
                 windows: &windows,
                 budgets: &budgets,
                 budget_time_ms,
                 records: self.counts,
+                folded: &folded,
                 now_ms: chrono::Utc::now().timestamp_millis(),
             };
             let request = self.builder.build(&batch, &self.evaluator);

@@ -78,6 +78,8 @@ pub(crate) struct State {
     pub(crate) exports: u64,
     pub(crate) progress: Option<Arc<Progress>>,
     pub(crate) budgets: Budgets,
+    /// SLOs whose folding into `other` was already warned about.
+    pub(crate) folded_warned: std::collections::BTreeSet<usize>,
     /// A failure inside the rebalance callback, raised by the loop.
     failure: Option<PipelineError>,
 }
@@ -242,6 +244,7 @@ pub fn run(
         slo_totals: vec![[0, 0]; evaluator.slos().len()],
         evaluator,
         budgets,
+        folded_warned: std::collections::BTreeSet::new(),
         windows: Windows::new(spec.windows.window_config()),
         archive,
         exporter,
