@@ -244,3 +244,33 @@ fn tokio_stream_listener(
         Some((accepted, l))
     })
 }
+
+/// Every exponential-histogram point of `metric_name`, with its resource and attributes, in order.
+pub fn exp_histogram_points(
+    requests: &[ExportMetricsServiceRequest],
+    metric_name: &str,
+) -> Vec<(
+    SeriesIdentity,
+    opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint,
+)> {
+    let mut out = Vec::new();
+    for req in requests {
+        for rm in &req.resource_metrics {
+            let resource = rm
+                .resource
+                .as_ref()
+                .map(|r| strings(&r.attributes))
+                .unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                for m in sm.metrics.iter().filter(|m| m.name == metric_name) {
+                    if let Some(metric::Data::ExponentialHistogram(h)) = &m.data {
+                        for p in &h.data_points {
+                            out.push(((resource.clone(), strings(&p.attributes)), p.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -68,6 +68,71 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
         && p.temporality == 2
         && p.resource["service.name"] == "sliq"));
 
+    // Latency histograms (gen_ai.client.operation.duration, cumulative): the last point of each
+    // series holds every valid record's latency, in the buckets the OTLP definition puts it.
+    let mut want_hist: BTreeMap<(String, String, String), (u64, f64, BTreeMap<i32, u64>)> =
+        BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == RecordKind::Valid) {
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
+        let Some(ms) = v["latency_ms"].as_f64() else {
+            continue;
+        };
+        let key = (
+            v["service"].as_str().expect("service").to_owned(),
+            v["model"].as_str().unwrap_or("unknown").to_owned(),
+            if v["status"] == "error" {
+                v["error"]["type"].as_str().unwrap_or("_OTHER").to_owned()
+            } else {
+                String::new()
+            },
+        );
+        let seconds = ms / 1000.0;
+        let e = want_hist.entry(key).or_default();
+        e.0 += 1;
+        e.1 += seconds;
+        // Bucket i of scale 3 holds (2^(i/8), 2^((i+1)/8)].
+        let mut i = (seconds.log2() * 8.0).floor() as i32;
+        while 2f64.powf(f64::from(i + 1) / 8.0) < seconds {
+            i += 1;
+        }
+        while 2f64.powf(f64::from(i) / 8.0) >= seconds {
+            i -= 1;
+        }
+        *e.2.entry(i).or_default() += 1;
+    }
+    let mut got_hist: BTreeMap<(String, String, String), (u64, f64, BTreeMap<i32, u64>)> =
+        BTreeMap::new();
+    for ((_, attrs), p) in sliq_tests::otlp::exp_histogram_points(
+        &receiver.requests(),
+        "gen_ai.client.operation.duration",
+    ) {
+        assert_eq!(p.scale, 3);
+        let key = (
+            attrs["service"].clone(),
+            attrs["gen_ai.request.model"].clone(),
+            attrs.get("error.type").cloned().unwrap_or_default(),
+        );
+        let buckets = p.positive.expect("positive buckets");
+        let counts: BTreeMap<i32, u64> = buckets
+            .bucket_counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (buckets.offset + i as i32, *n))
+            .collect();
+        got_hist.insert(key, (p.count, p.sum.expect("sum"), counts));
+    }
+    assert_eq!(got_hist.len(), want_hist.len());
+    for (key, (count, sum, buckets)) in &want_hist {
+        let got = &got_hist[key];
+        assert_eq!((got.0, &got.2), (*count, buckets), "{key:?}");
+        assert!(
+            (got.1 - sum).abs() < 1e-6 * sum.max(1.0),
+            "{key:?}: sum {} vs {sum}",
+            got.1
+        );
+    }
+
     // Archive: one row per valid record, raw bytes identical, no half files.
     let summary = archive_summary(&archive);
     assert_eq!(summary["rows"], want.valid);

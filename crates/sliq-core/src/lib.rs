@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod decode;
 pub mod event;
+pub mod histogram;
 
 pub use decode::{Decoder, FieldMap, Reject};
 pub use event::{EvalResult, Event, Status, TestCounts};
@@ -17,6 +18,7 @@ pub use budget::{
     AlertRule, BudgetConfig, BudgetStatus, Granularity, Ledger, Period, PolicyState, RollupEntry,
     Severity,
 };
+pub use histogram::{ExpHistogram, LATENCY_SCALE, LatencyKey, LatencySeries};
 pub use sli::{
     LatencyMeasure, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode, TextField,
     Verdict,

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::histogram::{ExpHistogram, LATENCY_SCALE};
 use crate::sli::Verdict;
 use crate::slo::SeriesId;
 
@@ -44,11 +45,13 @@ pub struct SeriesCount {
 }
 
 /// Counts leaving the windows, for export.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowCounts {
     pub start_ms: i64,
     pub end_ms: i64,
     pub counts: Vec<SeriesCount>,
+    /// Latency histograms by [`crate::LatencySeries`] id.
+    pub latencies: Vec<(u32, ExpHistogram)>,
     /// `false` for a partial drain of a window that stays open (see [`Windows::drain_open`]).
     pub closed: bool,
 }
@@ -57,6 +60,7 @@ pub struct WindowCounts {
 struct OpenWindow {
     /// Indexed by `SeriesId`: [good, bad].
     counts: Vec<[u64; 2]>,
+    latencies: Vec<Option<ExpHistogram>>,
     holds: Vec<(SourceId, i64)>,
 }
 
@@ -91,13 +95,15 @@ impl Windows {
         self.config
     }
 
-    /// Counts one event's verdicts into its window, or refuses it as late.
+    /// Counts one event's verdicts (and its latency, in seconds, into its latency series) into its
+    /// window, or refuses it as late.
     pub fn add(
         &mut self,
         source: SourceId,
         offset: i64,
         ts_ms: i64,
         verdicts: &[(SeriesId, Verdict)],
+        latency: Option<(u32, f64)>,
     ) -> Admission {
         let state = self.source_mut(source);
         state.live = true;
@@ -120,6 +126,15 @@ impl Windows {
             }
             window.counts[i][0] += verdict.good;
             window.counts[i][1] += verdict.bad;
+        }
+        if let Some((id, seconds)) = latency {
+            let i = id as usize;
+            if window.latencies.len() <= i {
+                window.latencies.resize(i + 1, None);
+            }
+            window.latencies[i]
+                .get_or_insert_with(|| ExpHistogram::new(LATENCY_SCALE))
+                .record(seconds);
         }
         Admission::Counted
     }
@@ -173,7 +188,7 @@ impl Windows {
         let ready = std::mem::replace(&mut self.open, still_open);
         ready
             .into_iter()
-            .map(|(start, w)| emit(start, size, &w, true))
+            .map(|(start, w)| emit(start, size, w, true))
             .collect()
     }
 
@@ -185,7 +200,7 @@ impl Windows {
             self.closed_before = self.closed_before.max(last + size);
         }
         open.into_iter()
-            .map(|(start, w)| emit(start, size, &w, true))
+            .map(|(start, w)| emit(start, size, w, true))
             .collect()
     }
 
@@ -196,8 +211,8 @@ impl Windows {
         let size = self.config.size_ms;
         std::mem::take(&mut self.open)
             .into_iter()
-            .map(|(start, w)| emit(start, size, &w, false))
-            .filter(|w| !w.counts.is_empty())
+            .map(|(start, w)| emit(start, size, w, false))
+            .filter(|w| !w.counts.is_empty() || !w.latencies.is_empty())
             .collect()
     }
 
@@ -215,7 +230,7 @@ impl Windows {
     }
 }
 
-fn emit(start: i64, size: i64, w: &OpenWindow, closed: bool) -> WindowCounts {
+fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {
     let counts = w
         .counts
         .iter()
@@ -227,10 +242,17 @@ fn emit(start: i64, size: i64, w: &OpenWindow, closed: bool) -> WindowCounts {
             bad: *b,
         })
         .collect();
+    let latencies = w
+        .latencies
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.map(|h| (i as u32, h)))
+        .collect();
     WindowCounts {
         start_ms: start,
         end_ms: start + size,
         counts,
+        latencies,
         closed,
     }
 }

@@ -4,12 +4,15 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    metric, number_data_point,
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use sliq_core::{BudgetStatus, Evaluator, Outcome, SeriesId, WindowCounts};
+use sliq_core::{
+    BudgetStatus, Evaluator, ExpHistogram, LatencySeries, Outcome, SeriesId, WindowCounts,
+};
 
 /// How `sliq.slo.events` points count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,8 @@ pub struct ExportBatch<'a> {
     pub records: RecordCounts,
     /// Per SLO of the evaluator: events folded into `other` by the cardinality limit, so far.
     pub folded: &'a [u64],
+    /// Names the latency series of the windows' histograms.
+    pub latency_series: Option<&'a LatencySeries>,
     /// Wall-clock time of the export (for `sliq.records`).
     pub now_ms: i64,
 }
@@ -52,6 +57,8 @@ pub struct MetricsBuilder {
     started_ns: u64,
     /// Per series: stable start time and [good, bad] totals.
     totals: HashMap<SeriesId, (u64, [u64; 2])>,
+    /// Per latency series: stable start time and the merged histogram.
+    latency_totals: HashMap<u32, (u64, ExpHistogram)>,
 }
 
 const NANOS_PER_MS: u64 = 1_000_000;
@@ -86,7 +93,65 @@ impl MetricsBuilder {
             temporality,
             started_ns: ms_to_ns(started_ms),
             totals: HashMap::new(),
+            latency_totals: HashMap::new(),
         }
+    }
+
+    fn aggregation(&self) -> AggregationTemporality {
+        match self.temporality {
+            Temporality::Cumulative => AggregationTemporality::Cumulative,
+            Temporality::Delta => AggregationTemporality::Delta,
+        }
+    }
+
+    /// Histogram points of the windows' latencies, named after the GenAI conventions.
+    fn latency_points(
+        &mut self,
+        windows: &[WindowCounts],
+        series: &LatencySeries,
+    ) -> Vec<ExponentialHistogramDataPoint> {
+        let mut points = Vec::new();
+        for w in windows {
+            for (id, h) in &w.latencies {
+                let (start_ns, hist) = match self.temporality {
+                    Temporality::Cumulative => {
+                        let (start, total) = self
+                            .latency_totals
+                            .entry(*id)
+                            .or_insert_with(|| (ms_to_ns(w.start_ms), ExpHistogram::new(h.scale)));
+                        total.merge(h);
+                        (*start, total.clone())
+                    }
+                    Temporality::Delta => (ms_to_ns(w.start_ms), h.clone()),
+                };
+                let key = series.key(*id);
+                let mut attributes = vec![
+                    kv("service", &key.service),
+                    kv("gen_ai.operation.name", &key.operation),
+                    kv("gen_ai.request.model", &key.model),
+                ];
+                if let Some(e) = &key.error_type {
+                    attributes.push(kv("error.type", e));
+                }
+                points.push(ExponentialHistogramDataPoint {
+                    attributes,
+                    start_time_unix_nano: start_ns,
+                    time_unix_nano: ms_to_ns(w.end_ms),
+                    count: hist.count,
+                    sum: Some(hist.sum),
+                    scale: hist.scale,
+                    zero_count: hist.zero_count,
+                    positive: Some(Buckets {
+                        offset: hist.offset,
+                        bucket_counts: hist.counts,
+                    }),
+                    min: hist.min.is_finite().then_some(hist.min),
+                    max: hist.max.is_finite().then_some(hist.max),
+                    ..ExponentialHistogramDataPoint::default()
+                });
+            }
+        }
+        points
     }
 
     /// One request holding the points of a checkpoint.
@@ -101,6 +166,7 @@ impl MetricsBuilder {
             budget_time_ms,
             records,
             folded,
+            latency_series,
             now_ms,
         } = *batch;
         let mut event_points = Vec::new();
@@ -150,11 +216,23 @@ impl MetricsBuilder {
                 "Events judged by each SLO, by outcome, counted in the event-time window they belong to.",
                 "{event}",
                 event_points,
-                match self.temporality {
-                    Temporality::Cumulative => AggregationTemporality::Cumulative,
-                    Temporality::Delta => AggregationTemporality::Delta,
-                },
+                self.aggregation(),
             ));
+        }
+        if let Some(series) = latency_series {
+            let points = self.latency_points(windows, series);
+            if !points.is_empty() {
+                metrics.push(Metric {
+                    name: "gen_ai.client.operation.duration".into(),
+                    description: "GenAI operation duration, from the records' latency_ms, in the event-time window the request belongs to.".into(),
+                    unit: "s".into(),
+                    data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: points,
+                        aggregation_temporality: self.aggregation() as i32,
+                    })),
+                    ..Metric::default()
+                });
+            }
         }
         if !budgets.is_empty() {
             metrics.extend(budget_gauges(budgets, evaluator, ms_to_ns(budget_time_ms)));
@@ -424,6 +502,7 @@ mod tests {
             budget_time_ms: 0,
             records,
             folded: &[],
+            latency_series: None,
             now_ms,
         }
     }
@@ -600,6 +679,7 @@ mod tests {
             budget_time_ms: 120_000,
             records: RecordCounts::default(),
             folded: &[4],
+            latency_series: None,
             now_ms: 1,
         };
         let req = MetricsBuilder::new("i", Temporality::Cumulative, 0).build(&batch, &ev);

@@ -73,7 +73,7 @@ fn per_event(c: &mut Criterion) {
                 let Ok(e) = decoder.decode(&v) else { continue };
                 verdicts.clear();
                 evaluator.evaluate(&e, &mut verdicts);
-                black_box(windows.add(SourceId(0), offset as i64, e.ts_ms, &verdicts));
+                black_box(windows.add(SourceId(0), offset as i64, e.ts_ms, &verdicts, None));
             }
         });
     });
@@ -94,7 +94,7 @@ fn per_event(c: &mut Criterion) {
                 let Ok(e) = decoder.decode(&v) else { continue };
                 verdicts.clear();
                 evaluator.evaluate(&e, &mut verdicts);
-                windows.add(SourceId(0), offset as i64, e.ts_ms, &verdicts);
+                windows.add(SourceId(0), offset as i64, e.ts_ms, &verdicts, None);
                 let at = SourcePosition {
                     topic: "t",
                     partition: 0,

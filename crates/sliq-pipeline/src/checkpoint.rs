@@ -75,6 +75,7 @@ impl State {
                 budget_time_ms,
                 records: self.counts,
                 folded: &folded,
+                latency_series: Some(&self.latency_series),
                 now_ms: chrono::Utc::now().timestamp_millis(),
             };
             let request = self.builder.build(&batch, &self.evaluator);

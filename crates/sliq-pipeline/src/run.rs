@@ -14,7 +14,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
-use sliq_core::{Admission, Decoder, Evaluator, Reject, SeriesId, Verdict, Windows};
+use sliq_core::{Admission, Decoder, Evaluator, LatencySeries, Reject, SeriesId, Verdict, Windows};
 use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
 use tracing::{info, warn};
@@ -78,6 +78,7 @@ pub(crate) struct State {
     pub(crate) exports: u64,
     pub(crate) progress: Option<Arc<Progress>>,
     pub(crate) budgets: Budgets,
+    pub(crate) latency_series: LatencySeries,
     /// SLOs whose folding into `other` was already warned about.
     pub(crate) folded_warned: std::collections::BTreeSet<usize>,
     /// A failure inside the rebalance callback, raised by the loop.
@@ -105,9 +106,10 @@ impl State {
         };
         self.outcomes.clear();
         self.evaluator.evaluate(&event, &mut self.outcomes);
+        let latency = self.latency_series.observe(&event);
         match self
             .windows
-            .add(id, msg.offset(), event.ts_ms, &self.outcomes)
+            .add(id, msg.offset(), event.ts_ms, &self.outcomes, latency)
         {
             Admission::Counted => {
                 self.counts.accepted += 1;
@@ -245,6 +247,7 @@ pub fn run(
         evaluator,
         budgets,
         folded_warned: std::collections::BTreeSet::new(),
+        latency_series: LatencySeries::default(),
         windows: Windows::new(spec.windows.window_config()),
         archive,
         exporter,
