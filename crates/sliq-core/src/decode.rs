@@ -185,8 +185,34 @@ impl Decoder {
 }
 
 /// A pointer lookup where JSON `null` counts as absent.
+/// Resolves a JSON Pointer without allocating (serde_json's `Value::pointer` allocates a String per
+/// segment, which dominated decoding); only segments with `~` escapes are unescaped into a copy.
 fn get<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
-    record.pointer(pointer).filter(|v| !v.is_null())
+    let mut value = record;
+    if !pointer.is_empty() {
+        for token in pointer.strip_prefix('/')?.split('/') {
+            value = if token.contains('~') {
+                step(value, &token.replace("~1", "/").replace("~0", "~"))?
+            } else {
+                step(value, token)?
+            };
+        }
+    }
+    Some(value).filter(|v| !v.is_null())
+}
+
+fn step<'a>(value: &'a Value, token: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map.get(token),
+        Value::Array(items) => {
+            // RFC 6901 array indices: digits, no leading zero (except "0" itself).
+            let canonical = !token.is_empty()
+                && token.bytes().all(|b| b.is_ascii_digit())
+                && (token == "0" || !token.starts_with('0'));
+            canonical.then(|| token.parse::<usize>().ok()).flatten().and_then(|i| items.get(i))
+        }
+        _ => None,
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -414,6 +440,28 @@ mod tests {
             d.parse(b"{\"id\": \"abcdefgh\"}").map_err(|r| r.code()),
             Err("oversized")
         );
+    }
+
+    #[test]
+    fn pointers_resolve_like_rfc_6901() {
+        let v = json!({"a/b": {"m~n": [10, {"x": 1}]}, "arr": [5, 6], "n": null});
+        for (p, want) in [
+            ("/a~1b/m~0n/0", Some(json!(10))),
+            ("/a~1b/m~0n/1/x", Some(json!(1))),
+            ("/arr/1", Some(json!(6))),
+            ("/arr/01", None),
+            ("/arr/-", None),
+            ("/arr/2", None),
+            ("/n", None),
+            ("/missing/deeper", None),
+            ("no-slash", None),
+        ] {
+            assert_eq!(get(&v, p).cloned(), want, "{p}");
+            if want.is_some() {
+                assert_eq!(get(&v, p), v.pointer(p), "agrees with serde_json for {p}");
+            }
+        }
+        assert_eq!(get(&v, "").cloned(), Some(v.clone()));
     }
 
     #[test]
