@@ -13,6 +13,9 @@ use sliq_tests::run::{
     exported_by_slo_service, gen_config, record_counts, spec, start_sliq, wait_ok,
 };
 
+/// (service, model, error type) → (count, sum of seconds, bucket index → count).
+type LatencyTotals = BTreeMap<(String, String, String), (u64, f64, BTreeMap<i32, u64>)>;
+
 const IDLE: &[&str] = &["--exit-on-idle", "6s"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,8 +73,7 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
 
     // Latency histograms (gen_ai.client.operation.duration, cumulative): the last point of each
     // series holds every valid record's latency, in the buckets the OTLP definition puts it.
-    let mut want_hist: BTreeMap<(String, String, String), (u64, f64, BTreeMap<i32, u64>)> =
-        BTreeMap::new();
+    let mut want_hist = LatencyTotals::new();
     for r in records.iter().filter(|r| r.kind == RecordKind::Valid) {
         let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
         let Some(ms) = v["latency_ms"].as_f64() else {
@@ -100,8 +102,7 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
         }
         *e.2.entry(i).or_default() += 1;
     }
-    let mut got_hist: BTreeMap<(String, String, String), (u64, f64, BTreeMap<i32, u64>)> =
-        BTreeMap::new();
+    let mut got_hist = LatencyTotals::new();
     for ((_, attrs), p) in sliq_tests::otlp::exp_histogram_points(
         &receiver.requests(),
         "gen_ai.client.operation.duration",

@@ -209,7 +209,10 @@ fn step<'a>(value: &'a Value, token: &str) -> Option<&'a Value> {
             let canonical = !token.is_empty()
                 && token.bytes().all(|b| b.is_ascii_digit())
                 && (token == "0" || !token.starts_with('0'));
-            canonical.then(|| token.parse::<usize>().ok()).flatten().and_then(|i| items.get(i))
+            canonical
+                .then(|| token.parse::<usize>().ok())
+                .flatten()
+                .and_then(|i| items.get(i))
         }
         _ => None,
     }

@@ -491,6 +491,7 @@ mod tests {
                     bad,
                 })
                 .collect(),
+            latencies: Vec::new(),
             closed: true,
         }
     }
@@ -684,7 +685,8 @@ mod tests {
         };
         let req = MetricsBuilder::new("i", Temporality::Cumulative, 0).build(&batch, &ev);
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
-        let gauge = |name: &str| -> Vec<(Vec<(String, String)>, u64, f64)> {
+        type GaugePoint = (Vec<(String, String)>, u64, f64);
+        let gauge = |name: &str| -> Vec<GaugePoint> {
             let m = metrics
                 .iter()
                 .find(|m| m.name == name)
