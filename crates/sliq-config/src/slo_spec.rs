@@ -34,9 +34,13 @@ pub struct SloSpec {
     /// Series beyond this many fold into `other` (counted and warned about).
     #[serde(default = "default_max_series")]
     pub max_series: usize,
-    /// SLOs whose bad verdict on the same record counts against this one too.
+    /// SLOs whose bad verdict on a record of the same request makes this SLO's verdicts on that
+    /// request's records bad too.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// What identifies a request across records, for `depends_on` (default: the `id` field).
+    #[serde(default)]
+    pub correlate_by: Option<crate::spec::JsonPointer>,
     /// Per-tier objectives (and latency thresholds) by a label's value.
     #[serde(default)]
     pub tiers: Option<TiersSpec>,
@@ -587,7 +591,7 @@ fn find_cycle(slos: &[SloSpec], names: &BTreeMap<&str, usize>) -> Option<String>
 }
 
 /// The core SLOs of a checked spec, with `depends_on` resolved to core indices.
-pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
+pub(crate) fn expand(slos: &[SloSpec], id_pointer: &str) -> Vec<Slo> {
     let mut out: Vec<Slo> = Vec::new();
     let mut indices: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for slo in slos {
@@ -610,6 +614,10 @@ pub(crate) fn expand(slos: &[SloSpec]) -> Vec<Slo> {
                 filter,
                 max_series: slo.max_series,
                 depends_on: Vec::new(),
+                correlate_by: slo
+                    .correlate_by
+                    .as_ref()
+                    .map_or_else(|| id_pointer.to_owned(), |p| p.0.clone()),
                 budget: budget.clone(),
             });
         };

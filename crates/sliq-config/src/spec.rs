@@ -419,7 +419,7 @@ impl PipelineSpec {
 
     /// The SLOs as the core evaluates them.
     pub fn slos(&self) -> Vec<Slo> {
-        crate::slo_spec::expand(&self.slos)
+        crate::slo_spec::expand(&self.slos, &self.fields.field_map().id)
     }
 }
 

@@ -154,6 +154,7 @@ impl Decoder {
             None => Status::Ok,
         };
         Ok(Event {
+            record,
             id: required_str(record, &f.id)?,
             ts_ms: timestamp(record, &f.ts)?,
             service: required_str(record, &f.service)?,
@@ -187,7 +188,7 @@ impl Decoder {
 /// A pointer lookup where JSON `null` counts as absent.
 /// Resolves a JSON Pointer without allocating (serde_json's `Value::pointer` allocates a String per
 /// segment, which dominated decoding); only segments with `~` escapes are unescaped into a copy.
-fn get<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
     let mut value = record;
     if !pointer.is_empty() {
         for token in pointer.strip_prefix('/')?.split('/') {

@@ -41,6 +41,8 @@ pub struct EvalResult<'a> {
 /// so their accessors never meet a value of the wrong type.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
+    /// The whole parsed record, for fields read by pointer after decoding (correlation keys).
+    pub record: &'a Value,
     pub id: &'a str,
     /// Event time, milliseconds since the Unix epoch (UTC).
     pub ts_ms: i64,

@@ -23,5 +23,7 @@ pub use sli::{
     LatencyMeasure, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode, TextField,
     Verdict,
 };
-pub use slo::{DEFAULT_MAX_SERIES, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo};
+pub use slo::{
+    DEFAULT_MAX_SERIES, Deferred, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo,
+};
 pub use window::{Admission, SeriesCount, SourceId, WindowConfig, WindowCounts, Windows};

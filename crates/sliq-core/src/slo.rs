@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use crate::budget::BudgetConfig;
 use crate::event::Event;
 use crate::sli::{Sli, Verdict};
+use crate::window::{SeriesCount, WindowCounts};
 
 /// What an SLO's counters are split by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +91,12 @@ pub struct Slo {
     pub filter: Option<Filter>,
     /// Series beyond this many fold into one whose dimension values are all [`OTHER`].
     pub max_series: usize,
-    /// Indices of SLOs whose bad verdict on the same event makes this SLO's verdict bad
-    /// (cascading budgets: a failing retriever spends the answer service's budget too).
+    /// Indices of SLOs whose bad verdict on any record of the same request makes this SLO's
+    /// verdicts on that request's records bad (cascading budgets: a failing retriever spends the
+    /// answer service's budget too).
     pub depends_on: Vec<usize>,
+    /// The JSON Pointer whose value identifies a request across records (default: the id field).
+    pub correlate_by: String,
     /// Period, burn-rate windows, alert rules and policy of this SLO's budget.
     pub budget: BudgetConfig,
 }
@@ -108,6 +112,7 @@ impl Slo {
             filter: None,
             max_series: DEFAULT_MAX_SERIES,
             depends_on: Vec::new(),
+            correlate_by: "/id".to_owned(),
             budget: BudgetConfig::default(),
         }
     }
@@ -129,6 +134,18 @@ pub struct SeriesKey {
     pub values: Vec<Box<str>>,
 }
 
+/// A verdict of an SLO with dependencies whose request had no bad dependency yet when it was judged:
+/// it waits in its window until the window closes, when [`Evaluator::resolve`] makes it bad if a
+/// dependency's bad record for the same request arrived meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    pub series: SeriesId,
+    pub verdict: Verdict,
+    /// Index of the correlation pointer, and the request's key under it.
+    pub pointer: usize,
+    pub key: Box<str>,
+}
+
 /// Evaluates every SLO on each event and interns the series it lands in.
 #[derive(Debug)]
 pub struct Evaluator {
@@ -141,11 +158,27 @@ pub struct Evaluator {
     folded_per_slo: Vec<u64>,
     verdicts: Vec<Option<Verdict>>,
     scratch: String,
+    /// Distinct correlation pointers of SLOs with dependencies.
+    pointers: Vec<String>,
+    /// Per SLO: the pointers it must record its bad requests under (it is a dependency there).
+    bad_pointers: Vec<Vec<usize>>,
+    /// (pointer, request key) → event time of the newest bad record and the SLOs it was bad for.
+    bad_requests: HashMap<(usize, Box<str>), (i64, Vec<usize>)>,
+    deferred: Vec<Deferred>,
 }
 
 /// Separates dimension values inside an interning key. Values may contain it too, so each value is
 /// also prefixed with its length, which keeps keys unambiguous.
 const KEY_SEPARATOR: char = '\u{1f}';
+
+/// The request key of an event under a correlation pointer: a string, or a number's text.
+fn correlation_key(event: &Event<'_>, pointer: &str) -> Option<Box<str>> {
+    match crate::decode::get(event.record, pointer)? {
+        serde_json::Value::String(s) => Some(s.as_str().into()),
+        serde_json::Value::Number(n) => Some(n.to_string().into()),
+        _ => None,
+    }
+}
 
 /// Writes the interning key of (SLO, values) into `buf`, reusing its allocation.
 fn write_key<'v>(buf: &mut String, slo_index: usize, values: impl Iterator<Item = &'v str>) {
@@ -180,7 +213,27 @@ impl Evaluator {
         for i in 0..n {
             visit(i, &slos, &mut state, &mut cascade_order);
         }
+        let mut pointers: Vec<String> = Vec::new();
+        let mut bad_pointers = vec![Vec::new(); n];
+        for slo in slos.iter().filter(|s| !s.depends_on.is_empty()) {
+            let p = match pointers.iter().position(|p| *p == slo.correlate_by) {
+                Some(p) => p,
+                None => {
+                    pointers.push(slo.correlate_by.clone());
+                    pointers.len() - 1
+                }
+            };
+            for &d in &slo.depends_on {
+                if d < n && !bad_pointers[d].contains(&p) {
+                    bad_pointers[d].push(p);
+                }
+            }
+        }
         Evaluator {
+            pointers,
+            bad_pointers,
+            bad_requests: HashMap::new(),
+            deferred: Vec::new(),
             cascade_order,
             ids: HashMap::new(),
             keys: Vec::new(),
@@ -205,20 +258,57 @@ impl Evaluator {
                 _ => slo.sli.evaluate(event),
             };
         }
+        // Bad dependency verdicts are remembered by request, in cascade order so a dependant
+        // turned bad is itself remembered for its own dependants.
+        self.deferred.clear();
+        let mut deferred_slos: Vec<(usize, usize, Box<str>, Verdict)> = Vec::new();
         for &i in &self.cascade_order {
             let slo = &self.slos[i];
-            let admitted = slo.filter.as_ref().is_none_or(|f| f.admits(event));
-            if admitted
-                && slo.depends_on.iter().any(|&d| {
-                    self.verdicts
-                        .get(d)
-                        .copied()
-                        .flatten()
-                        .is_some_and(Verdict::is_bad)
-                })
+            if !slo.depends_on.is_empty()
+                && let Some(verdict) = self.verdicts[i]
             {
-                self.verdicts[i] = Some(Verdict::BAD);
+                let p = self
+                    .pointers
+                    .iter()
+                    .position(|p| *p == slo.correlate_by)
+                    .unwrap_or(0);
+                if let Some(key) = correlation_key(event, &self.pointers[p]) {
+                    let known_bad = self
+                        .bad_requests
+                        .get(&(p, key.clone()))
+                        .is_some_and(|(_, bad)| slo.depends_on.iter().any(|d| bad.contains(d)));
+                    if known_bad {
+                        self.verdicts[i] = Some(Verdict::BAD);
+                    } else if !verdict.is_bad() {
+                        // Judged now; may still turn bad at window close.
+                        deferred_slos.push((i, p, key, verdict));
+                        self.verdicts[i] = None;
+                    }
+                }
             }
+            if self.verdicts[i].is_some_and(Verdict::is_bad) {
+                for &p in &self.bad_pointers[i] {
+                    if let Some(key) = correlation_key(event, &self.pointers[p]) {
+                        let entry = self
+                            .bad_requests
+                            .entry((p, key))
+                            .or_insert((event.ts_ms, Vec::new()));
+                        entry.0 = entry.0.max(event.ts_ms);
+                        if !entry.1.contains(&i) {
+                            entry.1.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, pointer, key, verdict) in deferred_slos {
+            let series = self.series_id(i, event);
+            self.deferred.push(Deferred {
+                series,
+                verdict,
+                pointer,
+                key,
+            });
         }
         for slo_index in 0..self.slos.len() {
             if let Some(verdict) = self.verdicts[slo_index] {
@@ -296,6 +386,61 @@ impl Evaluator {
             return Some(*id);
         }
         Some(self.insert_series(slo_index, values.iter().map(|v| Box::from(*v)).collect()))
+    }
+
+    /// Verdicts of the last [`Evaluator::evaluate`] call that wait for their window's close.
+    pub fn deferred(&self) -> &[Deferred] {
+        &self.deferred
+    }
+
+    /// Settles a closed (or drained) window's deferred verdicts into its counts: bad when a
+    /// dependency was bad for the same request meanwhile, as judged otherwise.
+    pub fn resolve(&mut self, window: &mut WindowCounts) {
+        for d in std::mem::take(&mut window.deferred) {
+            let slo_index = self.series(d.series).slo;
+            let slo = &self.slos[slo_index];
+            let bad = self
+                .bad_requests
+                .get(&(d.pointer, d.key.clone()))
+                .is_some_and(|(_, bad)| slo.depends_on.iter().any(|x| bad.contains(x)));
+            if bad {
+                // Now known bad: its own dependants see it from here on.
+                for &p in &self.bad_pointers[slo_index] {
+                    if p == d.pointer {
+                        let entry = self
+                            .bad_requests
+                            .entry((p, d.key.clone()))
+                            .or_insert((window.start_ms, Vec::new()));
+                        if !entry.1.contains(&slo_index) {
+                            entry.1.push(slo_index);
+                        }
+                    }
+                }
+            }
+            let (good, bad) = if bad {
+                (0, d.verdict.good + d.verdict.bad)
+            } else {
+                (d.verdict.good, d.verdict.bad)
+            };
+            match window.counts.iter_mut().find(|c| c.series == d.series) {
+                Some(c) => {
+                    c.good += good;
+                    c.bad += bad;
+                }
+                None => window.counts.push(SeriesCount {
+                    series: d.series,
+                    good,
+                    bad,
+                }),
+            }
+        }
+        window.counts.sort_by_key(|c| c.series);
+    }
+
+    /// Forgets bad requests last seen before `before_ms` (event time): their dependants' windows
+    /// have all closed.
+    pub fn forget_requests_before(&mut self, before_ms: i64) {
+        self.bad_requests.retain(|_, (ts, _)| *ts >= before_ms);
     }
 
     /// Events of an SLO counted into its `other` series because of the cardinality limit.
@@ -424,8 +569,9 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_dependency_makes_the_dependant_bad_on_the_same_event() {
-        let retriever = Slo::new(
+    fn a_bad_dependency_spends_the_dependants_budget_across_records_of_a_request() {
+        use crate::window::{WindowConfig, Windows};
+        let retrieval = Slo::new(
             "retrieval",
             Sli::Score {
                 evaluator: "recall".into(),
@@ -437,17 +583,65 @@ mod tests {
         );
         let mut answer = availability("answer", &[]);
         answer.depends_on = vec![1];
+        answer.correlate_by = "/request_id".into();
         // The dependant comes first: the cascade order, not the declaration order, applies.
-        let mut ev = Evaluator::new(vec![answer, retriever]);
+        let mut ev = Evaluator::new(vec![answer, retrieval]);
+        let mut windows = Windows::new(WindowConfig {
+            size_ms: 60_000,
+            allowed_lateness_ms: 0,
+            max_out_of_orderness_ms: 0,
+        });
         let d = Decoder::new(FieldMap::default(), 1 << 20);
-        let mut verdicts = Vec::new();
-        for recall in [0.9, 0.1] {
-            let r = json!({"id": "1", "ts": 0, "service": "s", "evals": {"recall": recall}});
+        let records = [
+            // q1: the answer first (judged good, waits), then its retrieval, bad.
+            json!({"id": "a1", "request_id": "q1", "ts": 1000, "service": "answer"}),
+            json!({"id": "b1", "request_id": "q1", "ts": 2000, "service": "retriever", "evals": {"recall": 0.2}}),
+            // q2: everything fine.
+            json!({"id": "a2", "request_id": "q2", "ts": 3000, "service": "answer"}),
+            json!({"id": "b2", "request_id": "q2", "ts": 4000, "service": "retriever", "evals": {"recall": 0.9}}),
+            // q3: one record carrying both, bad retrieval.
+            json!({"id": "c3", "request_id": "q3", "ts": 5000, "service": "answer", "evals": {"recall": 0.1}}),
+            // No request id: no cascade, judged as it is.
+            json!({"id": "x", "ts": 6000, "service": "answer"}),
+        ];
+        let mut immediate = Vec::new();
+        for (offset, r) in records.iter().enumerate() {
+            let e = d.decode(r).unwrap();
             let mut out = Vec::new();
-            ev.evaluate(&d.decode(&r).unwrap(), &mut out);
-            verdicts.push(out.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+            ev.evaluate(&e, &mut out);
+            immediate.push((out.len(), ev.deferred().len()));
+            windows.add(
+                crate::SourceId(0),
+                offset as i64,
+                e.ts_ms,
+                &out,
+                ev.deferred(),
+                None,
+            );
         }
-        assert_eq!(verdicts[0], vec![Verdict::GOOD, Verdict::GOOD]);
-        assert_eq!(verdicts[1], vec![Verdict::BAD, Verdict::BAD]);
+        // a1 waits; b1 is bad for both at once; a2, b2 wait for answer; c3 bad for both; x waits
+        // (its key is missing, so it is counted as judged, immediately).
+        assert_eq!(
+            immediate,
+            vec![(0, 1), (2, 0), (0, 1), (1, 1), (2, 0), (1, 0)]
+        );
+        let mut closed = windows.close_all();
+        assert_eq!(closed.len(), 1);
+        ev.resolve(&mut closed[0]);
+        let by_slo: Vec<(String, u64, u64)> = closed[0]
+            .counts
+            .iter()
+            .map(|c| (ev.slo_of(c.series).name.clone(), c.good, c.bad))
+            .collect();
+        // answer: a1 bad (resolved), b1 bad, a2 good, b2 good, c3 bad, x good.
+        // retrieval: b1 bad, b2 good, c3 bad.
+        assert_eq!(
+            by_slo,
+            vec![("answer".into(), 3, 3), ("retrieval".into(), 1, 2)]
+        );
+        assert!(closed[0].deferred.is_empty());
+        // Old requests are forgotten once their windows closed.
+        ev.forget_requests_before(10_000);
+        assert!(ev.bad_requests.is_empty());
     }
 }

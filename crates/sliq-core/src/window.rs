@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::histogram::{ExpHistogram, LATENCY_SCALE};
 use crate::sli::Verdict;
-use crate::slo::SeriesId;
+use crate::slo::{Deferred, SeriesId};
 
 /// Window geometry, all in milliseconds of event time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,9 @@ pub struct WindowCounts {
     pub counts: Vec<SeriesCount>,
     /// Latency histograms by [`crate::LatencySeries`] id.
     pub latencies: Vec<(u32, ExpHistogram)>,
+    /// Verdicts waiting for their request's dependencies; [`crate::Evaluator::resolve`] settles
+    /// them into `counts`.
+    pub deferred: Vec<Deferred>,
     /// `false` for a partial drain of a window that stays open (see [`Windows::drain_open`]).
     pub closed: bool,
 }
@@ -61,6 +64,7 @@ struct OpenWindow {
     /// Indexed by `SeriesId`: [good, bad].
     counts: Vec<[u64; 2]>,
     latencies: Vec<Option<ExpHistogram>>,
+    deferred: Vec<Deferred>,
     holds: Vec<(SourceId, i64)>,
 }
 
@@ -103,6 +107,7 @@ impl Windows {
         offset: i64,
         ts_ms: i64,
         verdicts: &[(SeriesId, Verdict)],
+        deferred: &[Deferred],
         latency: Option<(u32, f64)>,
     ) -> Admission {
         let state = self.source_mut(source);
@@ -127,6 +132,7 @@ impl Windows {
             window.counts[i][0] += verdict.good;
             window.counts[i][1] += verdict.bad;
         }
+        window.deferred.extend_from_slice(deferred);
         if let Some((id, seconds)) = latency {
             let i = id as usize;
             if window.latencies.len() <= i {
@@ -212,7 +218,7 @@ impl Windows {
         std::mem::take(&mut self.open)
             .into_iter()
             .map(|(start, w)| emit(start, size, w, false))
-            .filter(|w| !w.counts.is_empty() || !w.latencies.is_empty())
+            .filter(|w| !w.counts.is_empty() || !w.latencies.is_empty() || !w.deferred.is_empty())
             .collect()
     }
 
@@ -222,6 +228,11 @@ impl Windows {
             .values()
             .filter_map(|w| w.holds.iter().find(|(s, _)| *s == source).map(|h| h.1))
             .min()
+    }
+
+    /// Every window ending at or before this has closed (`i64::MIN` before the first close).
+    pub fn closed_before(&self) -> i64 {
+        self.closed_before
     }
 
     /// Number of windows currently open.
@@ -253,6 +264,7 @@ fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {
         end_ms: start + size,
         counts,
         latencies,
+        deferred: w.deferred,
         closed,
     }
 }

@@ -82,7 +82,9 @@ fn replay(script: &str) -> String {
                     })
                     .collect();
                 let offset = words[2].parse().expect("offset");
-                if w.add(source(), offset, seconds(words[3]), &outcomes, None) == Admission::Late {
+                if w.add(source(), offset, seconds(words[3]), &outcomes, &[], None)
+                    == Admission::Late
+                {
                     out.push_str("> late\n");
                 }
             }

@@ -492,6 +492,7 @@ mod tests {
                 })
                 .collect(),
             latencies: Vec::new(),
+            deferred: Vec::new(),
             closed: true,
         }
     }

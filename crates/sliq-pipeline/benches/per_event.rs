@@ -73,7 +73,14 @@ fn per_event(c: &mut Criterion) {
                 let Ok(e) = decoder.decode(&v) else { continue };
                 verdicts.clear();
                 evaluator.evaluate(&e, &mut verdicts);
-                black_box(windows.add(SourceId(0), offset as i64, e.ts_ms, &verdicts, None));
+                black_box(windows.add(
+                    SourceId(0),
+                    offset as i64,
+                    e.ts_ms,
+                    &verdicts,
+                    evaluator.deferred(),
+                    None,
+                ));
             }
         });
     });
@@ -94,7 +101,14 @@ fn per_event(c: &mut Criterion) {
                 let Ok(e) = decoder.decode(&v) else { continue };
                 verdicts.clear();
                 evaluator.evaluate(&e, &mut verdicts);
-                windows.add(SourceId(0), offset as i64, e.ts_ms, &verdicts, None);
+                windows.add(
+                    SourceId(0),
+                    offset as i64,
+                    e.ts_ms,
+                    &verdicts,
+                    evaluator.deferred(),
+                    None,
+                );
                 let at = SourcePosition {
                     topic: "t",
                     partition: 0,

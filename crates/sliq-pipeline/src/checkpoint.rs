@@ -54,6 +54,15 @@ impl State {
             Mode::Rebalance => windows.extend(self.windows.drain_open()),
             Mode::Final => windows.extend(self.windows.close_all()),
         }
+        for w in &mut windows {
+            self.evaluator.resolve(w);
+        }
+        let config = self.windows.config();
+        self.evaluator.forget_requests_before(
+            self.windows
+                .closed_before()
+                .saturating_sub(config.size_ms + config.allowed_lateness_ms),
+        );
         let (budgets, budget_time_ms) = self.budgets.update(&windows, &self.evaluator);
         let folded: Vec<u64> = (0..self.evaluator.slos().len())
             .map(|i| self.evaluator.folded_events(i))

@@ -107,14 +107,24 @@ impl State {
         self.outcomes.clear();
         self.evaluator.evaluate(&event, &mut self.outcomes);
         let latency = self.latency_series.observe(&event);
-        match self
-            .windows
-            .add(id, msg.offset(), event.ts_ms, &self.outcomes, latency)
-        {
+        match self.windows.add(
+            id,
+            msg.offset(),
+            event.ts_ms,
+            &self.outcomes,
+            self.evaluator.deferred(),
+            latency,
+        ) {
             Admission::Counted => {
                 self.counts.accepted += 1;
-                for (series, verdict) in &self.outcomes {
-                    let slo = self.evaluator.series(*series).slo;
+                // The live table counts waiting (deferred) verdicts as judged so far.
+                let waiting = self
+                    .evaluator
+                    .deferred()
+                    .iter()
+                    .map(|d| (d.series, d.verdict));
+                for (series, verdict) in self.outcomes.iter().copied().chain(waiting) {
+                    let slo = self.evaluator.series(series).slo;
                     self.slo_totals[slo][0] += verdict.good;
                     self.slo_totals[slo][1] += verdict.bad;
                 }
