@@ -11,7 +11,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogramDataPoint, Metric, metric, number_data_point,
+};
 use parking_lot::Mutex;
 use tonic::{Request, Response, Status};
 
@@ -165,49 +167,60 @@ pub fn gauge_points(
     points(requests, metric_name, true)
 }
 
+/// Every metric named `metric_name` in `requests`, with its resource's attributes.
+fn metrics_named<'a>(
+    requests: &'a [ExportMetricsServiceRequest],
+    metric_name: &'a str,
+) -> impl Iterator<Item = (BTreeMap<String, String>, &'a Metric)> {
+    requests
+        .iter()
+        .flat_map(|req| &req.resource_metrics)
+        .flat_map(move |rm| {
+            let resource = rm
+                .resource
+                .as_ref()
+                .map(|r| strings(&r.attributes))
+                .unwrap_or_default();
+            rm.scope_metrics
+                .iter()
+                .flat_map(|sm| &sm.metrics)
+                .filter(move |m| m.name == metric_name)
+                .map(move |m| (resource.clone(), m))
+        })
+}
+
 fn points(
     requests: &[ExportMetricsServiceRequest],
     metric_name: &str,
     gauges: bool,
 ) -> Vec<ReceivedPoint> {
     let mut out = Vec::new();
-    for req in requests {
-        for rm in &req.resource_metrics {
-            let resource = rm
-                .resource
-                .as_ref()
-                .map(|r| strings(&r.attributes))
-                .unwrap_or_default();
-            for sm in &rm.scope_metrics {
-                for m in sm.metrics.iter().filter(|m| m.name == metric_name) {
-                    let (data_points, temporality, is_monotonic) = match &m.data {
-                        Some(metric::Data::Sum(sum)) if !gauges => (
-                            &sum.data_points,
-                            sum.aggregation_temporality,
-                            sum.is_monotonic,
-                        ),
-                        Some(metric::Data::Gauge(g)) if gauges => (&g.data_points, 0, false),
-                        _ => continue,
-                    };
-                    for p in data_points {
-                        let value = match p.value {
-                            Some(number_data_point::Value::AsInt(i)) => i as f64,
-                            Some(number_data_point::Value::AsDouble(d)) => d,
-                            None => f64::NAN,
-                        };
-                        out.push(ReceivedPoint {
-                            metric: m.name.clone(),
-                            resource: resource.clone(),
-                            attributes: strings(&p.attributes),
-                            start_time_unix_nano: p.start_time_unix_nano,
-                            time_unix_nano: p.time_unix_nano,
-                            value,
-                            temporality,
-                            is_monotonic,
-                        });
-                    }
-                }
-            }
+    for (resource, m) in metrics_named(requests, metric_name) {
+        let (data_points, temporality, is_monotonic) = match &m.data {
+            Some(metric::Data::Sum(sum)) if !gauges => (
+                &sum.data_points,
+                sum.aggregation_temporality,
+                sum.is_monotonic,
+            ),
+            Some(metric::Data::Gauge(g)) if gauges => (&g.data_points, 0, false),
+            _ => continue,
+        };
+        for p in data_points {
+            let value = match p.value {
+                Some(number_data_point::Value::AsInt(i)) => i as f64,
+                Some(number_data_point::Value::AsDouble(d)) => d,
+                None => f64::NAN,
+            };
+            out.push(ReceivedPoint {
+                metric: m.name.clone(),
+                resource: resource.clone(),
+                attributes: strings(&p.attributes),
+                start_time_unix_nano: p.start_time_unix_nano,
+                time_unix_nano: p.time_unix_nano,
+                value,
+                temporality,
+                is_monotonic,
+            });
         }
     }
     out
@@ -249,26 +262,12 @@ fn tokio_stream_listener(
 pub fn exp_histogram_points(
     requests: &[ExportMetricsServiceRequest],
     metric_name: &str,
-) -> Vec<(
-    SeriesIdentity,
-    opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint,
-)> {
+) -> Vec<(SeriesIdentity, ExponentialHistogramDataPoint)> {
     let mut out = Vec::new();
-    for req in requests {
-        for rm in &req.resource_metrics {
-            let resource = rm
-                .resource
-                .as_ref()
-                .map(|r| strings(&r.attributes))
-                .unwrap_or_default();
-            for sm in &rm.scope_metrics {
-                for m in sm.metrics.iter().filter(|m| m.name == metric_name) {
-                    if let Some(metric::Data::ExponentialHistogram(h)) = &m.data {
-                        for p in &h.data_points {
-                            out.push(((resource.clone(), strings(&p.attributes)), p.clone()));
-                        }
-                    }
-                }
+    for (resource, m) in metrics_named(requests, metric_name) {
+        if let Some(metric::Data::ExponentialHistogram(h)) = &m.data {
+            for p in &h.data_points {
+                out.push(((resource.clone(), strings(&p.attributes)), p.clone()));
             }
         }
     }

@@ -112,3 +112,44 @@ pub fn record_counts(receiver: &OtlpReceiver) -> BTreeMap<String, BTreeMap<Strin
     }
     out
 }
+
+/// A broker with the test topics: `logs` (4 partitions) and `logs-dlq` (1).
+pub async fn broker_with_topics() -> Broker {
+    let broker = Broker::start().expect("broker");
+    broker.create_topic("logs", 4).await.expect("topic logs");
+    broker
+        .create_topic("logs-dlq", 1)
+        .await
+        .expect("topic logs-dlq");
+    broker
+}
+
+/// Produces the first `n` records of `seed` (see [`gen_config`]) to `logs`; returns them with
+/// their independent recount.
+pub async fn produce_records(
+    broker: &Broker,
+    seed: u64,
+    n: usize,
+) -> (Vec<sliq_gen::GeneratedRecord>, crate::recount::Expected) {
+    let records: Vec<_> = sliq_gen::Generator::new(gen_config(seed)).take(n).collect();
+    let want = crate::recount::expected(&records);
+    let mut generator = sliq_gen::Generator::new(gen_config(seed));
+    sliq_pipeline::produce_generated(&broker.bootstrap(), "logs", &mut generator, n as u64, None)
+        .await
+        .expect("produce");
+    (records, want)
+}
+
+/// A temporary folder holding `spec.yaml` (see [`spec`]); returns it, the spec's path and the
+/// archive folder.
+pub fn write_spec(
+    broker: &Broker,
+    group: &str,
+    export: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("archive");
+    let spec_path = dir.path().join("spec.yaml");
+    std::fs::write(&spec_path, spec(broker, group, export, &archive)).expect("spec");
+    (dir, spec_path, archive)
+}

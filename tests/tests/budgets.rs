@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sliq_gen::{GenConfig, GeneratedRecord, Generator, RecordKind};
-use sliq_tests::broker::Broker;
 use sliq_tests::otlp::{OtlpReceiver, ReceivedPoint, gauge_points, last_values};
-use sliq_tests::run::{start_sliq, wait_ok};
+use sliq_tests::run::{broker_with_topics, start_sliq, wait_ok};
 
 const MINUTE: i64 = 60_000;
 
@@ -137,9 +136,7 @@ fn last_gauges(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quality_budgets_match_the_workbook_formulas_across_a_restart() {
-    let broker = Broker::start().expect("broker");
-    broker.create_topic("logs", 4).await.expect("topic");
-    broker.create_topic("logs-dlq", 1).await.expect("dlq topic");
+    let broker = broker_with_topics().await;
     let receiver = OtlpReceiver::start_grpc().await.expect("receiver");
     // 5 requests per second of event time: 12,000 records span 40 minutes.
     let config = GenConfig {

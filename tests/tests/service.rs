@@ -4,40 +4,24 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sliq_gen::{GeneratedRecord, Generator};
-use sliq_tests::broker::Broker;
 use sliq_tests::otlp::OtlpReceiver;
-use sliq_tests::recount::{archive_summary, expected};
-use sliq_tests::run::{gen_config, record_counts, spec, start_sliq, wait_ok};
+use sliq_tests::recount::archive_summary;
+use sliq_tests::run::{
+    broker_with_topics, produce_records, record_counts, start_sliq, wait_ok, write_spec,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_exports_over_http_and_commits_everything() {
-    let broker = Broker::start().expect("broker");
-    broker.create_topic("logs", 4).await.expect("topic");
-    broker.create_topic("logs-dlq", 1).await.expect("dlq topic");
+    let broker = broker_with_topics().await;
     let receiver = OtlpReceiver::start_http().await.expect("receiver");
     receiver.fail_next(1);
     let n = 8_000;
-    let records: Vec<GeneratedRecord> = Generator::new(gen_config(3)).take(n).collect();
-    let want = expected(&records);
-    sliq_pipeline::produce_generated(
-        &broker.bootstrap(),
-        "logs",
-        &mut Generator::new(gen_config(3)),
-        n as u64,
-        None,
-    )
-    .await
-    .expect("produce");
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let archive = dir.path().join("archive");
-    let spec_path = dir.path().join("spec.yaml");
+    let (_, want) = produce_records(&broker, 3, n).await;
     let export = format!(
         "    endpoint: {}\n    protocol: http/protobuf\n    temporality: delta",
         receiver.endpoint()
     );
-    std::fs::write(&spec_path, spec(&broker, "it-term", &export, &archive)).expect("spec");
+    let (_dir, spec_path, archive) = write_spec(&broker, "it-term", &export);
     // No --exit-on-idle: the service runs until it is told to stop.
     let child = start_sliq(&spec_path, "it-term", &[]).await;
     let pid = child.id().expect("pid");

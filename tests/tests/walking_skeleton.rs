@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sliq_gen::{GeneratedRecord, Generator, RecordKind};
-use sliq_tests::broker::Broker;
 use sliq_tests::otlp::OtlpReceiver;
 use sliq_tests::recount::{archive_summary, expected, unfinished_files};
 use sliq_tests::run::{
-    exported_by_slo_service, gen_config, record_counts, spec, start_sliq, wait_ok,
+    broker_with_topics, exported_by_slo_service, gen_config, produce_records, record_counts,
+    start_sliq, wait_ok, write_spec,
 };
 
 /// (service, model, error type) → (count, sum of seconds, bucket index → count).
@@ -20,40 +20,14 @@ const IDLE: &[&str] = &["--exit-on-idle", "6s"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly() {
-    let broker = Broker::start().expect("broker");
-    broker.create_topic("logs", 4).await.expect("topic");
-    broker.create_topic("logs-dlq", 1).await.expect("dlq topic");
+    let broker = broker_with_topics().await;
     let receiver = OtlpReceiver::start_grpc().await.expect("receiver");
     // The first two exports are refused: sliq must retry, lose nothing and count nothing twice.
     receiver.fail_next(2);
-
-    let n = 50_000;
-    let records: Vec<GeneratedRecord> = Generator::new(gen_config(7)).take(n).collect();
-    let want = expected(&records);
+    let (records, want) = produce_records(&broker, 7, 50_000).await;
     assert!(want.malformed > 300 && want.valid > 49_000, "{want:?}");
-    sliq_pipeline::produce_generated(
-        &broker.bootstrap(),
-        "logs",
-        &mut Generator::new(gen_config(7)),
-        n as u64,
-        None,
-    )
-    .await
-    .expect("produce");
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let archive = dir.path().join("archive");
-    let spec_path = dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec_path,
-        spec(
-            &broker,
-            "it-exact",
-            &format!("    endpoint: {}", receiver.endpoint()),
-            &archive,
-        ),
-    )
-    .expect("spec");
+    let endpoint = format!("    endpoint: {}", receiver.endpoint());
+    let (_dir, spec_path, archive) = write_spec(&broker, "it-exact", &endpoint);
     wait_ok(start_sliq(&spec_path, "it-a", IDLE).await, "sliq").await;
 
     // OTLP: every judged event once, in the right series.
@@ -171,27 +145,13 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_in_one_group_split_partitions_and_archive_each_record_once() {
-    let broker = Broker::start().expect("broker");
-    broker.create_topic("logs", 4).await.expect("topic");
-    broker.create_topic("logs-dlq", 1).await.expect("dlq topic");
+    let broker = broker_with_topics().await;
     let receiver = OtlpReceiver::start_grpc().await.expect("receiver");
     let n = 20_000;
     let records: Vec<GeneratedRecord> = Generator::new(gen_config(11)).take(n).collect();
     let want = expected(&records);
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let archive = dir.path().join("archive");
-    let spec_path = dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec_path,
-        spec(
-            &broker,
-            "it-pair",
-            &format!("    endpoint: {}", receiver.endpoint()),
-            &archive,
-        ),
-    )
-    .expect("spec");
+    let endpoint = format!("    endpoint: {}", receiver.endpoint());
+    let (_dir, spec_path, archive) = write_spec(&broker, "it-pair", &endpoint);
 
     // Instance a starts alone and reads the first part; b joins mid-stream, forcing a rebalance
     // while a holds open windows and files.
