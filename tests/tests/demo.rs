@@ -1,22 +1,29 @@
 //! `sliq demo` as a user runs it: bounded, with its files checked by independent readers.
 
-use std::process::Command;
-
 use sliq_gen::{GenConfig, Generator, RecordKind};
 use sliq_tests::otlp::{last_values, read_otlp_json_lines, sum_points};
 use sliq_tests::python::duckdb_json;
 
-#[test]
-fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
+/// 60,000 records are ~70 MB: more than librdkafka's mock cluster keeps (about 5 MB per partition),
+/// so this also pins that the demo's producer never runs so far ahead of the pipeline that the
+/// cluster drops records before they are read.
+#[tokio::test]
+async fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
     let sliq = sliq_tests::sliq_binary();
     let out = tempfile::tempdir().expect("tempdir");
-    let n = 20_000;
-    let status = Command::new(&sliq)
+    let n = 60_000;
+    let mut demo = tokio::process::Command::new(&sliq)
         .args(["demo", "--events", &n.to_string(), "--out"])
         .arg(out.path())
         .env("SLIQ_LOG", "error")
-        .status()
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
         .expect("sliq demo runs");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(300), demo.wait())
+        .await
+        .expect("the bounded demo ends by itself")
+        .expect("wait for sliq demo");
     assert!(status.success());
 
     // The demo's traffic is the generator's with seed 42: recount the valid records.

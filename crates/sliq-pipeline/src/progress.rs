@@ -1,5 +1,7 @@
 //! What a person watching a run sees: per-SLO counts so far, shared with the terminal table.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::Mutex;
 
 /// One SLO's running figures for the live table.
@@ -32,6 +34,8 @@ impl SloProgress {
 #[derive(Debug, Default)]
 pub struct Progress {
     inner: Mutex<ProgressInner>,
+    /// Records read so far, updated with every record (the table's figures move per checkpoint).
+    records_read: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -50,6 +54,15 @@ impl Progress {
         p.records = records;
         p.dead_lettered = dead_lettered;
         p.late = late;
+    }
+
+    pub(crate) fn record_read(&self) {
+        self.records_read.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the pipeline has read, up to this moment.
+    pub fn records_read(&self) -> u64 {
+        self.records_read.load(Ordering::Relaxed)
     }
 
     /// Per-SLO figures and (records read, dead-lettered, late).

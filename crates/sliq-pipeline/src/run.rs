@@ -95,6 +95,9 @@ impl State {
         source.idle = false;
         source.assigned = true;
 
+        if let Some(p) = &self.progress {
+            p.record_read();
+        }
         let payload = msg.payload().unwrap_or_default();
         let value = match self.decoder.parse(payload) {
             Ok(v) => v,

@@ -11,7 +11,7 @@ use clap::Args;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use sliq_gen::{GenConfig, Generator};
-use sliq_pipeline::{Progress, RunLimits, produce_generated};
+use sliq_pipeline::{ProduceReport, Progress, RunLimits, produce_generated};
 
 use crate::table;
 
@@ -70,18 +70,21 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
 
     let events_per_second = 50.0;
     let span_ms = (args.events as f64 / events_per_second * 1000.0) as i64;
-    let mut generator = Generator::new(GenConfig {
+    let generator = Generator::new(GenConfig {
         seed: args.seed,
         start_ms: chrono::Utc::now().timestamp_millis() - span_ms,
         events_per_second,
         ..GenConfig::default()
     });
     let (events, rate) = (args.events, args.rate);
-    let producing = rt.spawn(async move {
-        produce_generated(&brokers, TOPIC, &mut generator, events, Some(rate)).await
-    });
-
     let progress = Arc::new(Progress::default());
+    let producing = rt.spawn(produce_behind(
+        brokers,
+        generator,
+        events,
+        rate,
+        Arc::clone(&progress),
+    ));
     let drawing = rt.spawn(draw_live(Arc::clone(&progress)));
     let handle = rt.handle().clone();
     let pipeline_progress = Arc::clone(&progress);
@@ -124,6 +127,39 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         archive.display()
     );
     Ok(())
+}
+
+/// Records produced per call of the generator's producer.
+const CHUNK: u64 = 2_000;
+/// How far production may run ahead of the pipeline. librdkafka's mock cluster keeps only about
+/// 5 MB per partition and drops older records, so the producer must never lead by more than that:
+/// 10,000 records of ~1.2 KB over 4 partitions is ~3 MB each.
+const MAX_LEAD: u64 = 8_000;
+
+/// Produces `events` records at `rate` per second, pausing whenever the pipeline falls behind.
+async fn produce_behind(
+    brokers: String,
+    mut generator: Generator,
+    events: u64,
+    rate: f64,
+    progress: Arc<Progress>,
+) -> Result<ProduceReport, sliq_pipeline::PipelineError> {
+    let started = std::time::Instant::now();
+    let (mut valid, mut malformed) = (0, 0);
+    while valid + malformed < events {
+        while valid + malformed > progress.records_read() + MAX_LEAD {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let n = CHUNK.min(events - valid - malformed);
+        let report = produce_generated(&brokers, TOPIC, &mut generator, n, Some(rate)).await?;
+        valid += report.valid;
+        malformed += report.malformed;
+    }
+    Ok(ProduceReport {
+        valid,
+        malformed,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Redraws the table in place on a terminal, twice a second.
