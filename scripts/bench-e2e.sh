@@ -12,7 +12,8 @@ records="${1:-300000}"
 work="$(mktemp -d)"
 trap 'kill "${broker_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet -p sliq -p sliq-pipeline --example raw_consume
+cargo build --release --quiet -p sliq
+cargo build --release --quiet -p sliq-pipeline --example raw_consume
 nisshi="$(scripts/broker.sh path)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 url="tcp://127.0.0.1:$port"

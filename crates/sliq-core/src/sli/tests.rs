@@ -263,3 +263,39 @@ fn all_of_is_bad_on_any_bad_and_good_only_when_all_judged_good() {
         "the empty conjunction holds"
     );
 }
+
+#[test]
+fn non_finite_measurements_are_not_judged() {
+    // JSON cannot carry NaN or infinity, but a mapped field or a future source might: a broken
+    // measurement is never a verdict.
+    let d = Decoder::new(FieldMap::default(), 1 << 20);
+    let record = json!({"id": "x", "ts": 0, "service": "s", "response": {"tokens": 10}, "tests": {"passed": 1}});
+    let mut e = d.decode(&record).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        e.latency_ms = Some(bad);
+        e.ttft_ms = Some(1.0);
+        assert_eq!(
+            latency(LatencyMeasure::Total, 500.0).evaluate(&e),
+            None,
+            "{bad}"
+        );
+        assert_eq!(
+            latency(LatencyMeasure::TimePerOutputToken, 500.0).evaluate(&e),
+            None,
+            "{bad}"
+        );
+        e.tests = Some(crate::TestCounts {
+            passed: Some(bad),
+            failed: Some(1.0),
+            skipped: None,
+        });
+        assert_eq!(
+            Sli::Tests {
+                mode: TestsMode::PerTest
+            }
+            .evaluate(&e),
+            None,
+            "{bad}"
+        );
+    }
+}
