@@ -158,6 +158,14 @@ impl Windows {
         self.source_mut(source).idle = true;
     }
 
+    /// Registers a source assigned to this pipeline before its first event: until it produces one
+    /// (or is declared idle) the watermark does not move, so its first events are never late.
+    pub fn add_source(&mut self, source: SourceId) {
+        let state = self.source_mut(source);
+        state.live = true;
+        state.idle = false;
+    }
+
     /// Forgets a source that left this pipeline (a revoked partition). Drain first: its holds go too.
     pub fn remove_source(&mut self, source: SourceId) {
         *self.source_mut(source) = SourceState::default();
@@ -166,14 +174,15 @@ impl Windows {
         }
     }
 
-    /// The current watermark: `None` until some live, non-idle source has produced an event.
+    /// The current watermark: `None` while a live, non-idle source has produced no event yet, or
+    /// before any has.
     pub fn watermark(&self) -> Option<i64> {
-        self.sources
-            .iter()
-            .filter(|s| s.live && !s.idle)
-            .filter_map(|s| s.newest_ts)
-            .min()
-            .map(|t| t.saturating_sub(self.config.max_out_of_orderness_ms))
+        let mut newest: Option<i64> = None;
+        for s in self.sources.iter().filter(|s| s.live && !s.idle) {
+            let t = s.newest_ts?;
+            newest = Some(newest.map_or(t, |n| n.min(t)));
+        }
+        newest.map(|t| t.saturating_sub(self.config.max_out_of_orderness_ms))
     }
 
     /// Closes every window the watermark has passed by the allowed lateness, oldest first.

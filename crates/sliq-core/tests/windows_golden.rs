@@ -5,7 +5,7 @@
 //! Commands (times in seconds of event time, series as `<id>:good|bad`):
 //! - `config size=60 lateness=30 ooo=5`  (first line)
 //! - `event <source> <offset> <t> <series:outcome>...`   prints `> late` when refused
-//! - `idle <source>` · `remove <source>`
+//! - `assign <source>` (assigned, no event yet) · `idle <source>` · `remove <source>`
 //! - `close` (close_ready) · `close_all` · `drain`: print one `> window` line per window handed out
 //! - `watermark`: prints `> watermark <t>` or `> watermark none`
 //! - `hold <source>`: prints `> hold <offset>` or `> hold none`
@@ -89,6 +89,7 @@ fn replay(script: &str) -> String {
                 }
             }
             "idle" => w.set_idle(source()),
+            "assign" => w.add_source(source()),
             "remove" => w.remove_source(source()),
             "close" => show(&w.close_ready(), &mut out),
             "close_all" => show(&w.close_all(), &mut out),

@@ -16,6 +16,7 @@ use tracing::warn;
 use crate::error::PipelineError;
 use crate::progress::SloProgress;
 use crate::run::State;
+use crate::source::Source;
 
 /// Why a checkpoint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,20 @@ pub(crate) enum Mode {
     Rebalance,
     /// Shutdown: close every window and file, commit now.
     Final,
+}
+
+/// Whether a partition has nothing left to read (asks the broker for its high-water mark; only
+/// for partitions silent for `idle_partition_after`). A partition that is merely slow to deliver
+/// is not idle: declaring it idle would let the watermark run ahead and turn its records late.
+fn caught_up<C: ConsumerContext>(consumer: &BaseConsumer<C>, source: &Source) -> bool {
+    match consumer.fetch_watermarks(&source.topic, source.partition, Duration::from_millis(500)) {
+        Ok((low, high)) if high >= 0 => match source.next_offset {
+            Some(next) => next >= high,
+            // Nothing read yet: idle only when the partition holds nothing at all.
+            None => high <= low,
+        },
+        _ => false,
+    }
 }
 
 const EXPORT_ATTEMPTS: u32 = 12;
@@ -41,8 +56,8 @@ impl State {
         let now = Instant::now();
         if mode == Mode::Regular {
             for (id, s) in self.sources.iter_mut() {
-                if s.assigned && !s.idle && now.duration_since(s.last_record_at) >= self.idle_after
-                {
+                let silent = now.duration_since(s.last_record_at) >= self.idle_after;
+                if s.assigned && !s.idle && silent && caught_up(consumer, s) {
                     s.idle = true;
                     self.windows.set_idle(id);
                 }

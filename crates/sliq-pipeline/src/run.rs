@@ -197,6 +197,16 @@ impl ConsumerContext for SourceContext {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
+            let mut state = self.state.lock();
+            let now = Instant::now();
+            for tp in assigned.elements() {
+                let id = state.sources.id(tp.topic(), tp.partition(), now);
+                let source = state.sources.get_mut(id);
+                source.assigned = true;
+                source.idle = false;
+                source.last_record_at = now;
+                state.windows.add_source(id);
+            }
             info!(partitions = assigned.count(), "partitions assigned");
         }
     }
