@@ -153,3 +153,24 @@ pub fn write_spec(
     std::fs::write(&spec_path, spec(broker, group, export, &archive)).expect("spec");
     (dir, spec_path, archive)
 }
+
+/// The archive holds each valid record exactly once with its raw bytes (DuckDB: rows, distinct
+/// Kafka positions, digest), no unfinished file is left, and `group` committed every offset.
+pub fn assert_archived_and_committed(
+    broker: &Broker,
+    group: &str,
+    archive: &Path,
+    want: &crate::recount::Expected,
+) {
+    let summary = crate::recount::archive_summary(archive);
+    assert_eq!(summary["rows"], want.valid);
+    assert_eq!(summary["positions"], want.valid);
+    assert_eq!(summary["digest"], want.archive_digest.as_str());
+    assert!(crate::recount::unfinished_files(archive).is_empty());
+    assert_eq!(
+        broker
+            .committed_offsets(group, "logs")
+            .expect("committed offsets"),
+        broker.end_offsets("logs").expect("end offsets")
+    );
+}

@@ -5,9 +5,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sliq_tests::otlp::OtlpReceiver;
-use sliq_tests::recount::archive_summary;
 use sliq_tests::run::{
-    broker_with_topics, produce_records, record_counts, start_sliq, wait_ok, write_spec,
+    assert_archived_and_committed, broker_with_topics, produce_records, record_counts, start_sliq,
+    wait_ok, write_spec,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,15 +66,7 @@ async fn sigterm_flushes_exports_over_http_and_commits_everything() {
             p.value as u64;
     }
     assert_eq!(totals, want.by_slo_service);
-    let summary = archive_summary(&archive);
-    assert_eq!(summary["rows"], want.valid);
-    assert_eq!(summary["digest"], want.archive_digest.as_str());
-    assert_eq!(
-        broker
-            .committed_offsets("it-term", "logs")
-            .expect("committed"),
-        broker.end_offsets("logs").expect("ends")
-    );
+    assert_archived_and_committed(&broker, "it-term", &archive, &want);
 }
 
 #[test]

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use sliq_gen::{GeneratedRecord, Generator, RecordKind};
 use sliq_tests::otlp::OtlpReceiver;
-use sliq_tests::recount::{archive_summary, expected, unfinished_files};
+use sliq_tests::recount::expected;
 use sliq_tests::run::{
-    broker_with_topics, exported_by_slo_service, gen_config, produce_records, record_counts,
-    start_sliq, wait_ok, write_spec,
+    assert_archived_and_committed, broker_with_topics, exported_by_slo_service, gen_config,
+    produce_records, record_counts, start_sliq, wait_ok, write_spec,
 };
 
 /// (service, model, error type) → (count, sum of seconds, bucket index → count).
@@ -108,12 +108,8 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
         );
     }
 
-    // Archive: one row per valid record, raw bytes identical, no half files.
-    let summary = archive_summary(&archive);
-    assert_eq!(summary["rows"], want.valid);
-    assert_eq!(summary["positions"], want.valid);
-    assert_eq!(summary["digest"], want.archive_digest.as_str());
-    assert!(unfinished_files(&archive).is_empty());
+    // Archive: one row per valid record, raw bytes identical, no half files; all committed.
+    assert_archived_and_committed(&broker, "it-exact", &archive, &want);
 
     // Dead letters: one per malformed record, original bytes, reason and origin in headers.
     let dlq = broker
@@ -133,14 +129,6 @@ async fn fifty_thousand_records_are_counted_archived_and_dead_lettered_exactly()
         assert_eq!(d.headers["sliq.source.topic"], "logs");
         assert!(!d.headers["sliq.error"].is_empty());
     }
-
-    // Offsets: all committed after the clean stop.
-    assert_eq!(
-        broker
-            .committed_offsets("it-exact", "logs")
-            .expect("committed"),
-        broker.end_offsets("logs").expect("ends")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,14 +176,5 @@ async fn two_instances_in_one_group_split_partitions_and_archive_each_record_onc
     );
     assert_eq!(exported_by_slo_service(&receiver), want.by_slo_service);
 
-    let summary = archive_summary(&archive);
-    assert_eq!(summary["rows"], want.valid);
-    assert_eq!(summary["positions"], want.valid);
-    assert_eq!(summary["digest"], want.archive_digest.as_str());
-    assert_eq!(
-        broker
-            .committed_offsets("it-pair", "logs")
-            .expect("committed"),
-        broker.end_offsets("logs").expect("ends")
-    );
+    assert_archived_and_committed(&broker, "it-pair", &archive, &want);
 }
