@@ -18,7 +18,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -141,11 +140,6 @@ impl Archive {
         })
     }
 
-    /// The Arrow schema of every archive file.
-    pub fn schema() -> SchemaRef {
-        Columns::default().finish().schema()
-    }
-
     /// Adds one record; returns the file this row filled up, if it closed.
     pub fn append(
         &mut self,
@@ -192,32 +186,22 @@ impl Archive {
     /// Closes files older than `max_age`.
     pub fn roll_due(&mut self, now: Instant) -> Result<Vec<ClosedFile>, ArchiveError> {
         let max_age = self.config.max_age;
-        self.close_where(|_, f| now.duration_since(f.opened_at) >= max_age)
-    }
-
-    /// Closes every file of one partition (it is leaving this instance).
-    pub fn close_partition(
-        &mut self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Vec<ClosedFile>, ArchiveError> {
-        self.close_where(|k, _| k.topic == topic && k.partition == partition)
+        self.close_where(|f| now.duration_since(f.opened_at) >= max_age)
     }
 
     /// Closes every open file.
     pub fn close_all(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
-        self.close_where(|_, _| true)
+        self.close_where(|_| true)
     }
 
     fn close_where(
         &mut self,
-        mut due: impl FnMut(&FileKey, &OpenFile) -> bool,
+        mut due: impl FnMut(&OpenFile) -> bool,
     ) -> Result<Vec<ClosedFile>, ArchiveError> {
         let mut closed = Vec::new();
         let mut i = 0;
         while i < self.open.len() {
-            let (k, f) = &self.open[i];
-            if due(k, f) {
+            if due(&self.open[i].1) {
                 closed.push(self.close(i)?);
             } else {
                 i += 1;

@@ -160,6 +160,8 @@ pub struct Evaluator {
     scratch: String,
     /// Distinct correlation pointers of SLOs with dependencies.
     pointers: Vec<String>,
+    /// Per SLO: the index of its correlation pointer (meaningful for SLOs with dependencies).
+    pointer_of: Vec<usize>,
     /// Per SLO: the pointers it must record its bad requests under (it is a dependency there).
     bad_pointers: Vec<Vec<usize>>,
     /// (pointer, request key) → event time of the newest bad record and the SLOs it was bad for.
@@ -215,7 +217,12 @@ impl Evaluator {
         }
         let mut pointers: Vec<String> = Vec::new();
         let mut bad_pointers = vec![Vec::new(); n];
-        for slo in slos.iter().filter(|s| !s.depends_on.is_empty()) {
+        let mut pointer_of = vec![0; n];
+        for (i, slo) in slos
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.depends_on.is_empty())
+        {
             let p = match pointers.iter().position(|p| *p == slo.correlate_by) {
                 Some(p) => p,
                 None => {
@@ -223,6 +230,7 @@ impl Evaluator {
                     pointers.len() - 1
                 }
             };
+            pointer_of[i] = p;
             for &d in &slo.depends_on {
                 if d < n && !bad_pointers[d].contains(&p) {
                     bad_pointers[d].push(p);
@@ -231,6 +239,7 @@ impl Evaluator {
         }
         Evaluator {
             pointers,
+            pointer_of,
             bad_pointers,
             bad_requests: HashMap::new(),
             deferred: Vec::new(),
@@ -267,11 +276,7 @@ impl Evaluator {
             if !slo.depends_on.is_empty()
                 && let Some(verdict) = self.verdicts[i]
             {
-                let p = self
-                    .pointers
-                    .iter()
-                    .position(|p| *p == slo.correlate_by)
-                    .unwrap_or(0);
+                let p = self.pointer_of[i];
                 if let Some(key) = correlation_key(event, &self.pointers[p]) {
                     let known_bad = self
                         .bad_requests

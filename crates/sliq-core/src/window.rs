@@ -243,11 +243,6 @@ impl Windows {
     pub fn closed_before(&self) -> i64 {
         self.closed_before
     }
-
-    /// Number of windows currently open.
-    pub fn open_windows(&self) -> usize {
-        self.open.len()
-    }
 }
 
 fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {

@@ -238,11 +238,6 @@ impl Generator {
         }
     }
 
-    /// Records produced so far.
-    pub fn produced(&self) -> u64 {
-        self.index
-    }
-
     /// The next record.
     pub fn next_record(&mut self) -> GeneratedRecord {
         let i = self.index;

@@ -174,15 +174,6 @@ impl Exporter {
             }
         }
     }
-
-    /// Where this exporter sends, for logs and the demo's summary.
-    pub fn destination(&self) -> String {
-        match self {
-            Exporter::Grpc { endpoint, .. } => format!("grpc {endpoint}"),
-            Exporter::Http { url, .. } => format!("http/protobuf {url}"),
-            Exporter::File { path, .. } => format!("file {}", path.display()),
-        }
-    }
 }
 
 #[cfg(test)]

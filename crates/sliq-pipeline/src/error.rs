@@ -1,8 +1,6 @@
 //! The pipeline's failures. Each stops the run *before* any offset past the failure is committed, so
 //! a restart replays what was not made durable.
 
-use std::path::PathBuf;
-
 /// Why a pipeline stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -26,11 +24,6 @@ pub enum PipelineError {
     },
     #[error("exporter: {0}")]
     Exporter(sliq_otlp::ExportError),
-    #[error("cannot create output folder {path}: {source}")]
-    Output {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 impl PipelineError {
