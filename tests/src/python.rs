@@ -1,4 +1,5 @@
-//! DuckDB, the independent reader of the Parquet archive, driven through the project's venv.
+//! The project's Python venv: DuckDB (the independent reader of the Parquet archive) and the
+//! numpy/scipy scripts that compute expected values independently.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -23,6 +24,25 @@ fn python() -> anyhow::Result<&'static str> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     });
     found.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Runs one of the repository's Python scripts in the venv and parses what it prints as JSON.
+pub fn script_json(script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
+    let path = crate::repo_root().join(script);
+    let out = Command::new(python()?)
+        .arg(&path)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", path.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} printed no JSON", path.display()))
 }
 
 /// Runs a Python snippet (with `duckdb` imported and `q(sql)` returning rows as dicts) and parses

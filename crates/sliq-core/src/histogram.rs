@@ -13,14 +13,73 @@ use crate::event::{Event, Status};
 /// The scale of every latency histogram.
 pub const LATENCY_SCALE: i32 = 3;
 
+/// Dense bucket counts of a base-2 exponential histogram: bucket `offset + i` holds `counts[i]`.
+/// Shared by the latency histograms and the drift sketches, so both merge the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpBuckets {
+    /// Index of the first bucket in `counts`.
+    pub offset: i32,
+    pub counts: Vec<u64>,
+}
+
+impl ExpBuckets {
+    /// Adds `n` to bucket `index`, growing the dense range as needed.
+    pub fn add(&mut self, index: i32, n: u64) {
+        if self.counts.is_empty() {
+            self.offset = index;
+        }
+        if index < self.offset {
+            let grow = (self.offset - index) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = index;
+        }
+        let i = (index - self.offset) as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += n;
+    }
+
+    /// Adds every bucket of `other` (same scale).
+    pub fn merge(&mut self, other: &ExpBuckets) {
+        for (index, n) in other.nonzero() {
+            self.add(index, n);
+        }
+    }
+
+    /// The non-empty buckets as (index, count), lowest index first.
+    pub fn nonzero(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (self.offset + i as i32, *n))
+    }
+
+    /// Re-buckets at a scale `by` steps coarser: bucket `i` becomes `i >> by` (floor), which is
+    /// exact because every coarse bucket is the union of `2^by` fine ones.
+    pub fn downscale(&mut self, by: u32) {
+        if by == 0 || self.counts.is_empty() {
+            return;
+        }
+        let old = std::mem::take(self);
+        for (index, n) in old.nonzero() {
+            self.add(index >> by, n);
+        }
+    }
+
+    /// How many buckets the dense range spans.
+    pub fn span(&self) -> usize {
+        self.counts.len()
+    }
+}
+
 /// A base-2 exponential histogram of positive values (zero and negative values count as zero).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpHistogram {
     pub scale: i32,
     pub zero_count: u64,
-    /// Index of the first bucket in `counts`.
-    pub offset: i32,
-    pub counts: Vec<u64>,
+    pub positive: ExpBuckets,
     pub count: u64,
     pub sum: f64,
     pub min: f64,
@@ -32,8 +91,7 @@ impl ExpHistogram {
         ExpHistogram {
             scale,
             zero_count: 0,
-            offset: 0,
-            counts: Vec::new(),
+            positive: ExpBuckets::default(),
             count: 0,
             sum: 0.0,
             min: f64::INFINITY,
@@ -60,23 +118,7 @@ impl ExpHistogram {
             self.zero_count += 1;
             return;
         }
-        self.add_to_bucket(Self::bucket_index(v, self.scale), 1);
-    }
-
-    fn add_to_bucket(&mut self, index: i32, n: u64) {
-        if self.counts.is_empty() {
-            self.offset = index;
-        }
-        if index < self.offset {
-            let grow = (self.offset - index) as usize;
-            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
-            self.offset = index;
-        }
-        let i = (index - self.offset) as usize;
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] += n;
+        self.positive.add(Self::bucket_index(v, self.scale), 1);
     }
 
     /// Adds another histogram of the same scale.
@@ -87,9 +129,7 @@ impl ExpHistogram {
         self.zero_count += other.zero_count;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        for (i, n) in other.counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-            self.add_to_bucket(other.offset + i as i32, *n);
-        }
+        self.positive.merge(&other.positive);
     }
 }
 
@@ -181,15 +221,20 @@ mod tests {
         values[..3].iter().for_each(|v| a.record(*v));
         values[3..].iter().for_each(|v| b.record(*v));
         b.merge(&a);
-        assert_eq!(b.counts, whole.counts);
-        assert_eq!(b.offset, whole.offset);
+        assert_eq!(b.positive, whole.positive);
         assert_eq!((b.count, b.zero_count, b.min, b.max), (7, 1, 0.0, 30.0));
         assert!((b.sum - values.iter().sum::<f64>()).abs() < 1e-12);
         // Every bucket's bounds hold its values: 0.5 → (2^(k/8), 2^((k+1)/8)].
         let k = ExpHistogram::bucket_index(0.5, 3);
         let base = 2f64.powf(1.0 / 8.0);
         assert!(base.powi(k) < 0.5 && 0.5 <= base.powi(k + 1) * (1.0 + 1e-12));
-        assert_eq!(whole.counts[(k - whole.offset) as usize], 2);
-        assert_eq!(whole.counts.iter().sum::<u64>() + whole.zero_count, 7);
+        assert_eq!(
+            whole.positive.counts[(k - whole.positive.offset) as usize],
+            2
+        );
+        assert_eq!(
+            whole.positive.counts.iter().sum::<u64>() + whole.zero_count,
+            7
+        );
     }
 }

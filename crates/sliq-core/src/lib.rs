@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod decode;
+pub mod drift;
 pub mod event;
 pub mod histogram;
 

@@ -159,6 +159,9 @@ pub enum Sli {
     /// Good when every part is good; bad when any part is bad; otherwise not judged. The
     /// critical-user-journey SLI: "a good answer is fast and faithful and not hallucinated".
     AllOf(Vec<Sli>),
+    /// Window-level: one event per closed window and dimension values, good when no watched feature
+    /// drifted. Never judges a request; [`crate::drift::DriftMonitor::judge`] counts it.
+    NoDrift,
 }
 
 impl Sli {
@@ -254,6 +257,7 @@ impl Sli {
                 }
                 all_judged.then_some(Verdict::GOOD)
             }
+            Sli::NoDrift => None,
         }
     }
 }

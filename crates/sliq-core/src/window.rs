@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::drift::{Observation, Sketch};
 use crate::histogram::{ExpHistogram, LATENCY_SCALE};
 use crate::sli::Verdict;
 use crate::slo::{Deferred, SeriesId};
@@ -57,6 +58,9 @@ pub struct WindowCounts {
     pub deferred: Vec<Deferred>,
     /// `false` for a partial drain of a window that stays open (see [`Windows::drain_open`]).
     pub closed: bool,
+    /// Drift sketches by drift series (closed windows only: a partial drain leaves them in the
+    /// window, since drift is judged on the whole window).
+    pub drift: Vec<(u32, Sketch)>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +70,7 @@ struct OpenWindow {
     latencies: Vec<Option<ExpHistogram>>,
     deferred: Vec<Deferred>,
     holds: Vec<(SourceId, i64)>,
+    drift: Vec<Option<Sketch>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -143,6 +148,27 @@ impl Windows {
                 .record(seconds);
         }
         Admission::Counted
+    }
+
+    /// Adds an event's feature values to its window's drift sketches. Call after [`Windows::add`]
+    /// counted the event (a late event's window is gone).
+    pub fn add_drift(&mut self, ts_ms: i64, observations: &[(u32, Observation<'_>)]) {
+        if observations.is_empty() {
+            return;
+        }
+        let start = ts_ms.div_euclid(self.config.size_ms) * self.config.size_ms;
+        let Some(window) = self.open.get_mut(&start) else {
+            return;
+        };
+        for (series, value) in observations {
+            let i = *series as usize;
+            if window.drift.len() <= i {
+                window.drift.resize(i + 1, None);
+            }
+            window.drift[i]
+                .get_or_insert_with(|| Sketch::empty(value.kind()))
+                .record(value);
+        }
     }
 
     fn source_mut(&mut self, source: SourceId) -> &mut SourceState {
@@ -224,9 +250,22 @@ impl Windows {
     /// those windows, and a later drain or close hands out only what came after.
     pub fn drain_open(&mut self) -> Vec<WindowCounts> {
         let size = self.config.size_ms;
-        std::mem::take(&mut self.open)
+        let mut drained = Vec::new();
+        for (start, w) in &mut self.open {
+            let counted = OpenWindow {
+                counts: std::mem::take(&mut w.counts),
+                latencies: std::mem::take(&mut w.latencies),
+                deferred: std::mem::take(&mut w.deferred),
+                holds: Vec::new(),
+                drift: Vec::new(),
+            };
+            w.holds.clear();
+            drained.push(emit(*start, size, counted, false));
+        }
+        // A window keeps only its drift sketches, judged when it closes.
+        self.open.retain(|_, w| w.drift.iter().any(Option::is_some));
+        drained
             .into_iter()
-            .map(|(start, w)| emit(start, size, w, false))
             .filter(|w| !w.counts.is_empty() || !w.latencies.is_empty() || !w.deferred.is_empty())
             .collect()
     }
@@ -270,5 +309,11 @@ fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {
         latencies,
         deferred: w.deferred,
         closed,
+        drift: w
+            .drift
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|s| (i as u32, s)))
+            .collect(),
     }
 }

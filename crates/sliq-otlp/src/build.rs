@@ -142,8 +142,8 @@ impl MetricsBuilder {
                     scale: hist.scale,
                     zero_count: hist.zero_count,
                     positive: Some(Buckets {
-                        offset: hist.offset,
-                        bucket_counts: hist.counts,
+                        offset: hist.positive.offset,
+                        bucket_counts: hist.positive.counts,
                     }),
                     min: hist.min.is_finite().then_some(hist.min),
                     max: hist.max.is_finite().then_some(hist.max),
@@ -494,6 +494,7 @@ mod tests {
             latencies: Vec::new(),
             deferred: Vec::new(),
             closed: true,
+            drift: Vec::new(),
         }
     }
 

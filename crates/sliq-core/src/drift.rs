@@ -1,0 +1,614 @@
+//! Drift: how far each watched feature's distribution in a window moved from its reference.
+//!
+//! Per event, [`Features::extract`] reads every watched feature (by JSON Pointer) and interns its
+//! (feature, dimension values) *drift series*; the windows add the value to that series' sketch in
+//! the event's window. When a window closes, [`DriftMonitor::judge`] compares each sketch with the
+//! series' reference, emits one [`DriftPoint`] per series, and turns "did any feature of these
+//! dimension values drift" into one good or bad event of the drift SLO: drift gets an objective
+//! and an error budget like every other SLI.
+//!
+//! The reference is one of: a [`Baseline`] file (made by `sliq baseline`, versioned, reviewable),
+//! the trailing event-time span before each window (built from the closed windows' own sketches),
+//! or the first N events this pipeline read.
+
+mod categorical;
+mod methods;
+mod numeric;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use categorical::{CategoricalSketch, DEFAULT_CAPACITY, OTHER_CATEGORY};
+pub use methods::{
+    Method, PSI_EMPTY_BIN, Score, chi_square, compare_categorical, compare_numeric, jensen_shannon,
+    ks_p_value, psi,
+};
+pub use numeric::{DEFAULT_SCALE, MAX_BUCKETS, NumericSketch};
+
+use crate::event::Event;
+use crate::slo::{Dimension, Evaluator};
+use crate::window::{SeriesCount, WindowCounts};
+
+/// Whether a feature is a number or a category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    Numeric,
+    Categorical,
+}
+
+/// One watched feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub name: String,
+    /// JSON Pointer into the record.
+    pub pointer: String,
+    pub kind: FeatureKind,
+    /// `None`: [`Method::default_for`] the feature's type and reference size.
+    pub method: Option<Method>,
+    /// `None`: [`Method::default_threshold`].
+    pub threshold: Option<f64>,
+    /// Bins for PSI and Jensen-Shannon on numbers.
+    pub bins: usize,
+}
+
+/// A sketch of either kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sketch {
+    Numeric(NumericSketch),
+    Categorical(CategoricalSketch),
+}
+
+impl Sketch {
+    pub(crate) fn empty(kind: FeatureKind) -> Sketch {
+        match kind {
+            FeatureKind::Numeric => Sketch::Numeric(NumericSketch::default()),
+            FeatureKind::Categorical => Sketch::Categorical(CategoricalSketch::default()),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        match self {
+            Sketch::Numeric(s) => s.count(),
+            Sketch::Categorical(s) => s.count(),
+        }
+    }
+
+    /// Adds one observation; one of the wrong kind is ignored.
+    pub fn record(&mut self, value: &Observation<'_>) {
+        match (self, value) {
+            (Sketch::Numeric(s), Observation::Number(v)) => s.record(*v),
+            (Sketch::Categorical(s), Observation::Category(c)) => s.record(c),
+            _ => {}
+        }
+    }
+
+    /// Adds a sketch of the same kind (one of the other kind is ignored).
+    pub fn merge(&mut self, other: &Sketch) {
+        match (self, other) {
+            (Sketch::Numeric(a), Sketch::Numeric(b)) => a.merge(b),
+            (Sketch::Categorical(a), Sketch::Categorical(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+
+    /// Bytes held, approximately: what a window pays per drift series.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Sketch::Numeric(s) => s.heap_bytes(),
+            Sketch::Categorical(s) => s.heap_bytes(),
+        }
+    }
+
+    /// Compares this (current) sketch with a reference of the same kind.
+    pub fn compare(&self, method: Method, reference: &Sketch, bins: usize) -> Option<Score> {
+        match (reference, self) {
+            (Sketch::Numeric(r), Sketch::Numeric(c)) => compare_numeric(method, r, c, bins),
+            (Sketch::Categorical(r), Sketch::Categorical(c)) => compare_categorical(method, r, c),
+            _ => None,
+        }
+    }
+}
+
+/// One feature value of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation<'a> {
+    Number(f64),
+    Category(Cow<'a, str>),
+}
+
+impl Observation<'_> {
+    /// The kind of feature this value belongs to.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            Observation::Number(_) => FeatureKind::Numeric,
+            Observation::Category(_) => FeatureKind::Categorical,
+        }
+    }
+}
+
+/// Identity of a drift series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DriftKey {
+    pub feature: usize,
+    pub values: Vec<Box<str>>,
+}
+
+/// The watched features, their dimensions, and the interned drift series.
+#[derive(Debug)]
+pub struct Features {
+    features: Vec<Feature>,
+    dimensions: Vec<Dimension>,
+    ids: HashMap<Box<str>, u32>,
+    keys: Vec<DriftKey>,
+    scratch: String,
+}
+
+impl Features {
+    pub fn new(features: Vec<Feature>, dimensions: Vec<Dimension>) -> Self {
+        Features {
+            features,
+            dimensions,
+            ids: HashMap::new(),
+            keys: Vec::new(),
+            scratch: String::new(),
+        }
+    }
+
+    pub fn features(&self) -> &[Feature] {
+        &self.features
+    }
+
+    pub fn dimensions(&self) -> &[Dimension] {
+        &self.dimensions
+    }
+
+    pub fn key(&self, series: u32) -> &DriftKey {
+        &self.keys[series as usize]
+    }
+
+    /// Appends each watched feature the event carries, with its drift series, to `out`. A numeric
+    /// feature takes numbers only; a categorical one takes strings, booleans and numbers (as their
+    /// JSON text). Absent values, and values of the wrong type, are skipped.
+    pub fn extract<'a>(&mut self, event: &Event<'a>, out: &mut Vec<(u32, Observation<'a>)>) {
+        for f in 0..self.features.len() {
+            let feature = &self.features[f];
+            let Some(value) = crate::decode::get(event.record, &feature.pointer) else {
+                continue;
+            };
+            let observation = match (feature.kind, value) {
+                (FeatureKind::Numeric, Value::Number(n)) => match n.as_f64() {
+                    Some(x) if x.is_finite() => Observation::Number(x),
+                    _ => continue,
+                },
+                (FeatureKind::Categorical, Value::String(s)) => {
+                    Observation::Category(Cow::Borrowed(s))
+                }
+                (FeatureKind::Categorical, Value::Bool(_) | Value::Number(_)) => {
+                    Observation::Category(Cow::Owned(value.to_string()))
+                }
+                _ => continue,
+            };
+            let series = self.series(f, event);
+            out.push((series, observation));
+        }
+    }
+
+    fn series(&mut self, feature: usize, event: &Event<'_>) -> u32 {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{feature}");
+        for d in &self.dimensions {
+            let v = d.value(event);
+            let _ = write!(self.scratch, "|{}:{v}", v.len());
+        }
+        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+            return *id;
+        }
+        let key = DriftKey {
+            feature,
+            values: self
+                .dimensions
+                .iter()
+                .map(|d| d.value(event).into())
+                .collect(),
+        };
+        self.intern_key(key)
+    }
+
+    fn intern_key(&mut self, key: DriftKey) -> u32 {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{}", key.feature);
+        for v in &key.values {
+            let _ = write!(self.scratch, "|{}:{v}", v.len());
+        }
+        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+            return *id;
+        }
+        let id = self.keys.len() as u32;
+        self.ids.insert(Box::from(self.scratch.as_str()), id);
+        self.keys.push(key);
+        id
+    }
+}
+
+/// Where a drift series' reference distribution comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reference {
+    /// A baseline file's sketches.
+    Baseline(Baseline),
+    /// The windows of the `span_ms` of event time before each window.
+    Trailing { span_ms: i64 },
+    /// The first `events` events this pipeline read.
+    FirstEvents { events: u64 },
+}
+
+/// The version tag of baseline files this build reads and writes.
+pub const BASELINE_FORMAT: &str = "sliq-baseline/1";
+
+/// A reviewable, versioned reference: per feature, a sketch over all events and one per dimension
+/// values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub format: String,
+    /// Where the events came from (a file, an archive and a time range), for the reviewer.
+    pub source: String,
+    /// Event-time range covered, milliseconds since the epoch.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// The dimension attributes of `series` entries.
+    pub dimensions: Vec<String>,
+    pub features: Vec<BaselineFeature>,
+}
+
+/// One feature in a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineFeature {
+    pub name: String,
+    pub pointer: String,
+    pub kind: FeatureKind,
+    /// Human-readable facts about `all` (count, mean, quantiles or top categories), so a review of
+    /// the file shows what changed without decoding sketches.
+    pub summary: BTreeMap<String, Value>,
+    pub all: Sketch,
+    pub series: Vec<BaselineSeries>,
+}
+
+/// One dimension-values entry of a baseline feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineSeries {
+    pub values: Vec<String>,
+    pub sketch: Sketch,
+}
+
+impl Baseline {
+    /// The reference of a feature for some dimension values: theirs when the baseline has it,
+    /// else the feature's sketch over all events.
+    fn lookup(&self, feature: &str, values: &[Box<str>]) -> Option<&Sketch> {
+        let f = self.features.iter().find(|f| f.name == feature)?;
+        let own = f.series.iter().find(|s| {
+            s.values.len() == values.len() && s.values.iter().zip(values).all(|(a, b)| **a == **b)
+        });
+        Some(own.map_or(&f.all, |s| &s.sketch))
+    }
+}
+
+/// Builds a [`Baseline`] from events (`sliq baseline`).
+#[derive(Debug)]
+pub struct BaselineBuilder {
+    features: Features,
+    sketches: Vec<Sketch>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+impl BaselineBuilder {
+    pub fn new(features: Vec<Feature>, dimensions: Vec<Dimension>) -> Self {
+        BaselineBuilder {
+            features: Features::new(features, dimensions),
+            sketches: Vec::new(),
+            from_ms: None,
+            to_ms: None,
+        }
+    }
+
+    pub fn add(&mut self, event: &Event<'_>) {
+        let mut out = Vec::new();
+        self.features.extract(event, &mut out);
+        for (series, value) in out {
+            let kind = self.features.features[self.features.key(series).feature].kind;
+            let i = series as usize;
+            if self.sketches.len() <= i {
+                self.sketches.resize_with(i + 1, || Sketch::empty(kind));
+            }
+            if !matches!(
+                (&self.sketches[i], kind),
+                (Sketch::Numeric(_), FeatureKind::Numeric)
+                    | (Sketch::Categorical(_), FeatureKind::Categorical)
+            ) {
+                self.sketches[i] = Sketch::empty(kind);
+            }
+            self.sketches[i].record(&value);
+        }
+        self.from_ms = Some(self.from_ms.map_or(event.ts_ms, |t| t.min(event.ts_ms)));
+        self.to_ms = Some(self.to_ms.map_or(event.ts_ms, |t| t.max(event.ts_ms)));
+    }
+
+    pub fn finish(self, source: String) -> Baseline {
+        let dimensions = self
+            .features
+            .dimensions
+            .iter()
+            .map(|d| d.attribute().to_owned())
+            .collect();
+        let features = self
+            .features
+            .features
+            .iter()
+            .enumerate()
+            .map(|(f, feature)| {
+                let mut all = Sketch::empty(feature.kind);
+                let mut series = Vec::new();
+                for (id, key) in self.features.keys.iter().enumerate() {
+                    if key.feature != f {
+                        continue;
+                    }
+                    let Some(sketch) = self.sketches.get(id) else {
+                        continue;
+                    };
+                    all.merge(sketch);
+                    series.push(BaselineSeries {
+                        values: key.values.iter().map(|v| v.to_string()).collect(),
+                        sketch: sketch.clone(),
+                    });
+                }
+                series.sort_by(|a, b| a.values.cmp(&b.values));
+                BaselineFeature {
+                    name: feature.name.clone(),
+                    pointer: feature.pointer.clone(),
+                    kind: feature.kind,
+                    summary: summary(&all),
+                    all,
+                    series,
+                }
+            })
+            .collect();
+        Baseline {
+            format: BASELINE_FORMAT.to_owned(),
+            source,
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+            dimensions,
+            features,
+        }
+    }
+}
+
+fn summary(sketch: &Sketch) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    out.insert("count".to_owned(), Value::from(sketch.count()));
+    match sketch {
+        Sketch::Numeric(s) => {
+            out.insert("mean".to_owned(), Value::from(s.mean()));
+            out.insert("std_dev".to_owned(), Value::from(s.std_dev()));
+            for (name, q) in [("p05", 0.05), ("p50", 0.5), ("p95", 0.95)] {
+                if let Some(v) = s.quantile(q) {
+                    out.insert(name.to_owned(), Value::from(v));
+                }
+            }
+        }
+        Sketch::Categorical(s) => {
+            let mut top = s.counts();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let total = s.count().max(1) as f64;
+            let shares: serde_json::Map<String, Value> = top
+                .iter()
+                .take(10)
+                .map(|(k, n)| ((*k).to_owned(), Value::from(*n as f64 / total)))
+                .collect();
+            out.insert("top_shares".to_owned(), Value::Object(shares));
+        }
+    }
+    out
+}
+
+/// The verdict on one drift series in one closed window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftPoint {
+    pub series: u32,
+    pub end_ms: i64,
+    pub method: Method,
+    pub value: f64,
+    pub p_value: Option<f64>,
+    pub detected: bool,
+    /// Values in the window, and in the reference it was compared with.
+    pub current_count: u64,
+    pub reference_count: u64,
+}
+
+/// How drift is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftConfig {
+    pub reference: Reference,
+    /// Windows (and references) with fewer values of a feature than this are not judged on it.
+    pub min_events: u64,
+    /// The name of the drift SLO in the evaluator (window-level verdicts), if one is declared.
+    pub slo: Option<String>,
+}
+
+/// A closed window's drift sketches, kept as trailing reference: (start, end, sketches).
+type ClosedSketches = (i64, i64, Vec<(u32, Sketch)>);
+
+/// Compares the closed windows' sketches with their references.
+#[derive(Debug)]
+pub struct DriftMonitor {
+    pub features: Features,
+    config: DriftConfig,
+    /// First-N mode: the reference being collected, and whether it is complete.
+    first: Vec<Option<Sketch>>,
+    first_seen: u64,
+    /// Trailing mode: the sketches of closed windows, oldest first, by window start.
+    trailing: VecDeque<ClosedSketches>,
+}
+
+impl DriftMonitor {
+    pub fn new(features: Features, config: DriftConfig) -> Self {
+        DriftMonitor {
+            features,
+            config,
+            first: Vec::new(),
+            first_seen: 0,
+            trailing: VecDeque::new(),
+        }
+    }
+
+    /// Reads the event's features into `out` (see [`Features::extract`]); in first-N mode the
+    /// first N events also build the reference.
+    pub fn observe<'a>(&mut self, event: &Event<'a>, out: &mut Vec<(u32, Observation<'a>)>) {
+        out.clear();
+        self.features.extract(event, out);
+        if let Reference::FirstEvents { events } = self.config.reference
+            && self.first_seen < events
+        {
+            self.first_seen += 1;
+            for (series, value) in out.iter() {
+                let kind = self.kind_of(*series);
+                let i = *series as usize;
+                if self.first.len() <= i {
+                    self.first.resize(i + 1, None);
+                }
+                self.first[i]
+                    .get_or_insert_with(|| Sketch::empty(kind))
+                    .record(value);
+            }
+        }
+    }
+
+    fn kind_of(&self, series: u32) -> FeatureKind {
+        self.features.features[self.features.key(series).feature].kind
+    }
+
+    /// The reference of `series` for a window starting at `start_ms`.
+    fn reference(&self, series: u32, start_ms: i64) -> Option<Cow<'_, Sketch>> {
+        match &self.config.reference {
+            Reference::Baseline(b) => {
+                let key = self.features.key(series);
+                let name = &self.features.features[key.feature].name;
+                b.lookup(name, &key.values).map(Cow::Borrowed)
+            }
+            Reference::FirstEvents { events } => {
+                if self.first_seen < *events {
+                    return None;
+                }
+                self.first
+                    .get(series as usize)
+                    .and_then(Option::as_ref)
+                    .map(Cow::Borrowed)
+            }
+            Reference::Trailing { span_ms } => {
+                let mut merged: Option<Sketch> = None;
+                for (start, end, sketches) in &self.trailing {
+                    if *end > start_ms || *start < start_ms - span_ms {
+                        continue;
+                    }
+                    if let Some((_, s)) = sketches.iter().find(|(id, _)| *id == series) {
+                        merged
+                            .get_or_insert_with(|| Sketch::empty(self.kind_of(series)))
+                            .merge(s);
+                    }
+                }
+                merged.map(Cow::Owned)
+            }
+        }
+    }
+
+    /// Judges a closed window's sketches: returns one point per judged drift series and, when a
+    /// drift SLO is declared, adds one good (no judged feature drifted) or bad event per dimension
+    /// values to the window's counts.
+    pub fn judge(
+        &mut self,
+        window: &mut WindowCounts,
+        evaluator: &mut Evaluator,
+    ) -> Vec<DriftPoint> {
+        let mut points = Vec::new();
+        // Dimension values → whether any judged feature drifted.
+        let mut verdicts: BTreeMap<Vec<Box<str>>, bool> = BTreeMap::new();
+        for (series, sketch) in &window.drift {
+            let key = self.features.key(*series);
+            let feature = &self.features.features[key.feature];
+            if sketch.count() < self.config.min_events {
+                continue;
+            }
+            let Some(reference) = self.reference(*series, window.start_ms) else {
+                continue;
+            };
+            if reference.count() < self.config.min_events {
+                continue;
+            }
+            let method = feature.method.unwrap_or_else(|| {
+                Method::default_for(feature.kind == FeatureKind::Numeric, reference.count())
+            });
+            let threshold = feature.threshold.unwrap_or(method.default_threshold());
+            let Some(score) = sketch.compare(method, &reference, feature.bins) else {
+                continue;
+            };
+            let detected = score.drifted(threshold);
+            *verdicts.entry(key.values.clone()).or_default() |= detected;
+            points.push(DriftPoint {
+                series: *series,
+                end_ms: window.end_ms,
+                method,
+                value: score.value,
+                p_value: score.p_value,
+                detected,
+                current_count: sketch.count(),
+                reference_count: reference.count(),
+            });
+        }
+        if let Some(slo) = &self.config.slo {
+            let attributes: Vec<&str> = self
+                .features
+                .dimensions
+                .iter()
+                .map(Dimension::attribute)
+                .collect();
+            for (values, drifted) in verdicts {
+                let dims: Vec<(&str, &str)> = attributes
+                    .iter()
+                    .zip(&values)
+                    .map(|(k, v)| (*k, &**v))
+                    .collect();
+                if let Some(id) = evaluator.intern(slo, &dims) {
+                    window.counts.push(SeriesCount {
+                        series: id,
+                        good: u64::from(!drifted),
+                        bad: u64::from(drifted),
+                    });
+                }
+            }
+        }
+        if let Reference::Trailing { span_ms } = self.config.reference
+            && window.closed
+        {
+            self.trailing.push_back((
+                window.start_ms,
+                window.end_ms,
+                std::mem::take(&mut window.drift),
+            ));
+            while self
+                .trailing
+                .front()
+                .is_some_and(|(start, _, _)| *start < window.start_ms - span_ms)
+            {
+                self.trailing.pop_front();
+            }
+        }
+        points
+    }
+}

@@ -1,0 +1,408 @@
+use serde_json::json;
+
+use super::*;
+use crate::decode::{Decoder, FieldMap};
+use crate::sli::Sli;
+use crate::slo::Slo;
+
+fn numeric(values: &[f64]) -> NumericSketch {
+    let mut s = NumericSketch::default();
+    values.iter().for_each(|v| s.record(*v));
+    s
+}
+
+fn categorical(values: &[&str]) -> CategoricalSketch {
+    let mut s = CategoricalSketch::default();
+    values.iter().for_each(|v| s.record(v));
+    s
+}
+
+#[test]
+fn ks_on_a_hand_worked_pair_is_exact() {
+    // F_ref and F_cur differ most between 2 and 3: ref has 2/4 below, cur 0/4 → D = 0.5.
+    let (r, c) = (
+        numeric(&[1.0, 2.0, 3.0, 4.0]),
+        numeric(&[3.0, 4.0, 5.0, 6.0]),
+    );
+    let score = compare_numeric(Method::Ks, &r, &c, 10).expect("both sides have values");
+    assert_eq!(score.value, 0.5);
+    // Negative values and zero sit in value order: −2 < −1 < 0 < 1.
+    let (r, c) = (numeric(&[-2.0, -1.0]), numeric(&[0.0, 1.0]));
+    assert_eq!(
+        compare_numeric(Method::Ks, &r, &c, 10).map(|s| s.value),
+        Some(1.0)
+    );
+    let (r, c) = (numeric(&[-2.0, 0.0]), numeric(&[-1.0, 1.0]));
+    assert_eq!(
+        compare_numeric(Method::Ks, &r, &c, 10).map(|s| s.value),
+        Some(0.5)
+    );
+}
+
+#[test]
+fn ks_p_value_follows_kolmogorovs_distribution() {
+    // Q(1.358) = 0.0500 (the 5% critical value). With n = m = 2·10^6, ne = 10^6 and Stephens'
+    // correction is negligible: d = 1.358 / 1000.
+    let p = ks_p_value(1.358 / (1000.0 + 0.12 + 0.00011), 2_000_000, 2_000_000);
+    assert!((p - 0.0500).abs() < 2e-4, "p = {p}");
+    // Q(1.0) = 0.26999967.
+    let p = ks_p_value(1.0 / (1000.0 + 0.12 + 0.00011), 2_000_000, 2_000_000);
+    assert!((p - 0.2700).abs() < 1e-4, "p = {p}");
+    assert_eq!(ks_p_value(0.0, 100, 100), 1.0);
+}
+
+#[test]
+fn wasserstein_of_a_shift_is_the_shift_over_the_reference_std() {
+    let r = numeric(&[1.0, 2.0, 3.0, 4.0]);
+    let c = numeric(&[3.0, 4.0, 5.0, 6.0]);
+    let score = compare_numeric(Method::Wasserstein, &r, &c, 10).expect("values");
+    // W = 2 (every quantile moved by 2); std of {1,2,3,4} (ddof 0) = √1.25. Buckets are ~1%
+    // wide, so spreading a value over its bucket moves W by well under 0.05.
+    let expected = 2.0 / 1.25f64.sqrt();
+    assert!((score.value - expected).abs() < 0.05, "{}", score.value);
+    let same = compare_numeric(Method::Wasserstein, &r, &r, 10).expect("values");
+    assert_eq!(same.value, 0.0);
+}
+
+#[test]
+fn psi_and_jensen_shannon_on_hand_worked_proportions() {
+    // (0.9−0.5)·ln(0.9/0.5) + (0.1−0.5)·ln(0.1/0.5) = 0.4·0.587787 + 0.4·1.609438
+    let v = psi(&[0.5, 0.5], &[0.9, 0.1]);
+    assert!((v - 0.878_890).abs() < 1e-6, "{v}");
+    // An empty bin counts as 0.0001: 0.5·ln 2 + (0.0001 − 0.5)·ln(0.0001/0.5).
+    let v = psi(&[0.5, 0.5], &[1.0, 0.0]);
+    let expected = 0.5 * 2f64.ln() + (1e-4 - 0.5) * (1e-4f64 / 0.5).ln();
+    assert!((v - expected).abs() < 1e-12, "{v}");
+    // Disjoint supports: the maximum, √ln 2.
+    let v = jensen_shannon(&[1.0, 0.0], &[0.0, 1.0]);
+    assert!((v - 2f64.ln().sqrt()).abs() < 1e-12);
+    assert_eq!(jensen_shannon(&[0.3, 0.7], &[0.3, 0.7]), 0.0);
+}
+
+#[test]
+fn quantile_bins_cut_at_reference_deciles() {
+    // Reference 1..=100: deciles cut after 10, 20, ...; a current all above 90 fills the last bin.
+    let r = numeric(&(1..=100).map(f64::from).collect::<Vec<_>>());
+    let c = numeric(&(91..=100).map(f64::from).collect::<Vec<_>>());
+    let score = compare_numeric(Method::Psi, &r, &c, 10).expect("values");
+    // Nine bins 0.1 → 0.0001 and one 0.1 → 1.0.
+    let expected = 9.0 * (1e-4 - 0.1) * (1e-4f64 / 0.1).ln() + 0.9 * 10f64.ln();
+    assert!((score.value - expected).abs() < 1e-9, "{}", score.value);
+}
+
+#[test]
+fn chi_square_matches_the_hand_computed_table() {
+    // [[10, 20], [20, 10]]: every expected count is 15; χ² = 4 · 25/15 = 6.667, 1 dof,
+    // p = P(χ²₁ > 6.667) = 0.009823.
+    let (stat, p) = chi_square(&[10, 20], &[20, 10]);
+    assert!((stat - 20.0 / 3.0).abs() < 1e-12);
+    assert!((p - 0.009_823).abs() < 1e-6, "{p}");
+    let r = categorical(&[&["a"; 10][..], &["b"; 20][..]].concat());
+    let c = categorical(&[&["a"; 20][..], &["b"; 10][..]].concat());
+    let score = compare_categorical(Method::ChiSquare, &r, &c).expect("values");
+    assert_eq!(score.p_value, Some(p));
+    assert!(score.drifted(0.05));
+    // A category new in the current side and one that vanished both count.
+    let r = categorical(&["a", "a", "b", "b"]);
+    let c = categorical(&["a", "a", "c", "c"]);
+    let (stat, _) = chi_square(&[2, 2, 0], &[2, 0, 2]);
+    let score = compare_categorical(Method::ChiSquare, &r, &c).expect("values");
+    assert_eq!(score.value, stat);
+    // Row totals 4/4, columns a 4, b 2, c 2: E = 2,1,1 per row → χ² = 0 + 1 + 1 + 1 + 1 = 4.
+    assert!((stat - 4.0).abs() < 1e-12);
+}
+
+#[test]
+fn merged_halves_equal_one_sketch_over_the_whole() {
+    let values: Vec<f64> = (0..5000)
+        .map(|i| ((i * 7919) % 1000) as f64 / 10.0 - 30.0)
+        .collect();
+    let whole = numeric(&values);
+    let mut left = numeric(&values[..1234]);
+    left.merge(&numeric(&values[1234..]));
+    assert_eq!(left.count(), whole.count());
+    assert_eq!(left.cells(), whole.cells());
+    assert!((left.mean() - whole.mean()).abs() < 1e-9);
+    assert!((left.std_dev() - whole.std_dev()).abs() < 1e-9);
+    let reference = numeric(&values.iter().map(|v| v * 1.1).collect::<Vec<_>>());
+    for method in [
+        Method::Ks,
+        Method::Psi,
+        Method::JensenShannon,
+        Method::Wasserstein,
+    ] {
+        let a = compare_numeric(method, &reference, &whole, 10).map(|s| s.value);
+        let b = compare_numeric(method, &reference, &left, 10).map(|s| s.value);
+        let (a, b) = (a.expect("values"), b.expect("values"));
+        assert!((a - b).abs() < 1e-9, "{method:?}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn a_wide_range_halves_resolution_instead_of_growing() {
+    let mut s = NumericSketch::default();
+    // 1e-6 … 1e12 spans 60 octaves: at scale 6 that is 3,840 buckets > MAX_BUCKETS.
+    for v in [1e-6, 1.0, 1e12, 5.0, 5.0] {
+        s.record(v);
+    }
+    assert_eq!(s.scale(), DEFAULT_SCALE - 1);
+    assert_eq!(s.count(), 5);
+    assert_eq!(s.cells().iter().map(|c| c.count).sum::<u64>(), 5);
+    // Merging with a finer sketch brings it to the coarser scale.
+    let mut fine = numeric(&[2.0, 3.0]);
+    fine.merge(&s);
+    assert_eq!(fine.scale(), DEFAULT_SCALE - 1);
+    assert_eq!(fine.count(), 7);
+    // The median (5) is still within one bucket (2.2% at scale 5).
+    let median = s.quantile(0.5).expect("values");
+    assert!((5.0..=5.0 * 1.022).contains(&median), "{median}");
+}
+
+#[test]
+fn categorical_sketch_is_exact_then_bounded() {
+    let mut s = CategoricalSketch::new(3);
+    for c in ["a", "a", "a", "a", "b", "b", "c"] {
+        s.record(c);
+    }
+    assert!(s.is_exact());
+    assert_eq!(s.counts(), vec![("a", 4), ("b", 2), ("c", 1)]);
+    // A fourth category: the 4th largest count (1) is subtracted from all; "c" and "d" go.
+    s.record("d");
+    assert!(!s.is_exact());
+    assert_eq!(s.counts(), vec![(OTHER_CATEGORY, 4), ("a", 3), ("b", 1)]);
+    // The bound: each count is at most (total − held) / (capacity + 1) = 4/4 = 1 low.
+    assert_eq!(s.count(), 8);
+    let mut other = CategoricalSketch::new(3);
+    other.record("a");
+    other.merge(&s);
+    assert_eq!(other.count(), 9);
+    assert_eq!(other.counts()[1], ("a", 4));
+}
+
+#[test]
+fn sketches_survive_serialization() {
+    let s = Sketch::Numeric(numeric(&[-3.5, 0.0, 0.25, 7.0, 7.0, 1e6]));
+    let text = serde_json::to_string(&s).expect("serializes");
+    let back: Sketch = serde_json::from_str(&text).expect("parses");
+    assert_eq!(back, s);
+    let s = Sketch::Categorical(categorical(&["x", "y", "y"]));
+    let back: Sketch =
+        serde_json::from_str(&serde_json::to_string(&s).expect("serializes")).expect("parses");
+    assert_eq!(back, s);
+}
+
+#[test]
+fn identical_samples_are_not_flagged_by_any_method() {
+    // Two different samples of one distribution (interleaved halves of one sequence).
+    let all: Vec<f64> = (0..20_000)
+        .map(|i| (((i * 2_654_435_761u64) % 1_000_003) as f64 / 1_000_003.0).powi(2) * 50.0)
+        .collect();
+    let (a, b): (Vec<f64>, Vec<f64>) = all.chunks(2).map(|p| (p[0], p[1])).unzip();
+    let (r, c) = (numeric(&a), numeric(&b));
+    for method in [
+        Method::Ks,
+        Method::Psi,
+        Method::JensenShannon,
+        Method::Wasserstein,
+    ] {
+        let score = compare_numeric(method, &r, &c, 10).expect("values");
+        assert!(
+            !score.drifted(method.default_threshold()),
+            "{method:?} flagged identical samples: {score:?}"
+        );
+    }
+}
+
+fn event_json(service: &str, tokens: f64, finish: &str) -> serde_json::Value {
+    json!({
+        "id": "r", "ts": "2026-11-22T10:00:00Z", "service": service, "operation": "chat",
+        "status": "ok", "latency_ms": 100, "finish_reason": finish,
+        "features": {"prompt_tokens": tokens}
+    })
+}
+
+fn features() -> Vec<Feature> {
+    vec![
+        Feature {
+            name: "prompt_tokens".into(),
+            pointer: "/features/prompt_tokens".into(),
+            kind: FeatureKind::Numeric,
+            method: Some(Method::Wasserstein),
+            threshold: None,
+            bins: 10,
+        },
+        Feature {
+            name: "finish_reason".into(),
+            pointer: "/finish_reason".into(),
+            kind: FeatureKind::Categorical,
+            method: Some(Method::JensenShannon),
+            threshold: None,
+            bins: 10,
+        },
+    ]
+}
+
+#[test]
+fn monitor_judges_windows_against_a_baseline_and_counts_the_drift_slo() {
+    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let mut builder = BaselineBuilder::new(features(), vec![Dimension::Service]);
+    for i in 0..1000 {
+        let v = event_json("chat", f64::from(100 + i % 50), "stop");
+        builder.add(&decoder.decode(&v).expect("decodes"));
+    }
+    let baseline = builder.finish("test".into());
+    assert_eq!(baseline.features[0].series.len(), 1);
+    assert_eq!(baseline.features[0].all.count(), 1000);
+
+    let mut evaluator = Evaluator::new(vec![Slo::new(
+        "no-drift",
+        Sli::NoDrift,
+        0.9,
+        vec![Dimension::Service],
+    )]);
+    let mut monitor = DriftMonitor::new(
+        Features::new(features(), vec![Dimension::Service]),
+        DriftConfig {
+            reference: Reference::Baseline(baseline),
+            min_events: 50,
+            slo: Some("no-drift".into()),
+        },
+    );
+    let mut windows = crate::window::Windows::new(crate::window::WindowConfig {
+        size_ms: 60_000,
+        allowed_lateness_ms: 0,
+        max_out_of_orderness_ms: 0,
+    });
+    let source = crate::window::SourceId(0);
+    // Window 0: like the baseline. Window 1: prompts 3× longer ("chat"), and "search" with only
+    // 10 events (below min_events: not judged).
+    for i in 0..200i64 {
+        for (window, service, factor) in [(0, "chat", 1.0), (1, "chat", 3.0), (1, "search", 1.0)] {
+            if service == "search" && i >= 10 {
+                continue;
+            }
+            let mut v = event_json(service, f64::from(100 + (i % 50) as i32) * factor, "stop");
+            let ts = window * 60_000 + i * 10;
+            v["ts"] = json!(ts);
+            let event = decoder.decode(&v).expect("decodes");
+            let mut out = Vec::new();
+            monitor.observe(&event, &mut out);
+            windows.add(source, i, ts, &[], &[], None);
+            windows.add_drift(ts, &out);
+        }
+    }
+    let mut closed = windows.close_all();
+    assert_eq!(closed.len(), 2);
+    let p0 = monitor.judge(&mut closed[0], &mut evaluator);
+    let p1 = monitor.judge(&mut closed[1], &mut evaluator);
+    assert_eq!(p0.len(), 2);
+    assert!(p0.iter().all(|p| !p.detected && p.value < 0.05), "{p0:?}");
+    // Window 1, chat: prompt_tokens drifted (mean 3×: W/σ ≫ 0.1); finish_reason did not.
+    assert_eq!(p1.len(), 2, "search is below min_events: {p1:?}");
+    let tokens = p1
+        .iter()
+        .find(|p| p.method == Method::Wasserstein)
+        .expect("tokens");
+    assert!(tokens.detected && tokens.value > 10.0, "{tokens:?}");
+    assert_eq!(tokens.current_count, 200);
+    assert_eq!(tokens.reference_count, 1000);
+    let finish = p1
+        .iter()
+        .find(|p| p.method == Method::JensenShannon)
+        .expect("finish");
+    assert!(!finish.detected && finish.value == 0.0);
+    // The drift SLO: window 0 good, window 1 bad, for service=chat only.
+    let slo_counts = |w: &WindowCounts| -> Vec<(u64, u64)> {
+        w.counts
+            .iter()
+            .filter(|c| evaluator.series(c.series).values == vec![Box::<str>::from("chat")])
+            .map(|c| (c.good, c.bad))
+            .collect()
+    };
+    assert_eq!(slo_counts(&closed[0]), vec![(1, 0)]);
+    assert_eq!(slo_counts(&closed[1]), vec![(0, 1)]);
+    assert_eq!(closed[1].counts.len(), 1, "search was not judged");
+}
+
+#[test]
+fn trailing_and_first_events_references_build_from_the_stream() {
+    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let config = |reference| DriftConfig {
+        reference,
+        min_events: 20,
+        slo: None,
+    };
+    let mut trailing = DriftMonitor::new(
+        Features::new(features(), vec![]),
+        config(Reference::Trailing { span_ms: 120_000 }),
+    );
+    let mut first = DriftMonitor::new(
+        Features::new(features(), vec![]),
+        config(Reference::FirstEvents { events: 100 }),
+    );
+    let mut evaluator = Evaluator::new(vec![]);
+    let mut windows_t = crate::window::Windows::new(crate::window::WindowConfig {
+        size_ms: 60_000,
+        allowed_lateness_ms: 0,
+        max_out_of_orderness_ms: 0,
+    });
+    let mut windows_f = crate::window::Windows::new(windows_t.config());
+    let mut judged_t = Vec::new();
+    let mut judged_f = Vec::new();
+    // Four windows of 100 events; the fourth drifts (tokens ×4).
+    for window in 0..4i64 {
+        for i in 0..100i64 {
+            let factor = if window == 3 { 4.0 } else { 1.0 };
+            let mut v = event_json("chat", f64::from(100 + (i % 25) as i32) * factor, "stop");
+            let ts = window * 60_000 + i * 100;
+            v["ts"] = json!(ts);
+            let event = decoder.decode(&v).expect("decodes");
+            for (monitor, windows) in [
+                (&mut trailing, &mut windows_t),
+                (&mut first, &mut windows_f),
+            ] {
+                let mut out = Vec::new();
+                monitor.observe(&event, &mut out);
+                windows.add(crate::window::SourceId(0), i, ts, &[], &[], None);
+                windows.add_drift(ts, &out);
+            }
+        }
+        // Closing window `window` once the next one starts.
+        for (monitor, windows, judged) in [
+            (&mut trailing, &mut windows_t, &mut judged_t),
+            (&mut first, &mut windows_f, &mut judged_f),
+        ] {
+            for mut w in windows.close_all() {
+                let points = monitor.judge(&mut w, &mut evaluator);
+                judged.push(
+                    points
+                        .iter()
+                        .filter(|p| p.method == Method::Wasserstein)
+                        .map(|p| (w.start_ms / 60_000, p.detected, p.reference_count))
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+    }
+    // Trailing 2 min: window 0 has no reference; window 1 compares with window 0; window 3 with
+    // windows 1 and 2 (200 values) and drifted.
+    assert_eq!(
+        judged_t,
+        vec![
+            vec![],
+            vec![(1, false, 100)],
+            vec![(2, false, 200)],
+            vec![(3, true, 200)]
+        ]
+    );
+    // First 100 events: complete after window 0, then fixed.
+    assert_eq!(
+        judged_f,
+        vec![
+            vec![(0, false, 100)],
+            vec![(1, false, 100)],
+            vec![(2, false, 100)],
+            vec![(3, true, 100)]
+        ]
+    );
+}
