@@ -12,6 +12,7 @@
 //! (and its stale `inprogress` file is removed at start).
 
 mod columns;
+pub mod reader;
 pub mod rollups;
 
 use std::fs::File;

@@ -3,12 +3,14 @@
 //! Every error names the file, the line and the key, and says what was expected: a spec is edited by
 //! people on call, and "invalid config" is not an answer.
 
+mod drift_spec;
 mod interpolate;
 mod slo_spec;
 mod spec;
 
 use std::path::Path;
 
+pub use drift_spec::*;
 pub use interpolate::{InterpolationError, interpolate};
 pub use slo_spec::*;
 pub use spec::*;

@@ -68,7 +68,15 @@ pub struct SliSpec {
     pub rule: Option<RuleSpec>,
     /// Good when every listed SLI is good (bad when any is bad).
     pub all_of: Option<Vec<SliSpec>>,
+    /// Window-level: one event per closed window and drift dimension values, good when no watched
+    /// feature drifted (needs the spec's `drift:` section).
+    pub drift: Option<DriftSliSpec>,
 }
+
+/// The drift SLI takes no options: what drifts, and how, is the `drift:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSliSpec {}
 
 /// Good when a duration is at most the threshold.
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +315,7 @@ impl SliSpec {
             (self.tests.is_some(), "tests"),
             (self.rule.is_some(), "rule"),
             (self.all_of.is_some(), "all_of"),
+            (self.drift.is_some(), "drift"),
         ]
         .into_iter()
         .filter_map(|(present, name)| present.then_some(name))
@@ -318,7 +327,7 @@ impl SliSpec {
         let kinds = self.kinds();
         if kinds.len() != 1 {
             return Some(format!(
-                "declare exactly one SLI kind (latency, availability, score, flag, tests, rule or all_of), found {}",
+                "declare exactly one SLI kind (latency, availability, score, flag, tests, rule, all_of or drift), found {}",
                 if kinds.is_empty() {
                     "none".to_owned()
                 } else {
@@ -364,6 +373,11 @@ impl SliSpec {
             }
             if let Some(p) = parts.iter().find_map(SliSpec::problem) {
                 return Some(format!("in all_of: {p}"));
+            }
+            if parts.iter().any(|p| p.drift.is_some()) {
+                return Some(
+                    "in all_of: drift judges windows, not requests; give it its own SLO".into(),
+                );
             }
             if parts
                 .iter()
@@ -449,6 +463,9 @@ impl SliSpec {
         }
         if let Some(parts) = &self.all_of {
             return Sli::AllOf(parts.iter().map(|p| p.to_core(None)).collect());
+        }
+        if self.drift.is_some() {
+            return Sli::NoDrift;
         }
         Sli::Availability {
             exclude_error_types: self

@@ -11,6 +11,7 @@ use serde::de::Deserializer;
 
 use sliq_core::{Dimension, FieldMap, Slo, WindowConfig};
 
+use crate::drift_spec::DriftSpec;
 use crate::slo_spec::SloSpec;
 
 use crate::KeyRef;
@@ -31,6 +32,8 @@ pub struct PipelineSpec {
     pub archive: ArchiveSpec,
     #[serde(default)]
     pub state: StateSpec,
+    /// Drift detection; absent: no drift is tracked.
+    pub drift: Option<DriftSpec>,
 }
 
 /// Where budget state (the rollup table) is kept across restarts.
@@ -414,7 +417,48 @@ impl PipelineSpec {
             ));
         }
         crate::slo_spec::check_slos(&self.slos)?;
+        if let Some(drift) = &self.drift {
+            drift.check()?;
+        }
+        for (i, slo) in self.slos.iter().enumerate() {
+            if slo.sli.drift.is_none() {
+                continue;
+            }
+            let at = key(
+                &format!("slos[{i}].sli.drift"),
+                Some(&format!("name: {}", slo.name)),
+            );
+            let Some(drift) = &self.drift else {
+                return Err((
+                    at,
+                    "a drift SLO needs a `drift:` section declaring the features to watch".into(),
+                ));
+            };
+            if slo.dimensions != drift.dimensions {
+                return Err((
+                    at,
+                    "a drift SLO has the dimensions of the `drift:` section (drift is judged per \
+                     those values); make them equal"
+                        .into(),
+                ));
+            }
+            if slo.tiers.is_some() || !slo.depends_on.is_empty() {
+                return Err((
+                    at,
+                    "a drift SLO takes no tiers or depends_on: it judges windows, not requests"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The name of the drift SLO, if the spec declares one.
+    pub fn drift_slo(&self) -> Option<String> {
+        self.slos
+            .iter()
+            .find(|s| s.sli.drift.is_some())
+            .map(|s| s.name.clone())
     }
 
     /// The SLOs as the core evaluates them.

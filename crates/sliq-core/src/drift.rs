@@ -125,6 +125,14 @@ pub enum Observation<'a> {
 }
 
 impl Observation<'_> {
+    /// This value, owning its text.
+    pub fn into_owned(self) -> Observation<'static> {
+        match self {
+            Observation::Number(x) => Observation::Number(x),
+            Observation::Category(c) => Observation::Category(Cow::Owned(c.into_owned())),
+        }
+    }
+
     /// The kind of feature this value belongs to.
     pub fn kind(&self) -> FeatureKind {
         match self {
@@ -132,6 +140,17 @@ impl Observation<'_> {
             Observation::Category(_) => FeatureKind::Categorical,
         }
     }
+}
+
+/// Empties an observation buffer and hands its allocation back with a fresh lifetime, so one
+/// buffer serves every event without borrowing across them (an empty `Vec` collected in place keeps
+/// its capacity).
+pub fn recycle<'b>(mut buffer: Vec<(u32, Observation<'_>)>) -> Vec<(u32, Observation<'b>)> {
+    buffer.clear();
+    buffer
+        .into_iter()
+        .map(|(series, value)| (series, value.into_owned()))
+        .collect()
 }
 
 /// Identity of a drift series.

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use sliq_core::drift::{DriftPoint, Features};
 use sliq_core::{
     BudgetStatus, Evaluator, ExpHistogram, LatencySeries, Outcome, SeriesId, WindowCounts,
 };
@@ -47,6 +48,8 @@ pub struct ExportBatch<'a> {
     pub latency_series: Option<&'a LatencySeries>,
     /// Wall-clock time of the export (for `sliq.records`).
     pub now_ms: i64,
+    /// Drift verdicts of the closed windows, and the features that name their series.
+    pub drift: Option<(&'a [DriftPoint], &'a Features)>,
 }
 
 /// Builds export requests and keeps the cumulative state of every series.
@@ -168,6 +171,7 @@ impl MetricsBuilder {
             folded,
             latency_series,
             now_ms,
+            drift,
         } = *batch;
         let mut event_points = Vec::new();
         for w in windows {
@@ -236,6 +240,11 @@ impl MetricsBuilder {
         }
         if !budgets.is_empty() {
             metrics.extend(budget_gauges(budgets, evaluator, ms_to_ns(budget_time_ms)));
+        }
+        if let Some((points, features)) = drift
+            && !points.is_empty()
+        {
+            metrics.extend(drift_gauges(points, features));
         }
         let mut folded_by_name: Vec<(&str, u64)> = Vec::new();
         for (slo, n) in evaluator.slos().iter().zip(folded).filter(|(_, n)| **n > 0) {
@@ -349,6 +358,50 @@ fn gauge(name: &str, description: &str, unit: &str, data_points: Vec<NumberDataP
         data: Some(metric::Data::Gauge(Gauge { data_points })),
         ..Metric::default()
     }
+}
+
+/// The drift gauges of closed windows, at each window's end: the method's value, the p-value of
+/// tests, and whether the feature drifted (0/1 against its threshold).
+fn drift_gauges(points: &[DriftPoint], features: &Features) -> Vec<Metric> {
+    use number_data_point::Value::{AsDouble, AsInt};
+    let (mut values, mut p_values, mut detected) = (Vec::new(), Vec::new(), Vec::new());
+    for p in points {
+        let key = features.key(p.series);
+        let mut attrs = vec![
+            kv("sliq.feature", &features.features()[key.feature].name),
+            kv("sliq.drift.method", p.method.as_str()),
+        ];
+        for (d, v) in features.dimensions().iter().zip(&key.values) {
+            attrs.push(kv(d.attribute(), v));
+        }
+        let time_ns = ms_to_ns(p.end_ms);
+        values.push(gauge_point(attrs.clone(), time_ns, AsDouble(p.value)));
+        if let Some(pv) = p.p_value {
+            p_values.push(gauge_point(attrs.clone(), time_ns, AsDouble(pv)));
+        }
+        detected.push(gauge_point(attrs, time_ns, AsInt(i64::from(p.detected))));
+    }
+    let mut metrics = vec![gauge(
+        "sliq.drift.value",
+        "Drift of a feature in an event-time window against its reference: the method's statistic or distance.",
+        "1",
+        values,
+    )];
+    if !p_values.is_empty() {
+        metrics.push(gauge(
+            "sliq.drift.p_value",
+            "P-value of the drift test (KS, chi-square) of a feature in an event-time window.",
+            "1",
+            p_values,
+        ));
+    }
+    metrics.push(gauge(
+        "sliq.drift.detected",
+        "1 when the feature drifted in the window (value above, or p-value below, its threshold), else 0.",
+        "1",
+        detected,
+    ));
+    metrics
 }
 
 /// The budget gauges: objective, budget remaining, burn rates, alert conditions, policy state.
@@ -507,6 +560,7 @@ mod tests {
             folded: &[],
             latency_series: None,
             now_ms,
+            drift: None,
         }
     }
 
@@ -684,6 +738,7 @@ mod tests {
             folded: &[4],
             latency_series: None,
             now_ms: 1,
+            drift: None,
         };
         let req = MetricsBuilder::new("i", Temporality::Cumulative, 0).build(&batch, &ev);
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;

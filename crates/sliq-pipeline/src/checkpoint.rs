@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use sliq_otlp::ExportBatch;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::progress::SloProgress;
@@ -78,6 +78,19 @@ impl State {
                 .closed_before()
                 .saturating_sub(config.size_ms + config.allowed_lateness_ms),
         );
+        let mut drift_points = Vec::new();
+        if let Some(monitor) = &mut self.drift {
+            for w in windows.iter_mut().filter(|w| w.closed) {
+                let before = w.counts.len();
+                drift_points.extend(monitor.judge(w, &mut self.evaluator));
+                // The drift SLO's window verdicts, for the live table.
+                for c in &w.counts[before..] {
+                    let slo = self.evaluator.series(c.series).slo;
+                    self.slo_totals[slo][0] += c.good;
+                    self.slo_totals[slo][1] += c.bad;
+                }
+            }
+        }
         let (budgets, budget_time_ms) = self.budgets.update(&windows, &self.evaluator);
         let folded: Vec<u64> = (0..self.evaluator.slos().len())
             .map(|i| self.evaluator.folded_events(i))
@@ -93,6 +106,16 @@ impl State {
             }
         }
         if !windows.is_empty() || !budgets.is_empty() || self.counts != self.exported_counts {
+            if !drift_points.is_empty() {
+                let drifted = drift_points.iter().filter(|p| p.detected).count();
+                if drifted > 0 {
+                    info!(
+                        drifted,
+                        judged = drift_points.len(),
+                        "features drifted in closed windows"
+                    );
+                }
+            }
             let batch = ExportBatch {
                 windows: &windows,
                 budgets: &budgets,
@@ -101,6 +124,10 @@ impl State {
                 folded: &folded,
                 latency_series: Some(&self.latency_series),
                 now_ms: chrono::Utc::now().timestamp_millis(),
+                drift: self
+                    .drift
+                    .as_ref()
+                    .map(|m| (&drift_points[..], &m.features)),
             };
             let request = self.builder.build(&batch, &self.evaluator);
             self.export(&request)?;

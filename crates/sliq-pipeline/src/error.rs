@@ -24,6 +24,9 @@ pub enum PipelineError {
     },
     #[error("exporter: {0}")]
     Exporter(sliq_otlp::ExportError),
+    /// The drift section could not be set up (its baseline file, typically); says what to do.
+    #[error("{0}")]
+    Drift(String),
 }
 
 impl PipelineError {

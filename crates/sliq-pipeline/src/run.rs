@@ -14,6 +14,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
+use sliq_core::drift::{DriftMonitor, Observation, recycle};
 use sliq_core::{Admission, Decoder, Evaluator, LatencySeries, Reject, SeriesId, Verdict, Windows};
 use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
@@ -83,6 +84,10 @@ pub(crate) struct State {
     pub(crate) folded_warned: std::collections::BTreeSet<usize>,
     /// A failure inside the rebalance callback, raised by the loop.
     failure: Option<PipelineError>,
+    /// Drift detection, when the spec has a `drift:` section.
+    pub(crate) drift: Option<DriftMonitor>,
+    /// The reused buffer of one event's feature values.
+    observations: Vec<(u32, Observation<'static>)>,
 }
 
 impl State {
@@ -120,6 +125,12 @@ impl State {
         ) {
             Admission::Counted => {
                 self.counts.accepted += 1;
+                if let Some(monitor) = &mut self.drift {
+                    let mut observations = recycle(std::mem::take(&mut self.observations));
+                    monitor.observe(&event, &mut observations);
+                    self.windows.add_drift(event.ts_ms, &observations);
+                    self.observations = recycle(observations);
+                }
                 // The live table counts waiting (deferred) verdicts as judged so far.
                 let waiting = self
                     .evaluator
@@ -261,6 +272,12 @@ pub fn run(
         .create()
         .map_err(PipelineError::kafka("creating the dead-letter producer"))?;
 
+    let drift = spec
+        .drift
+        .as_ref()
+        .map(|d| d.monitor(spec.drift_slo()))
+        .transpose()
+        .map_err(PipelineError::Drift)?;
     let slos = spec.slos();
     let mut evaluator = Evaluator::new(slos);
     let budgets = Budgets::load(&spec.state.dir, instance_id, &mut evaluator)?;
@@ -290,6 +307,8 @@ pub fn run(
         exports: 0,
         progress,
         failure: None,
+        drift,
+        observations: Vec::new(),
     }));
 
     let mut consumer_config = client_config(kafka, instance_id);

@@ -32,6 +32,9 @@ pub struct GenArgs {
     /// Share of malformed records (dead-letter material).
     #[arg(long)]
     malformed_ratio: Option<f64>,
+    /// Share of valid records sent ~10 minutes of event time back (late for their window).
+    #[arg(long)]
+    late_ratio: Option<f64>,
     /// Inject a distribution drift from this event time on (RFC 3339), or this long after the start
     /// (e.g. `+5m`).
     #[arg(long)]
@@ -82,6 +85,7 @@ fn gen_config(args: &GenArgs) -> anyhow::Result<GenConfig> {
         start_ms,
         events_per_second: args.events_per_second,
         malformed_ratio: args.malformed_ratio.unwrap_or(defaults.malformed_ratio),
+        late_ratio: args.late_ratio.unwrap_or(defaults.late_ratio),
         drift_at_ms,
         ..defaults
     })

@@ -3,6 +3,7 @@
 // The binary talks to a person on the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod baseline_cmd;
 mod demo;
 mod gen_cmd;
 mod table;
@@ -48,6 +49,9 @@ enum Command {
     },
     /// Produces realistic synthetic traffic to a Kafka topic.
     Gen(gen_cmd::GenArgs),
+    /// Writes a drift baseline (the reference distributions of a spec's drift features) from a
+    /// JSON-lines file or from the Parquet archive.
+    Baseline(baseline_cmd::BaselineArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -124,6 +128,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo::run(args, &rt),
         Command::Gen(args) => gen_cmd::run(args, &rt),
+        Command::Baseline(args) => baseline_cmd::run(args),
     }
 }
 

@@ -406,3 +406,13 @@ fn trailing_and_first_events_references_build_from_the_stream() {
         ]
     );
 }
+
+#[test]
+fn a_recycled_observation_buffer_keeps_its_allocation() {
+    let text = String::from("stop");
+    let mut buffer: Vec<(u32, Observation<'_>)> = Vec::with_capacity(32);
+    buffer.push((0, Observation::Category(Cow::Borrowed(&text))));
+    let recycled: Vec<(u32, Observation<'static>)> = recycle(buffer);
+    assert!(recycled.is_empty());
+    assert!(recycled.capacity() >= 32, "{}", recycled.capacity());
+}

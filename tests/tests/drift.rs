@@ -1,0 +1,216 @@
+//! Drift on the real rig: `sliq baseline` from an undrifted sample, `sliq gen` with a drift injected
+//! at a known event time, `sliq run` against the broker. The drifted features are flagged in every
+//! window from the drift on and in none before; stable features are never flagged; the drift SLO
+//! counts one good event per undrifted window and one bad per drifted one; and the Wasserstein
+//! values sliq exports per window equal scipy's over the archived records of that window (±0.01).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::Command;
+
+use sliq_gen::{GenConfig, Generator, RecordKind};
+use sliq_tests::otlp::{OtlpReceiver, gauge_points};
+use sliq_tests::python::duckdb_json;
+use sliq_tests::run::{broker_with_topics, start_sliq, wait_ok};
+
+const MINUTE: i64 = 60_000;
+/// 2026-01-01T00:00:00Z.
+const START_MS: i64 = 1_767_225_600_000;
+const DRIFT_AFTER_MINUTES: i64 = 12;
+const RECORDS: u64 = 24_000;
+const EVENTS_PER_SECOND: f64 = 20.0;
+
+const DRIFTING: [&str; 4] = ["latency_ms", "prompt_chars", "model", "finish_reason"];
+const STABLE: [&str; 2] = ["output_tokens", "temperature"];
+
+fn spec(brokers: &str, otlp: &str, dir: &std::path::Path) -> String {
+    format!(
+        "source:
+  kafka: {{ brokers: \"{brokers}\", topics: [logs], group_id: drift, dead_letter_topic: logs-dlq }}
+windows: {{ size: 1m, allowed_lateness: 30s, max_out_of_orderness: 5s, idle_partition_after: 2s }}
+slos:
+  - {{ name: availability, objective: 0.99, sli: {{ availability: {{}} }} }}
+  - {{ name: no-drift, objective: 0.9, sli: {{ drift: {{}} }} }}
+drift:
+  reference: {{ baseline: \"{baseline}\" }}
+  min_events: 200
+  features:
+    - {{ name: latency_ms, pointer: /latency_ms, type: numeric, method: wasserstein }}
+    - {{ name: prompt_chars, pointer: /features/prompt_chars, type: numeric }}
+    - {{ name: output_tokens, pointer: /features/output_tokens, type: numeric }}
+    - {{ name: model, pointer: /model, type: categorical }}
+    - {{ name: finish_reason, pointer: /response/finish_reason, type: categorical }}
+    - {{ name: temperature, pointer: /features/temperature, type: categorical }}
+export:
+  otlp: {{ endpoint: \"{otlp}\", temporality: delta }}
+archive: {{ dir: \"{archive}\", max_age: 5s }}
+state: {{ dir: \"{state}\" }}
+",
+        baseline = dir.join("baseline.json").display(),
+        archive = dir.join("archive").display(),
+        state = dir.join("state").display(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_flagged_from_its_start_and_not_before() {
+    let broker = broker_with_topics().await;
+    let receiver = OtlpReceiver::start_grpc().await.expect("receiver");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec_path = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec_path,
+        spec(&broker.bootstrap(), &receiver.endpoint(), dir.path()),
+    )
+    .expect("spec");
+
+    // The baseline: 12,000 undrifted records of another seed, as JSON lines, through `sliq baseline`.
+    let baseline_input = dir.path().join("baseline.jsonl");
+    {
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(&baseline_input).expect("file"));
+        let reference = Generator::new(GenConfig {
+            seed: 77,
+            events_per_second: EVENTS_PER_SECOND,
+            ..GenConfig::default()
+        });
+        for r in reference
+            .filter(|r| r.kind == RecordKind::Valid)
+            .take(12_000)
+        {
+            file.write_all(&r.payload).expect("write");
+            file.write_all(b"\n").expect("write");
+        }
+        file.flush().expect("flush");
+    }
+    let out = Command::new(sliq_tests::sliq_binary())
+        .args(["baseline", "--config"])
+        .arg(&spec_path)
+        .arg("--input")
+        .arg(&baseline_input)
+        .arg("--out")
+        .arg(dir.path().join("baseline.json"))
+        .output()
+        .expect("sliq baseline runs");
+    assert!(
+        out.status.success(),
+        "sliq baseline failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let baseline: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("baseline.json")).expect("baseline written"),
+    )
+    .expect("baseline is JSON");
+    assert_eq!(baseline["format"], "sliq-baseline/1");
+    assert_eq!(baseline["features"][0]["summary"]["count"], 12_000);
+
+    // The stream: `sliq gen` with a drift 12 minutes in, no late records.
+    let out = Command::new(sliq_tests::sliq_binary())
+        .args(["gen", "--brokers", &broker.bootstrap(), "--topic", "logs"])
+        .args(["--count", &RECORDS.to_string(), "--seed", "31"])
+        .args(["--events-per-second", &EVENTS_PER_SECOND.to_string()])
+        .args(["--start", "2026-01-01T00:00:00Z", "--late-ratio", "0"])
+        .args(["--drift-at", &format!("+{DRIFT_AFTER_MINUTES}m")])
+        .output()
+        .expect("sliq gen runs");
+    assert!(
+        out.status.success(),
+        "sliq gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let child = start_sliq(&spec_path, "drift-1", &["--exit-on-idle", "4s"]).await;
+    wait_ok(child, "sliq run").await;
+
+    // detected per (feature, window end).
+    let requests = receiver.requests();
+    let mut detected: BTreeMap<(String, i64), bool> = BTreeMap::new();
+    for p in gauge_points(&requests, "sliq.drift.detected") {
+        let end = (p.time_unix_nano / 1_000_000) as i64;
+        let previous = detected.insert((p.attributes["sliq.feature"].clone(), end), p.value == 1.0);
+        assert!(previous.is_none(), "one verdict per feature and window");
+    }
+    for p in gauge_points(&requests, "sliq.drift.value") {
+        let end = (p.time_unix_nano / 1_000_000) as i64;
+        eprintln!(
+            "window ending {:>2} min: {:<14} {:<15} {:.4}",
+            (end - START_MS) / MINUTE,
+            p.attributes["sliq.feature"],
+            p.attributes["sliq.drift.method"],
+            p.value
+        );
+    }
+    let drift_at = START_MS + DRIFT_AFTER_MINUTES * MINUTE;
+    let last_end = START_MS + (RECORDS as f64 / EVENTS_PER_SECOND) as i64 * 1000;
+    // Every full window from the first to the last was judged on every feature.
+    let windows: Vec<i64> = (1..=(last_end - START_MS) / MINUTE)
+        .map(|i| START_MS + i * MINUTE)
+        .collect();
+    for feature in DRIFTING.iter().chain(&STABLE) {
+        for end in &windows {
+            let flagged = detected
+                .get(&((*feature).to_owned(), *end))
+                .unwrap_or_else(|| panic!("{feature}: no verdict for the window ending at {end}"));
+            let expected = DRIFTING.contains(feature) && *end > drift_at;
+            assert_eq!(
+                *flagged,
+                expected,
+                "{feature}, window ending {} min in",
+                (end - START_MS) / MINUTE
+            );
+        }
+    }
+
+    // The drift SLO: one event per judged window; bad exactly when something drifted.
+    let mut slo: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for p in receiver.sum_points("sliq.slo.events") {
+        if p.attributes["sliq.slo.name"] != "no-drift" {
+            continue;
+        }
+        let end = (p.time_unix_nano / 1_000_000) as i64;
+        let entry = slo.entry(end).or_default();
+        if p.attributes["sliq.slo.outcome"] == "bad" {
+            entry.1 += p.value as u64;
+        } else {
+            entry.0 += p.value as u64;
+        }
+    }
+    for end in &windows {
+        let want = if *end > drift_at { (0, 1) } else { (1, 0) };
+        assert_eq!(slo.get(end), Some(&want), "no-drift at window end {end}");
+    }
+
+    // The exported Wasserstein values of latency against scipy over the archive's records.
+    let values: BTreeMap<i64, f64> = gauge_points(&requests, "sliq.drift.value")
+        .into_iter()
+        .filter(|p| p.attributes["sliq.feature"] == "latency_ms")
+        .map(|p| ((p.time_unix_nano / 1_000_000) as i64, p.value))
+        .collect();
+    let exact = duckdb_json(&format!(
+        "import numpy as np\n\
+         from scipy import stats\n\
+         ref = np.array([json.loads(l)['latency_ms'] for l in open('{base}') if l.strip()])\n\
+         rows = q(\"select (epoch_ms(ts) // 60000) * 60000 + 60000 as window_end, latency_ms \
+                   from read_parquet('{archive}/**/*.parquet') where latency_ms is not null\")\n\
+         by = {{}}\n\
+         for r in rows: by.setdefault(r['window_end'], []).append(r['latency_ms'])\n\
+         print(json.dumps({{str(k): stats.wasserstein_distance(ref, np.array(v)) / np.std(ref) \
+                            for k, v in by.items() if len(v) >= 200}}))",
+        base = baseline_input.display(),
+        archive = dir.path().join("archive").display(),
+    ))
+    .expect("scipy over the archive");
+    let exact = exact.as_object().expect("object");
+    assert!(exact.len() >= windows.len());
+    for (end, value) in exact {
+        let end: i64 = end.parse().expect("window end");
+        let value = value.as_f64().expect("number");
+        let ours = values
+            .get(&end)
+            .unwrap_or_else(|| panic!("no sliq.drift.value for latency at {end}"));
+        assert!(
+            (ours - value).abs() < 0.01,
+            "latency W/σ at window end {end}: sliq {ours}, scipy {value}"
+        );
+    }
+}
