@@ -77,6 +77,24 @@ pub async fn start_sliq(spec_path: &Path, instance: &str, extra: &[&str]) -> tok
         .expect("sliq starts")
 }
 
+/// Runs `sliq` with `args` to completion and requires success; returns its standard output.
+pub fn sliq_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new(crate::sliq_binary())
+        .args(args)
+        .output()
+        .expect("sliq runs");
+    assert!(
+        out.status.success(),
+        "sliq failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Waits (at most 300 s) for a sliq process and requires a clean exit.
 pub async fn wait_ok(child: tokio::process::Child, name: &str) {
     let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())

@@ -26,9 +26,15 @@ async fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
         .expect("wait for sliq demo");
     assert!(status.success());
 
-    // The demo's traffic is the generator's with seed 42: recount the valid records.
+    // The demo's traffic is the generator's with seed 42, 50 records per second of event time,
+    // drifting 60% of the way through: recount the valid records.
+    let span_ms = n as i64 * 1000 / 50;
+    let start_ms = GenConfig::default().start_ms;
     let valid = Generator::new(GenConfig {
         seed: 42,
+        start_ms,
+        events_per_second: 50.0,
+        drift_at_ms: Some(start_ms + span_ms * 6 / 10),
         ..GenConfig::default()
     })
     .take(n)
@@ -67,4 +73,21 @@ async fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
         .map(|p| p.value)
         .sum();
     assert_eq!(availability as u64, accepted);
+    // The drift SLO: one event per judged minute; the minutes before the drift (12 of 20) are
+    // good, the ones after it bad.
+    let no_drift = |outcome: &str| -> u64 {
+        sum_points(&requests, "sliq.slo.events")
+            .iter()
+            .filter(|p| {
+                p.attributes["sliq.slo.name"] == "no-drift"
+                    && p.attributes["sliq.slo.outcome"] == outcome
+            })
+            .map(|p| p.value as u64)
+            .sum()
+    };
+    let (good, bad) = (no_drift("good"), no_drift("bad"));
+    assert!(
+        (9..=13).contains(&good) && (7..=9).contains(&bad),
+        "{good} good, {bad} bad windows"
+    );
 }

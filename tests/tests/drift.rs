@@ -5,13 +5,13 @@
 //! values sliq exports per window equal scipy's over the archived records of that window (±0.01).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::Write as _;
-use std::process::Command;
 
 use sliq_gen::{GenConfig, Generator, RecordKind};
 use sliq_tests::otlp::{OtlpReceiver, gauge_points};
 use sliq_tests::python::duckdb_json;
-use sliq_tests::run::{broker_with_topics, start_sliq, wait_ok};
+use sliq_tests::run::{broker_with_topics, sliq_ok, start_sliq, wait_ok};
 
 const MINUTE: i64 = 60_000;
 /// 2026-01-01T00:00:00Z.
@@ -83,20 +83,15 @@ async fn drift_is_flagged_from_its_start_and_not_before() {
         }
         file.flush().expect("flush");
     }
-    let out = Command::new(sliq_tests::sliq_binary())
-        .args(["baseline", "--config"])
-        .arg(&spec_path)
-        .arg("--input")
-        .arg(&baseline_input)
-        .arg("--out")
-        .arg(dir.path().join("baseline.json"))
-        .output()
-        .expect("sliq baseline runs");
-    assert!(
-        out.status.success(),
-        "sliq baseline failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sliq_ok([
+        OsStr::new("baseline"),
+        OsStr::new("--config"),
+        spec_path.as_os_str(),
+        OsStr::new("--input"),
+        baseline_input.as_os_str(),
+        OsStr::new("--out"),
+        dir.path().join("baseline.json").as_os_str(),
+    ]);
     let baseline: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("baseline.json")).expect("baseline written"),
     )
@@ -105,19 +100,25 @@ async fn drift_is_flagged_from_its_start_and_not_before() {
     assert_eq!(baseline["features"][0]["summary"]["count"], 12_000);
 
     // The stream: `sliq gen` with a drift 12 minutes in, no late records.
-    let out = Command::new(sliq_tests::sliq_binary())
-        .args(["gen", "--brokers", &broker.bootstrap(), "--topic", "logs"])
-        .args(["--count", &RECORDS.to_string(), "--seed", "31"])
-        .args(["--events-per-second", &EVENTS_PER_SECOND.to_string()])
-        .args(["--start", "2026-01-01T00:00:00Z", "--late-ratio", "0"])
-        .args(["--drift-at", &format!("+{DRIFT_AFTER_MINUTES}m")])
-        .output()
-        .expect("sliq gen runs");
-    assert!(
-        out.status.success(),
-        "sliq gen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sliq_ok([
+        "gen",
+        "--brokers",
+        &broker.bootstrap(),
+        "--topic",
+        "logs",
+        "--count",
+        &RECORDS.to_string(),
+        "--seed",
+        "31",
+        "--events-per-second",
+        &EVENTS_PER_SECOND.to_string(),
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--late-ratio",
+        "0",
+        "--drift-at",
+        &format!("+{DRIFT_AFTER_MINUTES}m"),
+    ]);
 
     let child = start_sliq(&spec_path, "drift-1", &["--exit-on-idle", "4s"]).await;
     wait_ok(child, "sliq run").await;
@@ -213,4 +214,33 @@ async fn drift_is_flagged_from_its_start_and_not_before() {
             "latency W/σ at window end {end}: sliq {ours}, scipy {value}"
         );
     }
+
+    // `sliq baseline` from the archive over the undrifted range: every archived record in the range
+    // (DuckDB's count) and none outside it.
+    let archive_baseline = dir.path().join("from-archive.json");
+    let archive = dir.path().join("archive");
+    sliq_ok([
+        OsStr::new("baseline"),
+        OsStr::new("--config"),
+        spec_path.as_os_str(),
+        OsStr::new("--archive"),
+        archive.as_os_str(),
+        OsStr::new("--since"),
+        OsStr::new("2026-01-01T00:02:00Z"),
+        OsStr::new("--until"),
+        OsStr::new("2026-01-01T00:12:00Z"),
+        OsStr::new("--out"),
+        archive_baseline.as_os_str(),
+    ]);
+    let from_archive: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&archive_baseline).expect("written")).expect("JSON");
+    let in_range = duckdb_json(&format!(
+        "print(json.dumps(q(\"select count(*) as n from read_parquet('{archive}/**/*.parquet') \
+           where ts >= '2026-01-01T00:02:00Z' and ts < '2026-01-01T00:12:00Z'\")[0]['n']))",
+        archive = dir.path().join("archive").display(),
+    ))
+    .expect("count in range");
+    let counted = &from_archive["features"][0]["summary"]["count"];
+    assert_eq!(counted, &in_range, "latency values in the archive baseline");
+    assert!(in_range.as_u64().unwrap_or(0) > 10_000, "{in_range}");
 }

@@ -1,6 +1,7 @@
 //! `sliq run` and `sliq validate` as an operator meets them: HTTP/protobuf export, delta
 //! temporality, a stop by SIGTERM with nothing lost, and spec errors that point at the line.
 
+use std::ffi::OsStr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -95,22 +96,16 @@ fn validate_points_at_file_line_and_key() {
     );
 
     let good = sliq_tests::repo_root().join("pipelines/chatbot.yaml");
-    let out = Command::new(sliq_tests::sliq_binary())
-        .args(["validate", "--config"])
-        .arg(&good)
-        .output()
-        .expect("sliq validate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = sliq_tests::run::sliq_ok([
+        OsStr::new("validate"),
+        OsStr::new("--config"),
+        good.as_os_str(),
+    ]);
     // The SLO count, recounted from the file's text.
     let declared = std::fs::read_to_string(&good)
         .expect("chatbot spec")
         .matches("\n  - name: ")
         .count();
     assert!(declared >= 7);
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("{declared} SLOs")), "{stdout}");
 }

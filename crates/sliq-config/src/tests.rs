@@ -291,3 +291,113 @@ fn presets_catch_refusals_and_pii_but_not_ordinary_answers() {
         &ordinary,
     );
 }
+
+const DRIFT: &str = "\
+drift:
+  dimensions: [service]
+  reference: { trailing: 7d }
+  features:
+    - { name: prompt_tokens, pointer: /request/tokens, type: numeric }
+    - { name: finish_reason, pointer: /response/finish_reason, type: categorical, method: chi_square, threshold: 0.01 }
+";
+
+#[test]
+fn drift_section_reads_features_reference_and_the_drift_slo() {
+    let text = format!(
+        "{}{DRIFT}",
+        with_slos(
+            "  - { name: stable, objective: 0.95, dimensions: [service], sli: { drift: {} } }\n"
+        )
+    );
+    let spec = parse(&text, "s", no_env).unwrap();
+    assert_eq!(spec.drift_slo().as_deref(), Some("stable"));
+    let drift = spec.drift.as_ref().unwrap();
+    assert_eq!(drift.min_events, 100);
+    let features = drift.features();
+    assert_eq!(features[0].method, None);
+    assert_eq!(features[0].bins, 10);
+    assert_eq!(
+        features[1].method,
+        Some(sliq_core::drift::Method::ChiSquare)
+    );
+    assert_eq!(features[1].threshold, Some(0.01));
+    assert_eq!(spec.slos()[0].sli, sliq_core::Sli::NoDrift);
+    assert!(drift.monitor(spec.drift_slo()).is_ok());
+}
+
+#[test]
+fn drift_mistakes_are_explained() {
+    let drift_slo =
+        "  - { name: stable, objective: 0.95, dimensions: [service], sli: { drift: {} } }\n";
+    // A drift SLO without a drift section.
+    let e = err(&with_slos(drift_slo));
+    assert!(e.message.contains("needs a `drift:` section"), "{e}");
+    // Dimensions that differ from the section's.
+    let e = err(&format!(
+        "{}{DRIFT}",
+        with_slos(&drift_slo.replace("[service]", "[model]"))
+    ));
+    assert!(e.message.contains("slos[0].sli.drift"), "{e}");
+    // A method that does not apply to the feature's type names the choices.
+    let e = err(&format!(
+        "{}{}",
+        with_slos(drift_slo),
+        DRIFT.replace("type: numeric }", "type: numeric, method: chi_square }")
+    ));
+    assert!(e.message.contains("drift.features[0].method"), "{e}");
+    assert!(
+        e.message.contains("psi, ks, jensen_shannon or wasserstein"),
+        "{e}"
+    );
+    // Two references.
+    let e = err(&format!(
+        "{}{}",
+        with_slos(drift_slo),
+        DRIFT.replace("{ trailing: 7d }", "{ trailing: 7d, first_events: 100 }")
+    ));
+    assert!(e.message.contains("exactly one of baseline"), "{e}");
+    // An unknown method is refused by name, at its line.
+    let e = err(&format!(
+        "{}{}",
+        with_slos(drift_slo),
+        DRIFT.replace("method: chi_square", "method: kl")
+    ));
+    assert!(e.message.contains("unknown variant `kl`"), "{e}");
+    assert_eq!(e.line, Some(13), "{e}");
+    // drift inside all_of.
+    let e = err(&with_slos(
+        "  - { name: j, objective: 0.9, sli: { all_of: [ { drift: {} } ] } }\n",
+    ));
+    assert!(e.message.contains("drift judges windows"), "{e}");
+}
+
+#[test]
+fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.json");
+    let text = format!(
+        "{}{}",
+        MINIMAL,
+        DRIFT.replace(
+            "{ trailing: 7d }",
+            &format!("{{ baseline: \"{}\" }}", path.display())
+        )
+    );
+    let spec = parse(&text, "s", no_env).unwrap();
+    let drift = spec.drift.as_ref().unwrap();
+    let e = drift.monitor(None).unwrap_err();
+    assert!(
+        e.contains("cannot read") && e.contains("sliq baseline --config"),
+        "{e}"
+    );
+    // A baseline with only one of the two features.
+    let mut builder =
+        sliq_core::drift::BaselineBuilder::new(drift.features()[..1].to_vec(), drift.dimensions());
+    let record = serde_json::json!({"id": "1", "ts": 0, "service": "s", "request": {"tokens": 5}});
+    let decoder = sliq_core::Decoder::new(spec.fields.field_map(), 1 << 20);
+    builder.add(&decoder.decode(&record).unwrap());
+    let baseline = builder.finish("test".into());
+    std::fs::write(&path, serde_json::to_string(&baseline).unwrap()).unwrap();
+    let e = drift.monitor(None).unwrap_err();
+    assert!(e.contains("no feature \"finish_reason\""), "{e}");
+}

@@ -70,10 +70,13 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
 
     let events_per_second = 50.0;
     let span_ms = (args.events as f64 / events_per_second * 1000.0) as i64;
+    let start_ms = chrono::Utc::now().timestamp_millis() - span_ms;
+    // Traffic drifts 60% of the way through, so the drift SLO has something to catch.
     let generator = Generator::new(GenConfig {
         seed: args.seed,
-        start_ms: chrono::Utc::now().timestamp_millis() - span_ms,
+        start_ms,
         events_per_second,
+        drift_at_ms: Some(start_ms + span_ms * 6 / 10),
         ..GenConfig::default()
     });
     let (events, rate) = (args.events, args.rate);
