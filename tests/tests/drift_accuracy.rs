@@ -254,6 +254,9 @@ fn sketch_statistics_match_scipy_within_0_01_on_a_million_samples() -> anyhow::R
     for (name, r, c) in &numeric {
         let (reference, current) = (merged_numeric(r), merged_numeric(c));
         assert_eq!(current.count(), N as u64);
+        // One sketch over the whole current side: the merged one gives the same statistics.
+        let mut single = NumericSketch::default();
+        c.iter().for_each(|v| single.record(*v));
         for (method, key) in [
             (Method::Ks, "ks"),
             (Method::Wasserstein, "wasserstein"),
@@ -267,6 +270,13 @@ fn sketch_statistics_match_scipy_within_0_01_on_a_million_samples() -> anyhow::R
                 key,
                 score.value,
                 number(&exact, &["numeric", name, key]),
+            );
+            let whole = compare_numeric(method, &reference, &single, BINS).context("values")?;
+            assert!(
+                (whole.value - score.value).abs() < 1e-9,
+                "{name} {key}: merged {} vs single {}",
+                score.value,
+                whole.value
             );
             if *name == "identical" {
                 assert!(

@@ -262,7 +262,8 @@ impl Features {
 pub enum Reference {
     /// A baseline file's sketches.
     Baseline(Baseline),
-    /// The windows of the `span_ms` of event time before each window.
+    /// The closed windows of the `span_ms` of event time before each window, merged in steps of
+    /// `span / TRAILING_STEPS` (whole windows); a step counts once it is complete.
     Trailing { span_ms: i64 },
     /// The first `events` events this pipeline read.
     FirstEvents { events: u64 },
@@ -461,8 +462,17 @@ pub struct DriftConfig {
     pub slo: Option<String>,
 }
 
-/// A closed window's drift sketches, kept as trailing reference: (start, end, sketches).
-type ClosedSketches = (i64, i64, Vec<(u32, Sketch)>);
+/// Closed windows' drift sketches merged per step of the trailing span, by drift series.
+#[derive(Debug)]
+struct TrailingStep {
+    start_ms: i64,
+    end_ms: i64,
+    sketches: Vec<Option<Sketch>>,
+}
+
+/// A trailing reference is kept in at most this many steps (a 7-day span: hourly steps), so its
+/// memory does not grow with the number of windows in the span.
+pub const TRAILING_STEPS: i64 = 168;
 
 /// Compares the closed windows' sketches with their references.
 #[derive(Debug)]
@@ -473,7 +483,7 @@ pub struct DriftMonitor {
     first: Vec<Option<Sketch>>,
     first_seen: u64,
     /// Trailing mode: the sketches of closed windows, oldest first, by window start.
-    trailing: VecDeque<ClosedSketches>,
+    trailing: VecDeque<TrailingStep>,
 }
 
 impl DriftMonitor {
@@ -532,11 +542,11 @@ impl DriftMonitor {
             }
             Reference::Trailing { span_ms } => {
                 let mut merged: Option<Sketch> = None;
-                for (start, end, sketches) in &self.trailing {
-                    if *end > start_ms || *start < start_ms - span_ms {
+                for step in &self.trailing {
+                    if step.end_ms > start_ms || step.start_ms < start_ms - span_ms {
                         continue;
                     }
-                    if let Some((_, s)) = sketches.iter().find(|(id, _)| *id == series) {
+                    if let Some(Some(s)) = step.sketches.get(series as usize) {
                         merged
                             .get_or_insert_with(|| Sketch::empty(self.kind_of(series)))
                             .merge(s);
@@ -615,15 +625,37 @@ impl DriftMonitor {
         if let Reference::Trailing { span_ms } = self.config.reference
             && window.closed
         {
-            self.trailing.push_back((
-                window.start_ms,
-                window.end_ms,
-                std::mem::take(&mut window.drift),
-            ));
+            // Steps of span/168, whole windows each: a window joins the step holding its start.
+            let size = (window.end_ms - window.start_ms).max(1);
+            let step_ms = (span_ms / TRAILING_STEPS / size).max(1) * size;
+            let step_start = window.start_ms.div_euclid(step_ms) * step_ms;
+            if self
+                .trailing
+                .back()
+                .is_none_or(|s| s.start_ms != step_start)
+            {
+                self.trailing.push_back(TrailingStep {
+                    start_ms: step_start,
+                    end_ms: step_start + step_ms,
+                    sketches: Vec::new(),
+                });
+            }
+            if let Some(step) = self.trailing.back_mut() {
+                for (series, sketch) in std::mem::take(&mut window.drift) {
+                    let i = series as usize;
+                    if step.sketches.len() <= i {
+                        step.sketches.resize(i + 1, None);
+                    }
+                    match &mut step.sketches[i] {
+                        Some(merged) => merged.merge(&sketch),
+                        slot => *slot = Some(sketch),
+                    }
+                }
+            }
             while self
                 .trailing
                 .front()
-                .is_some_and(|(start, _, _)| *start < window.start_ms - span_ms)
+                .is_some_and(|s| s.start_ms < window.start_ms - span_ms)
             {
                 self.trailing.pop_front();
             }

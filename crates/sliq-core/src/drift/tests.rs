@@ -416,3 +416,52 @@ fn a_recycled_observation_buffer_keeps_its_allocation() {
     assert!(recycled.is_empty());
     assert!(recycled.capacity() >= 32, "{}", recycled.capacity());
 }
+
+#[test]
+fn a_trailing_reference_keeps_a_bounded_number_of_steps() {
+    // A day of 1-minute windows: steps of 1440/168 → 8 minutes, so at most 180 steps are kept
+    // however many windows pass.
+    let mut monitor = DriftMonitor::new(
+        Features::new(features(), vec![]),
+        DriftConfig {
+            reference: Reference::Trailing {
+                span_ms: 24 * 60 * 60_000,
+            },
+            min_events: 1,
+            slo: None,
+        },
+    );
+    let mut evaluator = Evaluator::new(vec![]);
+    let mut judged = 0;
+    for minute in 0..3000i64 {
+        let mut sketch = NumericSketch::default();
+        sketch.record(100.0 + (minute % 7) as f64);
+        let mut window = WindowCounts {
+            start_ms: minute * 60_000,
+            end_ms: (minute + 1) * 60_000,
+            counts: vec![],
+            latencies: vec![],
+            deferred: vec![],
+            closed: true,
+            drift: vec![(0, Sketch::Numeric(sketch))],
+        };
+        // The series must exist in the monitor's interner.
+        if minute == 0 {
+            let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+            let v = event_json("chat", 1.0, "stop");
+            let mut out = Vec::new();
+            monitor.observe(&decoder.decode(&v).expect("decodes"), &mut out);
+        }
+        let points = monitor.judge(&mut window, &mut evaluator);
+        if let Some(p) = points.first() {
+            judged += 1;
+            // A full day of minutes in 8-minute steps: at least 1432 values once warmed up.
+            if minute > 1500 {
+                assert!(p.reference_count >= 1432 - 8, "{p:?}");
+                assert!(p.reference_count <= 1440, "{p:?}");
+            }
+        }
+    }
+    assert!(monitor.trailing.len() <= 181, "{}", monitor.trailing.len());
+    assert!(judged > 2900, "{judged}");
+}
