@@ -148,6 +148,18 @@ impl DriftSpec {
         Ok(())
     }
 
+    /// The reference as the user wrote it, for messages.
+    pub fn reference_label(&self) -> String {
+        match (&self.reference.baseline, self.reference.trailing) {
+            (Some(path), _) => format!("baseline {}", path.display()),
+            (None, Some(span)) => format!("trailing {}", humantime::format_duration(span.0)),
+            (None, None) => format!(
+                "first {} events",
+                self.reference.first_events.unwrap_or_default()
+            ),
+        }
+    }
+
     pub fn features(&self) -> Vec<Feature> {
         self.features
             .iter()

@@ -161,11 +161,19 @@ pub struct DriftKey {
 }
 
 /// The watched features, their dimensions, and the interned drift series.
+///
+/// An event's dimension values are interned once (one hash lookup on a reused buffer); each
+/// feature's series is then an index into a dense table, so tracking many features costs no
+/// string work per feature.
 #[derive(Debug)]
 pub struct Features {
     features: Vec<Feature>,
     dimensions: Vec<Dimension>,
-    ids: HashMap<Box<str>, u32>,
+    /// Dimension values (length-prefixed, joined) → dense id.
+    dims_ids: HashMap<Box<str>, u32>,
+    dims_values: Vec<Vec<Box<str>>>,
+    /// `dims id × features + feature` → drift series, `u32::MAX` until first seen.
+    series_of: Vec<u32>,
     keys: Vec<DriftKey>,
     scratch: String,
 }
@@ -175,7 +183,9 @@ impl Features {
         Features {
             features,
             dimensions,
-            ids: HashMap::new(),
+            dims_ids: HashMap::new(),
+            dims_values: Vec::new(),
+            series_of: Vec::new(),
             keys: Vec::new(),
             scratch: String::new(),
         }
@@ -197,12 +207,12 @@ impl Features {
     /// feature takes numbers only; a categorical one takes strings, booleans and numbers (as their
     /// JSON text). Absent values, and values of the wrong type, are skipped.
     pub fn extract<'a>(&mut self, event: &Event<'a>, out: &mut Vec<(u32, Observation<'a>)>) {
+        let mut dims: Option<u32> = None;
         for f in 0..self.features.len() {
-            let feature = &self.features[f];
-            let Some(value) = crate::decode::get(event.record, &feature.pointer) else {
+            let Some(value) = crate::decode::get(event.record, &self.features[f].pointer) else {
                 continue;
             };
-            let observation = match (feature.kind, value) {
+            let observation = match (self.features[f].kind, value) {
                 (FeatureKind::Numeric, Value::Number(n)) => match n.as_f64() {
                     Some(x) if x.is_finite() => Observation::Number(x),
                     _ => continue,
@@ -215,45 +225,47 @@ impl Features {
                 }
                 _ => continue,
             };
-            let series = self.series(f, event);
-            out.push((series, observation));
+            let d = match dims {
+                Some(d) => d,
+                None => *dims.insert(self.dims_id(event)),
+            };
+            out.push((self.series(d, f), observation));
         }
     }
 
-    fn series(&mut self, feature: usize, event: &Event<'_>) -> u32 {
+    fn dims_id(&mut self, event: &Event<'_>) -> u32 {
         self.scratch.clear();
-        let _ = write!(self.scratch, "{feature}");
         for d in &self.dimensions {
             let v = d.value(event);
-            let _ = write!(self.scratch, "|{}:{v}", v.len());
+            // Length-prefixed, so no value can imitate a separator.
+            let _ = write!(self.scratch, "{}:{v}|", v.len());
         }
-        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+        if let Some(id) = self.dims_ids.get(self.scratch.as_str()) {
             return *id;
         }
-        let key = DriftKey {
-            feature,
-            values: self
-                .dimensions
+        let id = self.dims_values.len() as u32;
+        self.dims_ids.insert(Box::from(self.scratch.as_str()), id);
+        self.dims_values.push(
+            self.dimensions
                 .iter()
                 .map(|d| d.value(event).into())
                 .collect(),
-        };
-        self.intern_key(key)
+        );
+        self.series_of
+            .resize(self.series_of.len() + self.features.len(), u32::MAX);
+        id
     }
 
-    fn intern_key(&mut self, key: DriftKey) -> u32 {
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{}", key.feature);
-        for v in &key.values {
-            let _ = write!(self.scratch, "|{}:{v}", v.len());
+    fn series(&mut self, dims: u32, feature: usize) -> u32 {
+        let slot = dims as usize * self.features.len() + feature;
+        if self.series_of[slot] == u32::MAX {
+            self.series_of[slot] = self.keys.len() as u32;
+            self.keys.push(DriftKey {
+                feature,
+                values: self.dims_values[dims as usize].clone(),
+            });
         }
-        if let Some(id) = self.ids.get(self.scratch.as_str()) {
-            return *id;
-        }
-        let id = self.keys.len() as u32;
-        self.ids.insert(Box::from(self.scratch.as_str()), id);
-        self.keys.push(key);
-        id
+        self.series_of[slot]
     }
 }
 

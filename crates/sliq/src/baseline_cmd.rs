@@ -149,6 +149,12 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
             summary.join(" ")
         );
     }
+    for f in baseline.features.iter().filter(|f| f.all.count() == 0) {
+        eprintln!(
+            "warning: no record carries feature {:?} at {}: it cannot be judged; check its pointer",
+            f.name, f.pointer
+        );
+    }
     for (code, (n, first)) in &refused {
         eprintln!("skipped {n} records refused as {code}; first: {first}");
     }

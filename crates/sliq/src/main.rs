@@ -86,6 +86,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { config } => {
             let spec = sliq_config::load(&config)?;
+            if let Some(drift) = &spec.drift {
+                // Opening the monitor reads and checks a baseline file, if the reference is one.
+                drift
+                    .monitor(spec.drift_slo())
+                    .map_err(anyhow::Error::msg)?;
+            }
             println!(
                 "{}: ok ({} SLOs, topics {:?}, export {:?} to {})",
                 config.display(),
@@ -94,6 +100,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 spec.export.otlp.effective_protocol(),
                 spec.export.otlp.endpoint
             );
+            if let Some(drift) = &spec.drift {
+                println!(
+                    "drift: {} features, reference {}",
+                    drift.features.len(),
+                    drift.reference_label()
+                );
+            }
             Ok(())
         }
         Command::Run {
