@@ -23,7 +23,8 @@ const EVENTS_PER_SECOND: f64 = 20.0;
 const DRIFTING: [&str; 4] = ["latency_ms", "prompt_chars", "model", "finish_reason"];
 const STABLE: [&str; 2] = ["output_tokens", "temperature"];
 
-fn spec(brokers: &str, otlp: &str, dir: &std::path::Path) -> String {
+/// The test spec; `reference` is the body of `drift.reference`.
+fn spec(brokers: &str, otlp: &str, dir: &std::path::Path, reference: &str) -> String {
     format!(
         "source:
   kafka: {{ brokers: \"{brokers}\", topics: [logs], group_id: drift, dead_letter_topic: logs-dlq }}
@@ -32,7 +33,7 @@ slos:
   - {{ name: availability, objective: 0.99, sli: {{ availability: {{}} }} }}
   - {{ name: no-drift, objective: 0.9, sli: {{ drift: {{}} }} }}
 drift:
-  reference: {{ baseline: \"{baseline}\" }}
+  reference: {{ {reference} }}
   min_events: 200
   features:
     - {{ name: latency_ms, pointer: /latency_ms, type: numeric, method: wasserstein }}
@@ -46,23 +47,48 @@ export:
 archive: {{ dir: \"{archive}\", max_age: 5s }}
 state: {{ dir: \"{state}\" }}
 ",
-        baseline = dir.join("baseline.json").display(),
         archive = dir.join("archive").display(),
         state = dir.join("state").display(),
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drift_is_flagged_from_its_start_and_not_before() {
+/// A broker with the test topics, an OTLP receiver, and the spec written in a fresh folder.
+struct Rig {
+    broker: sliq_tests::broker::Broker,
+    receiver: OtlpReceiver,
+    dir: tempfile::TempDir,
+    spec_path: std::path::PathBuf,
+}
+
+/// `reference` gives the body of `drift.reference` for the test's folder.
+async fn rig(reference: impl FnOnce(&std::path::Path) -> String) -> Rig {
     let broker = broker_with_topics().await;
     let receiver = OtlpReceiver::start_grpc().await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
     let spec_path = dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec_path,
-        spec(&broker.bootstrap(), &receiver.endpoint(), dir.path()),
-    )
-    .expect("spec");
+    let text = spec(
+        &broker.bootstrap(),
+        &receiver.endpoint(),
+        dir.path(),
+        &reference(dir.path()),
+    );
+    std::fs::write(&spec_path, text).expect("spec");
+    Rig {
+        broker,
+        receiver,
+        dir,
+        spec_path,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_flagged_from_its_start_and_not_before() {
+    let Rig {
+        broker,
+        receiver,
+        dir,
+        spec_path,
+    } = rig(|dir| format!("baseline: \"{}\"", dir.join("baseline.json").display())).await;
 
     // The baseline: 12,000 undrifted records of another seed, as JSON lines, through `sliq baseline`.
     let baseline_input = dir.path().join("baseline.jsonl");
@@ -243,4 +269,62 @@ async fn drift_is_flagged_from_its_start_and_not_before() {
     let counted = &from_archive["features"][0]["summary"]["count"];
     assert_eq!(counted, &in_range, "latency values in the archive baseline");
     assert!(in_range.as_u64().unwrap_or(0) > 10_000, "{in_range}");
+}
+
+/// Drift verdicts of one feature per window end, from the receiver.
+fn detected_by_window(receiver: &OtlpReceiver, feature: &str) -> BTreeMap<i64, bool> {
+    gauge_points(&receiver.requests(), "sliq.drift.detected")
+        .into_iter()
+        .filter(|p| p.attributes["sliq.feature"] == feature)
+        .map(|p| ((p.time_unix_nano / 1_000_000) as i64, p.value == 1.0))
+        .collect()
+}
+
+/// A first-N reference survives a restart: the first run reads the undrifted first 12 minutes
+/// (its first 3,000 events become the reference), the second run reads the drifted rest and must
+/// flag it. Had the reference been rebuilt, it would come from drifted events and flag nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_events_reference_survives_a_restart() {
+    let Rig {
+        broker,
+        receiver,
+        dir,
+        spec_path,
+    } = rig(|_| "first_events: 3000".to_owned()).await;
+    let drift_at = START_MS + DRIFT_AFTER_MINUTES * MINUTE;
+    let mut generator = Generator::new(GenConfig {
+        seed: 8,
+        events_per_second: EVENTS_PER_SECOND,
+        late_ratio: 0.0,
+        drift_at_ms: Some(drift_at),
+        ..GenConfig::default()
+    });
+    let before_drift = (DRIFT_AFTER_MINUTES * 60) as u64 * EVENTS_PER_SECOND as u64;
+    for (part, count) in [(1, before_drift), (2, RECORDS - before_drift)] {
+        sliq_pipeline::produce_generated(&broker.bootstrap(), "logs", &mut generator, count, None)
+            .await
+            .expect("produce");
+        let child = start_sliq(&spec_path, "restart-1", &["--exit-on-idle", "4s"]).await;
+        wait_ok(child, &format!("run {part}")).await;
+        if part == 1 {
+            let state = dir.path().join("state/drift-reference-restart-1.json");
+            assert!(state.exists(), "{} was not written", state.display());
+            let first = detected_by_window(&receiver, "latency_ms");
+            assert!(first.len() >= 10, "{first:?}");
+            assert!(
+                first.values().all(|d| !d),
+                "undrifted minutes flagged: {first:?}"
+            );
+        }
+    }
+    let verdicts = detected_by_window(&receiver, "latency_ms");
+    let after: Vec<(&i64, &bool)> = verdicts
+        .iter()
+        .filter(|(end, _)| **end > drift_at)
+        .collect();
+    assert!(after.len() >= 7, "{verdicts:?}");
+    assert!(
+        after.iter().all(|(_, d)| **d),
+        "drifted minutes not flagged after the restart: {verdicts:?}"
+    );
 }

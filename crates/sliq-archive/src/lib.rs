@@ -237,10 +237,7 @@ impl Archive {
         let path = folder.join(&name);
         let batch = file.columns.finish();
         self.write(&temp, &batch)?;
-        std::fs::rename(&temp, &path).map_err(io("rename into place", &path))?;
-        File::open(&folder)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync directory", &folder))?;
+        publish(&temp, &path)?;
         Ok(ClosedFile {
             path,
             topic: key.topic,
@@ -263,6 +260,28 @@ impl Archive {
         writer.close().map_err(parquet_error)?;
         file.sync_all().map_err(io("fsync", temp))
     }
+}
+
+/// Renames a written, fsynced temporary file to its final name and fsyncs the directory, so the
+/// file is either absent or whole after a crash.
+pub(crate) fn publish(temp: &Path, path: &Path) -> Result<(), ArchiveError> {
+    std::fs::rename(temp, path).map_err(io("rename into place", path))?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    File::open(folder)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync directory", folder))
+}
+
+/// Writes a small state file durably: to a hidden temporary name, fsynced, then published.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder).map_err(io("create state directory", folder))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let temp = folder.join(format!(".{name}.inprogress"));
+    let mut file = File::create(&temp).map_err(io("create", &temp))?;
+    std::io::Write::write_all(&mut file, bytes).map_err(io("write", &temp))?;
+    file.sync_all().map_err(io("fsync", &temp))?;
+    publish(&temp, path)
 }
 
 fn remove_stale(dir: &Path) -> Result<(), ArchiveError> {

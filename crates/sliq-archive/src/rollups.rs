@@ -164,10 +164,7 @@ impl RollupStore {
         writer.write(&batch).map_err(parquet_error)?;
         writer.close().map_err(parquet_error)?;
         file.sync_all().map_err(io("fsync", &temp))?;
-        std::fs::rename(&temp, &path).map_err(io("rename into place", &path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync directory", &self.dir))?;
+        crate::publish(&temp, &path)?;
         Ok(path)
     }
 }

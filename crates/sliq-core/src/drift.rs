@@ -243,17 +243,40 @@ impl Features {
         if let Some(id) = self.dims_ids.get(self.scratch.as_str()) {
             return *id;
         }
+        let values = self
+            .dimensions
+            .iter()
+            .map(|d| d.value(event).into())
+            .collect();
+        self.insert_dims(values)
+    }
+
+    /// Interns dimension values whose key is in `scratch`.
+    fn insert_dims(&mut self, values: Vec<Box<str>>) -> u32 {
         let id = self.dims_values.len() as u32;
         self.dims_ids.insert(Box::from(self.scratch.as_str()), id);
-        self.dims_values.push(
-            self.dimensions
-                .iter()
-                .map(|d| d.value(event).into())
-                .collect(),
-        );
+        self.dims_values.push(values);
         self.series_of
             .resize(self.series_of.len() + self.features.len(), u32::MAX);
         id
+    }
+
+    /// The series of a feature (by name) and dimension values, as persisted; `None` when the
+    /// feature is no longer watched or the number of values does not match the dimensions.
+    pub fn intern(&mut self, feature: &str, values: &[String]) -> Option<u32> {
+        let f = self.features.iter().position(|x| x.name == feature)?;
+        if values.len() != self.dimensions.len() {
+            return None;
+        }
+        self.scratch.clear();
+        for v in values {
+            let _ = write!(self.scratch, "{}:{v}|", v.len());
+        }
+        let dims = match self.dims_ids.get(self.scratch.as_str()) {
+            Some(id) => *id,
+            None => self.insert_dims(values.iter().map(|v| v.as_str().into()).collect()),
+        };
+        Some(self.series(dims, f))
     }
 
     fn series(&mut self, dims: u32, feature: usize) -> u32 {
@@ -486,6 +509,36 @@ struct TrailingStep {
 /// memory does not grow with the number of windows in the span.
 pub const TRAILING_STEPS: i64 = 168;
 
+/// The version tag of persisted drift references.
+pub const REFERENCE_STATE_FORMAT: &str = "sliq-drift-reference/1";
+
+/// A trailing or first-N reference as persisted across restarts, keyed by feature name and
+/// dimension values (series ids are per process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceState {
+    pub format: String,
+    /// First-N: how many events the reference has taken.
+    pub first_seen: u64,
+    pub first: Vec<KeyedSketch>,
+    pub trailing: Vec<StoredStep>,
+}
+
+/// One drift series' sketch, keyed for persistence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyedSketch {
+    pub feature: String,
+    pub values: Vec<String>,
+    pub sketch: Sketch,
+}
+
+/// One step of a trailing reference, keyed for persistence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredStep {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub sketches: Vec<KeyedSketch>,
+}
+
 /// Compares the closed windows' sketches with their references.
 #[derive(Debug)]
 pub struct DriftMonitor {
@@ -496,6 +549,8 @@ pub struct DriftMonitor {
     first_seen: u64,
     /// Trailing mode: the sketches of closed windows, oldest first, by window start.
     trailing: VecDeque<TrailingStep>,
+    /// The reference changed in a way worth persisting: a trailing step began, first-N completed.
+    changed: bool,
 }
 
 impl DriftMonitor {
@@ -506,7 +561,93 @@ impl DriftMonitor {
             first: Vec::new(),
             first_seen: 0,
             trailing: VecDeque::new(),
+            changed: false,
         }
+    }
+
+    /// The stream-built reference (trailing or first-N) for persistence; `None` for a baseline.
+    pub fn reference_state(&self) -> Option<ReferenceState> {
+        let keyed = |sketches: &[Option<Sketch>]| -> Vec<KeyedSketch> {
+            sketches
+                .iter()
+                .enumerate()
+                .filter_map(|(series, s)| {
+                    let key = self.features.key(series as u32);
+                    s.as_ref().map(|sketch| KeyedSketch {
+                        feature: self.features.features[key.feature].name.clone(),
+                        values: key.values.iter().map(|v| v.to_string()).collect(),
+                        sketch: sketch.clone(),
+                    })
+                })
+                .collect()
+        };
+        match self.config.reference {
+            Reference::Baseline(_) => None,
+            Reference::FirstEvents { .. } | Reference::Trailing { .. } => Some(ReferenceState {
+                format: REFERENCE_STATE_FORMAT.to_owned(),
+                first_seen: self.first_seen,
+                first: keyed(&self.first),
+                trailing: self
+                    .trailing
+                    .iter()
+                    .map(|step| StoredStep {
+                        start_ms: step.start_ms,
+                        end_ms: step.end_ms,
+                        sketches: keyed(&step.sketches),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Restores a persisted reference. Sketches of features no longer watched, or of another
+    /// type, are dropped; returns how many.
+    pub fn restore(&mut self, state: &ReferenceState) -> usize {
+        let mut dropped = 0;
+        let mut place =
+            |features: &mut Features, slots: &mut Vec<Option<Sketch>>, k: &KeyedSketch| {
+                let series = features.intern(&k.feature, &k.values);
+                let kind = series.map(|s| features.features[features.key(s).feature].kind);
+                let fits = matches!(
+                    (&k.sketch, kind),
+                    (Sketch::Numeric(_), Some(FeatureKind::Numeric))
+                        | (Sketch::Categorical(_), Some(FeatureKind::Categorical))
+                );
+                match series {
+                    Some(series) if fits => {
+                        let i = series as usize;
+                        if slots.len() <= i {
+                            slots.resize(i + 1, None);
+                        }
+                        slots[i] = Some(k.sketch.clone());
+                    }
+                    _ => dropped += 1,
+                }
+            };
+        self.first_seen = state.first_seen;
+        self.first.clear();
+        for k in &state.first {
+            place(&mut self.features, &mut self.first, k);
+        }
+        self.trailing.clear();
+        for step in &state.trailing {
+            let mut sketches = Vec::new();
+            for k in &step.sketches {
+                place(&mut self.features, &mut sketches, k);
+            }
+            self.trailing.push_back(TrailingStep {
+                start_ms: step.start_ms,
+                end_ms: step.end_ms,
+                sketches,
+            });
+        }
+        dropped
+    }
+
+    /// Whether the reference changed enough to persist since the last call (a trailing step
+    /// began, or the first-N reference completed); resets the flag.
+    pub fn take_reference_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Reads the event's features into `out` (see [`Features::extract`]); in first-N mode the
@@ -518,6 +659,7 @@ impl DriftMonitor {
             && self.first_seen < events
         {
             self.first_seen += 1;
+            self.changed |= self.first_seen == events;
             for (series, value) in out.iter() {
                 let kind = self.kind_of(*series);
                 let i = *series as usize;
@@ -646,6 +788,7 @@ impl DriftMonitor {
                 .back()
                 .is_none_or(|s| s.start_ms != step_start)
             {
+                self.changed = true;
                 self.trailing.push_back(TrailingStep {
                     start_ms: step_start,
                     end_ms: step_start + step_ms,

@@ -136,6 +136,12 @@ impl State {
                 self.budgets.persist(&windows, &self.evaluator)?;
             }
         }
+        // After the export: the reference then covers only windows whose counts are out.
+        if let Some(monitor) = &mut self.drift
+            && (monitor.take_reference_changed() || mode == Mode::Final)
+        {
+            crate::drift_state::save(&self.state_dir, &self.instance_id, monitor)?;
+        }
         let closed = match mode {
             Mode::Regular => self.archive.roll_due(now)?,
             Mode::Rebalance | Mode::Final => self.archive.close_all()?,

@@ -8,6 +8,7 @@
 mod budgets;
 mod checkpoint;
 mod dead_letter;
+mod drift_state;
 mod error;
 mod produce;
 mod progress;

@@ -88,6 +88,9 @@ pub(crate) struct State {
     pub(crate) drift: Option<DriftMonitor>,
     /// The reused buffer of one event's feature values.
     observations: Vec<(u32, Observation<'static>)>,
+    /// Where this instance's state lives (`state.dir`), and its id.
+    pub(crate) state_dir: std::path::PathBuf,
+    pub(crate) instance_id: String,
 }
 
 impl State {
@@ -272,12 +275,15 @@ pub fn run(
         .create()
         .map_err(PipelineError::kafka("creating the dead-letter producer"))?;
 
-    let drift = spec
+    let mut drift = spec
         .drift
         .as_ref()
         .map(|d| d.monitor(spec.drift_slo()))
         .transpose()
         .map_err(PipelineError::Drift)?;
+    if let Some(monitor) = &mut drift {
+        crate::drift_state::load(&spec.state.dir, instance_id, monitor);
+    }
     let slos = spec.slos();
     let mut evaluator = Evaluator::new(slos);
     let budgets = Budgets::load(&spec.state.dir, instance_id, &mut evaluator)?;
@@ -309,6 +315,8 @@ pub fn run(
         failure: None,
         drift,
         observations: Vec::new(),
+        state_dir: spec.state.dir.clone(),
+        instance_id: instance_id.to_owned(),
     }));
 
     let mut consumer_config = client_config(kafka, instance_id);

@@ -465,3 +465,78 @@ fn a_trailing_reference_keeps_a_bounded_number_of_steps() {
     assert!(monitor.trailing.len() <= 181, "{}", monitor.trailing.len());
     assert!(judged > 2900, "{judged}");
 }
+
+/// Feeds 100 events of one minute (prompt tokens × `factor`) and judges the closed window.
+fn judge_minute(monitor: &mut DriftMonitor, minute: i64, factor: f64) -> Vec<DriftPoint> {
+    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let mut windows = crate::window::Windows::new(crate::window::WindowConfig {
+        size_ms: 60_000,
+        allowed_lateness_ms: 0,
+        max_out_of_orderness_ms: 0,
+    });
+    for i in 0..100i64 {
+        let mut v = event_json("chat", f64::from(100 + (i % 25) as i32) * factor, "stop");
+        let ts = minute * 60_000 + i * 100;
+        v["ts"] = json!(ts);
+        let event = decoder.decode(&v).expect("decodes");
+        let mut out = Vec::new();
+        monitor.observe(&event, &mut out);
+        windows.add(crate::window::SourceId(0), i, ts, &[], &[], None);
+        windows.add_drift(ts, &out);
+    }
+    let mut evaluator = Evaluator::new(vec![]);
+    windows
+        .close_all()
+        .iter_mut()
+        .flat_map(|w| monitor.judge(w, &mut evaluator))
+        .filter(|p| p.method == Method::Wasserstein)
+        .collect()
+}
+
+#[test]
+fn stream_built_references_survive_a_restart() {
+    let config = |reference| DriftConfig {
+        reference,
+        min_events: 20,
+        slo: None,
+    };
+    for reference in [
+        Reference::Trailing { span_ms: 120_000 },
+        Reference::FirstEvents { events: 150 },
+    ] {
+        let mut before =
+            DriftMonitor::new(Features::new(features(), vec![]), config(reference.clone()));
+        judge_minute(&mut before, 0, 1.0);
+        judge_minute(&mut before, 1, 1.0);
+        assert!(before.take_reference_changed(), "{reference:?}");
+        assert!(!before.take_reference_changed());
+        let text = serde_json::to_string(&before.reference_state().expect("stream-built"))
+            .expect("serializes");
+        let state: ReferenceState = serde_json::from_str(&text).expect("parses");
+        assert_eq!(state.format, REFERENCE_STATE_FORMAT);
+
+        // A restarted monitor judges minute 2 (drifted) against the restored reference, exactly
+        // as the one that never stopped.
+        let mut after =
+            DriftMonitor::new(Features::new(features(), vec![]), config(reference.clone()));
+        assert_eq!(after.restore(&state), 0);
+        let (a, b) = (
+            judge_minute(&mut before, 2, 4.0),
+            judge_minute(&mut after, 2, 4.0),
+        );
+        assert_eq!(a.len(), 1, "{reference:?}: {a:?}");
+        assert_eq!(a, b, "{reference:?}");
+        assert!(b[0].detected);
+        // Without the restored state, a fresh monitor has no reference for minute 2 yet.
+        let mut fresh = DriftMonitor::new(Features::new(features(), vec![]), config(reference));
+        assert!(judge_minute(&mut fresh, 2, 4.0).is_empty());
+    }
+    // A baseline is its own persistence.
+    let monitor = DriftMonitor::new(
+        Features::new(features(), vec![]),
+        config(Reference::Baseline(
+            BaselineBuilder::new(features(), vec![]).finish("x".into()),
+        )),
+    );
+    assert!(monitor.reference_state().is_none());
+}
