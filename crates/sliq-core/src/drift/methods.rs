@@ -110,7 +110,7 @@ impl Score {
 pub const PSI_EMPTY_BIN: f64 = 1e-4;
 
 /// Compares two numeric sketches. `bins` is used by PSI and Jensen-Shannon. `None` when a side is
-/// empty or the method does not apply to numbers.
+/// empty, the method does not apply to numbers, or the values overflow the arithmetic.
 pub fn compare_numeric(
     method: Method,
     reference: &NumericSketch,
@@ -148,6 +148,10 @@ pub fn compare_numeric(
         }
         Method::ChiSquare => return None,
     };
+    // Values so extreme that moments or widths overflow (near ±f64::MAX) cannot be compared.
+    if value.is_nan() {
+        return None;
+    }
     Some(Score {
         method,
         value,
@@ -279,13 +283,19 @@ impl Grid {
         let mut prev_hi: Option<f64> = None;
         for (lo, hi, a, b) in &self.cells {
             let before = ca as f64 / self.na - cb as f64 / self.nb;
-            if let Some(p) = prev_hi {
+            if let Some(p) = prev_hi
+                && before != 0.0
+            {
                 total += before.abs() * (lo - p).max(0.0);
             }
             ca += a;
             cb += b;
             let after = ca as f64 / self.na - cb as f64 / self.nb;
-            total += (hi - lo) * integral_abs_linear(before, after);
+            let mean_gap = integral_abs_linear(before, after);
+            // An unbounded bucket (values near f64::MAX) adds nothing where the CDFs agree.
+            if mean_gap > 0.0 {
+                total += (hi - lo) * mean_gap;
+            }
             prev_hi = Some(*hi);
         }
         total

@@ -83,7 +83,12 @@ impl NumericSketch {
             &mut self.negative
         };
         store.add(index, 1);
-        if store.span() > MAX_BUCKETS {
+        self.fit();
+    }
+
+    /// Halves resolution until both signs fit in [`MAX_BUCKETS`].
+    fn fit(&mut self) {
+        while self.positive.span() > MAX_BUCKETS || self.negative.span() > MAX_BUCKETS {
             self.downscale(1);
         }
     }
@@ -105,9 +110,7 @@ impl NumericSketch {
         self.m2 += other.m2 + delta * delta * (self.count as f64 * other.count as f64) / n as f64;
         self.mean += delta * other.count as f64 / n as f64;
         self.count = n;
-        while self.positive.span() > MAX_BUCKETS || self.negative.span() > MAX_BUCKETS {
-            self.downscale(1);
-        }
+        self.fit();
     }
 
     fn downscale(&mut self, by: u32) {
