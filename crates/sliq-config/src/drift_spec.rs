@@ -224,6 +224,24 @@ impl DriftSpec {
                 baseline.format
             ));
         }
+        let dimensions: Vec<&str> = self.dimensions.iter().map(|d| d.0.attribute()).collect();
+        if baseline.dimensions != dimensions {
+            return Err(format!(
+                "drift.reference.baseline: {} was made per {:?}, drift.dimensions is {:?}; \
+                 rebuild it with `sliq baseline` from this spec",
+                path.display(),
+                baseline.dimensions,
+                dimensions
+            ));
+        }
+        if let Some(name) = baseline.inconsistent_feature() {
+            return Err(format!(
+                "drift.reference.baseline: the sketches of feature {name:?} in {} are damaged \
+                 (counts that do not add up, or a scale sliq never writes); rebuild it with \
+                 `sliq baseline`",
+                path.display()
+            ));
+        }
         for f in &self.features {
             match baseline.features.iter().find(|b| b.name == f.name) {
                 Some(b) if b.kind == f.kind => {}

@@ -419,6 +419,19 @@ impl PipelineSpec {
         crate::slo_spec::check_slos(&self.slos)?;
         if let Some(drift) = &self.drift {
             drift.check()?;
+            if let Some(span) = drift.reference.trailing
+                && span.0 < self.windows.size.0
+            {
+                return Err((
+                    key("drift.reference.trailing", Some("trailing:")),
+                    format!(
+                        "a trailing reference of {} is shorter than one window ({}), so no \
+                         window would ever have a reference; use a span of whole windows, e.g. 7d",
+                        humantime::format_duration(span.0),
+                        humantime::format_duration(self.windows.size.0)
+                    ),
+                ));
+            }
         }
         for (i, slo) in self.slos.iter().enumerate() {
             if slo.sli.drift.is_none() {

@@ -364,6 +364,15 @@ fn drift_mistakes_are_explained() {
     ));
     assert!(e.message.contains("unknown variant `kl`"), "{e}");
     assert_eq!(e.line, Some(13), "{e}");
+    // A trailing span shorter than a window never has a reference.
+    let e = err(&format!(
+        "{}{}",
+        with_slos(drift_slo),
+        DRIFT.replace("{ trailing: 7d }", "{ trailing: 30s }")
+    ));
+    assert!(e.message.contains("shorter than one window (1m)"), "{e}");
+    assert!(e.message.contains("drift.reference.trailing"), "{e}");
+    assert_eq!(e.line, Some(10), "{e}");
     // drift inside all_of.
     let e = err(&with_slos(
         "  - { name: j, objective: 0.9, sli: { all_of: [ { drift: {} } ] } }\n",
@@ -400,4 +409,33 @@ fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
     std::fs::write(&path, serde_json::to_string(&baseline).unwrap()).unwrap();
     let e = drift.monitor(None).unwrap_err();
     assert!(e.contains("no feature \"finish_reason\""), "{e}");
+    // A baseline made per other dimensions.
+    let mut builder = sliq_core::drift::BaselineBuilder::new(drift.features(), vec![]);
+    builder.add(&decoder.decode(&record).unwrap());
+    std::fs::write(
+        &path,
+        serde_json::to_string(&builder.finish("test".into())).unwrap(),
+    )
+    .unwrap();
+    let e = drift.monitor(None).unwrap_err();
+    assert!(
+        e.contains("made per []") && e.contains("drift.dimensions is [\"service\"]"),
+        "{e}"
+    );
+    // A hand-edited sketch whose counts do not add up.
+    let mut builder = sliq_core::drift::BaselineBuilder::new(drift.features(), drift.dimensions());
+    builder.add(&decoder.decode(&record).unwrap());
+    let text = serde_json::to_string(&builder.finish("test".into())).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    assert!(drift.monitor(None).is_ok());
+    std::fs::write(
+        &path,
+        text.replacen("\"zero\":0,\"count\":1", "\"zero\":0,\"count\":7", 1),
+    )
+    .unwrap();
+    let e = drift.monitor(None).unwrap_err();
+    assert!(
+        e.contains("feature \"prompt_tokens\"") && e.contains("damaged"),
+        "{e}"
+    );
 }

@@ -99,6 +99,14 @@ impl Sketch {
         }
     }
 
+    /// Whether a sketch read from a file is one this build could have made.
+    pub fn is_consistent(&self) -> bool {
+        match self {
+            Sketch::Numeric(s) => s.is_consistent(),
+            Sketch::Categorical(s) => s.is_consistent(),
+        }
+    }
+
     /// Bytes held, approximately: what a window pays per drift series.
     pub fn heap_bytes(&self) -> usize {
         match self {
@@ -343,6 +351,15 @@ pub struct BaselineSeries {
 }
 
 impl Baseline {
+    /// The first feature holding a sketch this build could not have made (a hand edit, a
+    /// damaged file), if any.
+    pub fn inconsistent_feature(&self) -> Option<&str> {
+        self.features
+            .iter()
+            .find(|f| !f.all.is_consistent() || f.series.iter().any(|s| !s.sketch.is_consistent()))
+            .map(|f| f.name.as_str())
+    }
+
     /// The reference of a feature for some dimension values: theirs when the baseline has it,
     /// else the feature's sketch over all events.
     fn lookup(&self, feature: &str, values: &[Box<str>]) -> Option<&Sketch> {
@@ -502,6 +519,8 @@ pub struct DriftConfig {
 struct TrailingStep {
     start_ms: i64,
     end_ms: i64,
+    /// Starts of the windows merged in, so a window replayed after a restart counts once.
+    windows: Vec<i64>,
     sketches: Vec<Option<Sketch>>,
 }
 
@@ -517,6 +536,11 @@ pub const REFERENCE_STATE_FORMAT: &str = "sliq-drift-reference/1";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceState {
     pub format: String,
+    /// The dimension attributes of the sketches' `values`: a reference kept under other
+    /// dimensions does not apply and is dropped on restore.
+    pub dimensions: Vec<String>,
+    /// Feature name → JSON Pointer when saved: a feature now read elsewhere starts afresh.
+    pub pointers: BTreeMap<String, String>,
     /// First-N: how many events the reference has taken.
     pub first_seen: u64,
     pub first: Vec<KeyedSketch>,
@@ -536,6 +560,7 @@ pub struct KeyedSketch {
 pub struct StoredStep {
     pub start_ms: i64,
     pub end_ms: i64,
+    pub windows: Vec<i64>,
     pub sketches: Vec<KeyedSketch>,
 }
 
@@ -585,6 +610,8 @@ impl DriftMonitor {
             Reference::Baseline(_) => None,
             Reference::FirstEvents { .. } | Reference::Trailing { .. } => Some(ReferenceState {
                 format: REFERENCE_STATE_FORMAT.to_owned(),
+                dimensions: self.dimension_attributes(),
+                pointers: self.pointers(),
                 first_seen: self.first_seen,
                 first: keyed(&self.first),
                 trailing: self
@@ -593,6 +620,7 @@ impl DriftMonitor {
                     .map(|step| StoredStep {
                         start_ms: step.start_ms,
                         end_ms: step.end_ms,
+                        windows: step.windows.clone(),
                         sketches: keyed(&step.sketches),
                     })
                     .collect(),
@@ -604,15 +632,21 @@ impl DriftMonitor {
     /// type, are dropped; returns how many.
     pub fn restore(&mut self, state: &ReferenceState) -> usize {
         let mut dropped = 0;
+        let same_dimensions = state.dimensions == self.dimension_attributes();
+        let pointers = self.pointers();
         let mut place =
             |features: &mut Features, slots: &mut Vec<Option<Sketch>>, k: &KeyedSketch| {
-                let series = features.intern(&k.feature, &k.values);
+                let same_pointer = pointers.get(&k.feature) == state.pointers.get(&k.feature);
+                let series = (same_dimensions && same_pointer)
+                    .then(|| features.intern(&k.feature, &k.values))
+                    .flatten();
                 let kind = series.map(|s| features.features[features.key(s).feature].kind);
-                let fits = matches!(
-                    (&k.sketch, kind),
-                    (Sketch::Numeric(_), Some(FeatureKind::Numeric))
-                        | (Sketch::Categorical(_), Some(FeatureKind::Categorical))
-                );
+                let fits = k.sketch.is_consistent()
+                    && matches!(
+                        (&k.sketch, kind),
+                        (Sketch::Numeric(_), Some(FeatureKind::Numeric))
+                            | (Sketch::Categorical(_), Some(FeatureKind::Categorical))
+                    );
                 match series {
                     Some(series) if fits => {
                         let i = series as usize;
@@ -638,10 +672,27 @@ impl DriftMonitor {
             self.trailing.push_back(TrailingStep {
                 start_ms: step.start_ms,
                 end_ms: step.end_ms,
+                windows: step.windows.clone(),
                 sketches,
             });
         }
         dropped
+    }
+
+    fn dimension_attributes(&self) -> Vec<String> {
+        self.features
+            .dimensions
+            .iter()
+            .map(|d| d.attribute().to_owned())
+            .collect()
+    }
+
+    fn pointers(&self) -> BTreeMap<String, String> {
+        self.features
+            .features
+            .iter()
+            .map(|f| (f.name.clone(), f.pointer.clone()))
+            .collect()
     }
 
     /// Whether the reference changed enough to persist since the last call (a trailing step
@@ -783,19 +834,28 @@ impl DriftMonitor {
             let size = (window.end_ms - window.start_ms).max(1);
             let step_ms = (span_ms / TRAILING_STEPS / size).max(1) * size;
             let step_start = window.start_ms.div_euclid(step_ms) * step_ms;
+            // After a restart, windows may come again (their offsets were not yet committed) or
+            // out of order: find the step by its start and merge each window once.
+            let at = self.trailing.partition_point(|s| s.start_ms < step_start);
             if self
                 .trailing
-                .back()
+                .get(at)
                 .is_none_or(|s| s.start_ms != step_start)
             {
                 self.changed = true;
-                self.trailing.push_back(TrailingStep {
-                    start_ms: step_start,
-                    end_ms: step_start + step_ms,
-                    sketches: Vec::new(),
-                });
+                self.trailing.insert(
+                    at,
+                    TrailingStep {
+                        start_ms: step_start,
+                        end_ms: step_start + step_ms,
+                        windows: Vec::new(),
+                        sketches: Vec::new(),
+                    },
+                );
             }
-            if let Some(step) = self.trailing.back_mut() {
+            let step = &mut self.trailing[at];
+            if !step.windows.contains(&window.start_ms) {
+                step.windows.push(window.start_ms);
                 for (series, sketch) in std::mem::take(&mut window.drift) {
                     let i = series as usize;
                     if step.sketches.len() <= i {
@@ -807,10 +867,11 @@ impl DriftMonitor {
                     }
                 }
             }
+            let newest = self.trailing.back().map_or(step_start, |s| s.start_ms);
             while self
                 .trailing
                 .front()
-                .is_some_and(|s| s.start_ms < window.start_ms - span_ms)
+                .is_some_and(|s| s.start_ms < newest - span_ms)
             {
                 self.trailing.pop_front();
             }

@@ -63,8 +63,9 @@ impl ExpBuckets {
             return;
         }
         let old = std::mem::take(self);
+        // Past 31 every index is already 0 or -1 (floor division), and `>>` would overflow.
         for (index, n) in old.nonzero() {
-            self.add(index >> by, n);
+            self.add(index >> by.min(31), n);
         }
     }
 

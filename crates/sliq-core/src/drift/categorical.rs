@@ -45,6 +45,20 @@ impl CategoricalSketch {
         }
     }
 
+    /// Whether this sketch could have been made by recording and merging: no more counters than
+    /// its capacity, none empty, and no more counted than recorded (see
+    /// [`NumericSketch::is_consistent`](super::NumericSketch::is_consistent)).
+    pub fn is_consistent(&self) -> bool {
+        let held = self
+            .counts
+            .values()
+            .try_fold(0u64, |sum, n| sum.checked_add(*n));
+        self.capacity >= 1
+            && self.counts.len() <= self.capacity
+            && self.counts.values().all(|n| *n > 0)
+            && held.is_some_and(|h| h <= self.total)
+    }
+
     pub fn record(&mut self, category: &str) {
         self.add(category, 1);
     }

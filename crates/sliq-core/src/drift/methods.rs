@@ -129,7 +129,9 @@ pub fn compare_numeric(
         Method::Wasserstein => {
             let w = grid.wasserstein();
             let sd = reference.std_dev();
-            let value = if sd > 0.0 {
+            let value = if sd.is_nan() {
+                return None;
+            } else if sd > 0.0 {
                 w / sd
             } else if w == 0.0 {
                 0.0

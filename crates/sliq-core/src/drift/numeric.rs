@@ -16,6 +16,8 @@ use crate::histogram::ExpBuckets;
 
 /// The scale new sketches start at: buckets 1.09% wide.
 pub const DEFAULT_SCALE: i32 = 6;
+/// The coarsest scale a sketch can reach: at scale −1, 2048 buckets cover every finite f64.
+const MIN_SCALE: i32 = -1;
 /// Buckets per sign before the sketch halves its resolution (one scale down): bounds memory at
 /// ~2 × 8 × 2048 bytes whatever the input's range. At scale 6, 2048 buckets cover 32 octaves
 /// (a range of 4 × 10^9), so real features rarely get there.
@@ -131,13 +133,40 @@ impl NumericSketch {
         self.scale
     }
 
-    /// Population standard deviation (ddof 0, as numpy's default).
+    /// Population standard deviation (ddof 0, as numpy's default); NaN when the values overflow
+    /// the moments (near ±f64::MAX), so nothing is normalized by an infinite spread.
     pub fn std_dev(&self) -> f64 {
         if self.count == 0 {
             0.0
+        } else if !(self.m2.is_finite() && self.mean.is_finite()) {
+            f64::NAN
         } else {
             (self.m2 / self.count as f64).max(0.0).sqrt()
         }
+    }
+
+    /// Whether this sketch could have been made by [`record`](Self::record) and
+    /// [`merge`](Self::merge): a scale this build produces, buckets within budget, counts that
+    /// add up. Sketches read from files (baselines, saved references) are checked, so a hand edit
+    /// cannot make the sketch allocate without bound or misreport.
+    pub fn is_consistent(&self) -> bool {
+        let store_ok = |b: &ExpBuckets| {
+            b.counts.len() <= MAX_BUCKETS
+                && i32::try_from(b.counts.len())
+                    .ok()
+                    .and_then(|n| b.offset.checked_add(n))
+                    .is_some()
+        };
+        let held = self
+            .positive
+            .counts
+            .iter()
+            .chain(&self.negative.counts)
+            .try_fold(self.zero, |sum, n| sum.checked_add(*n));
+        (MIN_SCALE..=DEFAULT_SCALE).contains(&self.scale)
+            && store_ok(&self.positive)
+            && store_ok(&self.negative)
+            && held == Some(self.count)
     }
 
     /// The `q`-quantile, as the upper bound of the bucket holding it (within one bucket's width).

@@ -421,16 +421,7 @@ fn a_recycled_observation_buffer_keeps_its_allocation() {
 fn a_trailing_reference_keeps_a_bounded_number_of_steps() {
     // A day of 1-minute windows: steps of 1440/168 → 8 minutes, so at most 180 steps are kept
     // however many windows pass.
-    let mut monitor = DriftMonitor::new(
-        Features::new(features(), vec![]),
-        DriftConfig {
-            reference: Reference::Trailing {
-                span_ms: 24 * 60 * 60_000,
-            },
-            min_events: 1,
-            slo: None,
-        },
-    );
+    let mut monitor = DriftMonitor::new(Features::new(features(), vec![]), trailing_day(1));
     let mut evaluator = Evaluator::new(vec![]);
     let mut judged = 0;
     for minute in 0..3000i64 {
@@ -574,4 +565,126 @@ fn extreme_values_stay_within_the_bucket_budget() {
     let w = w.expect("values").value;
     // W = 1e150, std of {1,2,3}e150 = 0.8165e150: W/σ = 1.2247 (buckets ~1% wide).
     assert!((w - 1.2247).abs() < 0.05, "{w}");
+}
+
+/// A trailing reference of a day: with 1-minute windows, steps of 8 minutes.
+fn trailing_day(min_events: u64) -> DriftConfig {
+    DriftConfig {
+        reference: Reference::Trailing {
+            span_ms: 24 * 60 * 60_000,
+        },
+        min_events,
+        slo: None,
+    }
+}
+
+fn trailing_day_monitor() -> DriftMonitor {
+    DriftMonitor::new(Features::new(features(), vec![]), trailing_day(20))
+}
+
+#[test]
+fn a_window_replayed_after_a_restart_joins_the_trailing_reference_once() {
+    // The reference is saved after minute 0 is judged, before its offsets are committed; the
+    // restarted instance reads minute 0 again.
+    let mut steady = trailing_day_monitor();
+    judge_minute(&mut steady, 0, 1.0);
+    let saved = steady.reference_state().expect("stream-built");
+    let mut restarted = trailing_day_monitor();
+    assert_eq!(restarted.restore(&saved), 0);
+    judge_minute(&mut restarted, 0, 1.0);
+    for minute in 1..3 {
+        judge_minute(&mut steady, minute, 1.0);
+        judge_minute(&mut restarted, minute, 1.0);
+    }
+    // Minute 9 is judged against the step of minutes 0-7: 3 windows of 100 values, not 4.
+    let (a, b) = (
+        judge_minute(&mut steady, 9, 1.0),
+        judge_minute(&mut restarted, 9, 1.0),
+    );
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].reference_count, 300);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn windows_closing_out_of_order_find_their_own_trailing_step() {
+    let mut monitor = trailing_day_monitor();
+    // Minute 9 (step 8-15), then minutes 2 and 3 (step 0-7), as after a restart.
+    for minute in [9, 2, 3] {
+        judge_minute(&mut monitor, minute, 1.0);
+    }
+    let starts: Vec<i64> = monitor
+        .trailing
+        .iter()
+        .map(|s| s.start_ms / 60_000)
+        .collect();
+    assert_eq!(starts, vec![0, 8]);
+    assert_eq!(monitor.trailing[0].windows.len(), 2);
+    // Minute 17 sees both steps: 300 values.
+    let points = judge_minute(&mut monitor, 17, 1.0);
+    assert_eq!(points[0].reference_count, 300);
+}
+
+#[test]
+fn a_saved_reference_under_other_dimensions_or_pointers_is_dropped() {
+    let mut before = trailing_day_monitor();
+    judge_minute(&mut before, 0, 1.0);
+    let saved = before.reference_state().expect("stream-built");
+    assert_eq!(saved.dimensions, Vec::<String>::new());
+    let config = || trailing_day(20);
+    // Now judged per service: the saved values (none) would mean something else.
+    let mut per_service = DriftMonitor::new(
+        Features::new(features(), vec![Dimension::Service]),
+        config(),
+    );
+    assert_eq!(per_service.restore(&saved), 2);
+    // prompt_tokens now read from another field: its sketch is dropped, finish_reason's kept.
+    let mut moved = features();
+    moved[0].pointer = "/usage/input_tokens".into();
+    let mut repointed = DriftMonitor::new(Features::new(moved, vec![]), config());
+    assert_eq!(repointed.restore(&saved), 1);
+    // The same spec restores everything.
+    assert_eq!(trailing_day_monitor().restore(&saved), 0);
+}
+
+#[test]
+fn sketches_a_build_could_not_have_made_are_refused() {
+    let good = numeric(&[1.0, 2.0, 3.0]);
+    assert!(good.is_consistent());
+    let text = serde_json::to_string(&good).expect("serializes");
+    for (from, to) in [
+        // A scale sliq never writes: re-bucketing would allocate without bound.
+        ("\"scale\":6", "\"scale\":1000"),
+        // A count that the buckets do not add up to.
+        ("\"count\":3", "\"count\":4"),
+    ] {
+        assert!(text.contains(from), "{text}");
+        let edited: NumericSketch =
+            serde_json::from_str(&text.replace(from, to)).expect("still parses");
+        assert!(!edited.is_consistent(), "{to}");
+    }
+    let c = categorical(&["a", "b"]);
+    assert!(c.is_consistent());
+    let text = serde_json::to_string(&c).expect("serializes");
+    let edited: CategoricalSketch =
+        serde_json::from_str(&text.replace("\"total\":2", "\"total\":1")).expect("parses");
+    assert!(!edited.is_consistent());
+}
+
+#[test]
+fn a_coarse_downscale_floors_every_index_without_overflow() {
+    let mut b = crate::histogram::ExpBuckets::default();
+    for i in [-70_000, -3, 5, 70_000] {
+        b.add(i, 1);
+    }
+    b.downscale(40);
+    assert_eq!(b.nonzero().collect::<Vec<_>>(), vec![(-1, 2), (0, 2)]);
+}
+
+#[test]
+fn wasserstein_declines_when_the_reference_spread_overflows() {
+    // σ of {±1e300} overflows to infinity: W/σ would read 0 (no drift) whatever the current.
+    let r = numeric(&[1e300, -1e300]);
+    assert!(r.std_dev().is_nan());
+    assert_eq!(compare_numeric(Method::Wasserstein, &r, &r, 10), None);
 }
