@@ -477,6 +477,9 @@ fn summary(sketch: &Sketch) -> BTreeMap<String, Value> {
         }
         Sketch::Categorical(s) => {
             let mut top = s.counts();
+            if s.unheld() > 0 {
+                top.push((OTHER_CATEGORY, s.unheld()));
+            }
             top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             let total = s.count().max(1) as f64;
             let shares: serde_json::Map<String, Value> = top

@@ -6,7 +6,7 @@
 //! Summaries", 2012): when a new value finds no free counter, the (capacity+1)-th largest count is
 //! subtracted from every counter and the non-positive ones are dropped. Each kept count then
 //! undercounts its category by at most `(total − kept) / (capacity + 1)`, and the mass no counter
-//! holds is reported as one `other` category, so proportions still sum to one.
+//! holds is compared as one extra category ([`CategoricalSketch::unheld`]), so proportions still sum to one.
 //!
 //! No maintained crate offers a Misra-Gries summary with merging and serde, so it lives here; the
 //! rule is the one from the paper above.
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// Categories counted exactly before the sketch becomes a heavy-hitter summary.
 pub const DEFAULT_CAPACITY: usize = 256;
 
-/// The name under which mass not held by any counter is compared.
+/// The name under which mass not held by any counter is shown in a baseline's summary.
 pub const OTHER_CATEGORY: &str = "__other__";
 
 /// A mergeable summary of a categorical feature's distribution.
@@ -104,18 +104,20 @@ impl CategoricalSketch {
 
     /// Whether every count is exact (no category was ever dropped or decremented).
     pub fn is_exact(&self) -> bool {
-        self.counts.values().sum::<u64>() == self.total
+        self.unheld() == 0
     }
 
-    /// Counts by category, plus [`OTHER_CATEGORY`] for mass no counter holds, sorted by name.
+    /// Counts by category, sorted by name; the mass no counter holds is [`unheld`](Self::unheld).
     pub fn counts(&self) -> Vec<(&str, u64)> {
         let mut out: Vec<(&str, u64)> = self.counts.iter().map(|(k, n)| (&**k, *n)).collect();
-        let held: u64 = self.counts.values().sum();
-        if held < self.total {
-            out.push((OTHER_CATEGORY, self.total - held));
-        }
         out.sort_unstable();
         out
+    }
+
+    /// Values recorded that no counter holds (0 while exact): compared as one more category,
+    /// kept apart from the named ones so no real category can merge with it.
+    pub fn unheld(&self) -> u64 {
+        self.total - self.counts.values().sum::<u64>()
     }
 
     /// Bytes held by this sketch, approximately (map slots and category names).

@@ -193,7 +193,8 @@ pub fn compare_categorical(
     })
 }
 
-/// Both sides' counts over the union of their categories, in one order.
+/// Both sides' counts over the union of their categories, in one order, then the mass no
+/// counter holds.
 fn joint_counts(a: &CategoricalSketch, b: &CategoricalSketch) -> (Vec<u64>, Vec<u64>) {
     let (ca, cb) = (a.counts(), b.counts());
     let (mut i, mut j) = (0, 0);
@@ -217,6 +218,10 @@ fn joint_counts(a: &CategoricalSketch, b: &CategoricalSketch) -> (Vec<u64>, Vec<
         }
         out_a.push(x);
         out_b.push(y);
+    }
+    if a.unheld() > 0 || b.unheld() > 0 {
+        out_a.push(a.unheld());
+        out_b.push(b.unheld());
     }
     (out_a, out_b)
 }

@@ -169,14 +169,15 @@ fn categorical_sketch_is_exact_then_bounded() {
     // A fourth category: the 4th largest count (1) is subtracted from all; "c" and "d" go.
     s.record("d");
     assert!(!s.is_exact());
-    assert_eq!(s.counts(), vec![(OTHER_CATEGORY, 4), ("a", 3), ("b", 1)]);
+    assert_eq!(s.counts(), vec![("a", 3), ("b", 1)]);
+    assert_eq!(s.unheld(), 4);
     // The bound: each count is at most (total − held) / (capacity + 1) = 4/4 = 1 low.
     assert_eq!(s.count(), 8);
     let mut other = CategoricalSketch::new(3);
     other.record("a");
     other.merge(&s);
     assert_eq!(other.count(), 9);
-    assert_eq!(other.counts()[1], ("a", 4));
+    assert_eq!(other.counts()[0], ("a", 4));
 }
 
 #[test]
@@ -687,4 +688,21 @@ fn wasserstein_declines_when_the_reference_spread_overflows() {
     let r = numeric(&[1e300, -1e300]);
     assert!(r.std_dev().is_nan());
     assert_eq!(compare_numeric(Method::Wasserstein, &r, &r, 10), None);
+}
+
+#[test]
+fn a_category_named_other_stays_apart_from_the_unheld_mass() {
+    // The reference is all the literal category "__other__"; the current sketch (capacity 1)
+    // holds "z" and lost 2 values to the heavy-hitter rule. Disjoint supports: JS = √ln 2.
+    let reference = categorical(&[OTHER_CATEGORY, OTHER_CATEGORY, OTHER_CATEGORY]);
+    let mut current = CategoricalSketch::new(1);
+    for c in ["z", "z", "y"] {
+        current.record(c);
+    }
+    assert_eq!((current.counts(), current.unheld()), (vec![("z", 1)], 2));
+    let js = compare_categorical(Method::JensenShannon, &reference, &current).expect("values");
+    assert!(
+        (js.value - std::f64::consts::LN_2.sqrt()).abs() < 1e-12,
+        "{js:?}"
+    );
 }
