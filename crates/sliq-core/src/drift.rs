@@ -187,6 +187,12 @@ pub struct Features {
 }
 
 impl Features {
+    /// The attribute names of the dimensions, in order: how points, baselines and saved
+    /// references label dimension values.
+    pub fn dimension_attributes(&self) -> impl Iterator<Item = &str> {
+        self.dimensions.iter().map(Dimension::attribute)
+    }
+
     pub fn new(features: Vec<Feature>, dimensions: Vec<Dimension>) -> Self {
         Features {
             features,
@@ -415,9 +421,8 @@ impl BaselineBuilder {
     pub fn finish(self, source: String) -> Baseline {
         let dimensions = self
             .features
-            .dimensions
-            .iter()
-            .map(|d| d.attribute().to_owned())
+            .dimension_attributes()
+            .map(str::to_owned)
             .collect();
         let features = self
             .features
@@ -613,7 +618,11 @@ impl DriftMonitor {
             Reference::Baseline(_) => None,
             Reference::FirstEvents { .. } | Reference::Trailing { .. } => Some(ReferenceState {
                 format: REFERENCE_STATE_FORMAT.to_owned(),
-                dimensions: self.dimension_attributes(),
+                dimensions: self
+                    .features
+                    .dimension_attributes()
+                    .map(str::to_owned)
+                    .collect(),
                 pointers: self.pointers(),
                 first_seen: self.first_seen,
                 first: keyed(&self.first),
@@ -635,7 +644,11 @@ impl DriftMonitor {
     /// type, are dropped; returns how many.
     pub fn restore(&mut self, state: &ReferenceState) -> usize {
         let mut dropped = 0;
-        let same_dimensions = state.dimensions == self.dimension_attributes();
+        let same_dimensions = state
+            .dimensions
+            .iter()
+            .map(String::as_str)
+            .eq(self.features.dimension_attributes());
         let pointers = self.pointers();
         let mut place =
             |features: &mut Features, slots: &mut Vec<Option<Sketch>>, k: &KeyedSketch| {
@@ -680,14 +693,6 @@ impl DriftMonitor {
             });
         }
         dropped
-    }
-
-    fn dimension_attributes(&self) -> Vec<String> {
-        self.features
-            .dimensions
-            .iter()
-            .map(|d| d.attribute().to_owned())
-            .collect()
     }
 
     fn pointers(&self) -> BTreeMap<String, String> {
@@ -809,12 +814,7 @@ impl DriftMonitor {
             });
         }
         if let Some(slo) = &self.config.slo {
-            let attributes: Vec<&str> = self
-                .features
-                .dimensions
-                .iter()
-                .map(Dimension::attribute)
-                .collect();
+            let attributes: Vec<&str> = self.features.dimension_attributes().collect();
             for (values, drifted) in verdicts {
                 let dims: Vec<(&str, &str)> = attributes
                     .iter()

@@ -6,7 +6,8 @@
 //! Summaries", 2012): when a new value finds no free counter, the (capacity+1)-th largest count is
 //! subtracted from every counter and the non-positive ones are dropped. Each kept count then
 //! undercounts its category by at most `(total − kept) / (capacity + 1)`, and the mass no counter
-//! holds is compared as one extra category ([`CategoricalSketch::unheld`]), so proportions still sum to one.
+//! holds is compared as one extra category ([`CategoricalSketch::unheld`]), so proportions still
+//! sum to one.
 //!
 //! No maintained crate offers a Misra-Gries summary with merging and serde, so it lives here; the
 //! rule is the one from the paper above.

@@ -219,9 +219,10 @@ fn joint_counts(a: &CategoricalSketch, b: &CategoricalSketch) -> (Vec<u64>, Vec<
         out_a.push(x);
         out_b.push(y);
     }
-    if a.unheld() > 0 || b.unheld() > 0 {
-        out_a.push(a.unheld());
-        out_b.push(b.unheld());
+    let unheld = (a.unheld(), b.unheld());
+    if unheld != (0, 0) {
+        out_a.push(unheld.0);
+        out_b.push(unheld.1);
     }
     (out_a, out_b)
 }
