@@ -9,7 +9,7 @@
 set -euo pipefail
 
 NISSHI_VERSION="0.8.1"
-NISSHI_FEATURES="dynostore"
+NISSHI_FEATURES="dynostore,libsql"
 CACHE_ROOT="${SLIQ_CACHE_DIR:-$HOME/.cache/sliq}/nisshi-${NISSHI_VERSION}-${NISSHI_FEATURES}"
 BIN="$CACHE_ROOT/bin/nisshi"
 
