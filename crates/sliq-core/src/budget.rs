@@ -230,8 +230,9 @@ pub struct Ledger {
 }
 
 fn sum(map: &BTreeMap<i64, [u64; 2]>, from: i64, to: i64) -> [u64; 2] {
-    map.range(from..to)
-        .fold([0, 0], |acc, (_, c)| [acc[0] + c[0], acc[1] + c[1]])
+    map.range(from..to).fold([0, 0], |acc, (_, c)| {
+        [acc[0].saturating_add(c[0]), acc[1].saturating_add(c[1])]
+    })
 }
 
 impl Ledger {
@@ -264,14 +265,14 @@ impl Ledger {
             .minutes
             .entry(at_ms.div_euclid(MINUTE_MS) * MINUTE_MS)
             .or_default();
-        m[0] += good;
-        m[1] += bad;
+        m[0] = m[0].saturating_add(good);
+        m[1] = m[1].saturating_add(bad);
         let h = r
             .hours
             .entry(at_ms.div_euclid(HOUR_MS) * HOUR_MS)
             .or_default();
-        h[0] += good;
-        h[1] += bad;
+        h[0] = h[0].saturating_add(good);
+        h[1] = h[1].saturating_add(bad);
     }
 
     /// Adds exported windows.
@@ -326,8 +327,8 @@ impl Ledger {
             Granularity::Hour => &mut r.hours,
         };
         let c = map.entry(entry.start_ms).or_default();
-        c[0] += entry.good;
-        c[1] += entry.bad;
+        c[0] = c[0].saturating_add(entry.good);
+        c[1] = c[1].saturating_add(entry.bad);
     }
 
     /// The budget, burn rates, alerts and policy state of `series` at event time `now_ms`.
@@ -343,7 +344,7 @@ impl Ledger {
         let budget = 1.0 - objective;
         let over = |window_ms: i64| sum(&r.minutes, now_ms - window_ms, now_ms);
         let burn = |c: [u64; 2]| {
-            let total = c[0] + c[1];
+            let total = c[0].saturating_add(c[1]);
             (total > 0).then(|| c[1] as f64 / total as f64 / budget)
         };
         let (start, length) = config.period.bounds(now_ms);
@@ -352,7 +353,10 @@ impl Ledger {
         let this_hour = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
         let body = sum(&r.hours, start.div_euclid(HOUR_MS) * HOUR_MS, this_hour);
         let tail = sum(&r.minutes, this_hour.max(start), now_ms);
-        let period_counts = [body[0] + tail[0], body[1] + tail[1]];
+        let period_counts = [
+            body[0].saturating_add(tail[0]),
+            body[1].saturating_add(tail[1]),
+        ];
         let budget_remaining = burn(period_counts).map_or(1.0, |b| 1.0 - b);
         let burn_rates = config
             .burn_windows_ms
@@ -365,7 +369,7 @@ impl Ledger {
             .map(|rule| {
                 let long = over(rule.long_ms);
                 let factor = rule.factor(length);
-                let fires = long[0] + long[1] >= config.min_events
+                let fires = long[0].saturating_add(long[1]) >= config.min_events
                     && burn(long).is_some_and(|b| b > factor)
                     && burn(over(rule.short_ms)).is_some_and(|b| b > factor);
                 (*rule, fires)

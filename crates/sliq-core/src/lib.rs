@@ -9,7 +9,7 @@ pub mod drift;
 pub mod event;
 pub mod histogram;
 
-pub use decode::{Decoder, FieldMap, Reject};
+pub use decode::{Decoder, FieldMap, MAX_EVENT_TS_MS, MIN_EVENT_TS_MS, Reject, check_future_skew};
 pub use event::{EvalResult, Event, Status, TestCounts};
 pub mod sli;
 pub mod slo;
@@ -21,8 +21,8 @@ pub use budget::{
 };
 pub use histogram::{ExpHistogram, LATENCY_SCALE, LatencyKey, LatencySeries};
 pub use sli::{
-    LatencyMeasure, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode, TextField,
-    Verdict,
+    LatencyMeasure, MAX_TEST_COUNT, Missing, Outcome, RuleKind, Rules, ScorePass, Sli, TestsMode,
+    TextField, Verdict,
 };
 pub use slo::{
     DEFAULT_MAX_SERIES, Deferred, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo,

@@ -11,6 +11,11 @@ use regex::RegexSet;
 
 use crate::event::{Event, Status};
 
+/// The largest test count (passed or failed) one record may report: `u32::MAX`. A per-test verdict
+/// is then at most 2^33 units, so a window's `u64` counters hold about 2^31 such records before
+/// they saturate. A larger count is declined (not judged), like a negative or fractional one.
+pub const MAX_TEST_COUNT: u64 = u32::MAX as u64;
+
 /// The verdict of one SLI on one event: how many good and bad units it contributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Verdict {
@@ -216,10 +221,12 @@ impl Sli {
                 let tests = event.tests?;
                 let count = |x: Option<f64>| -> Option<u64> {
                     let x = x.unwrap_or(0.0);
-                    // Negative or fractional counts are a broken record, not test results.
-                    (x >= 0.0 && x.fract() == 0.0 && x.is_finite()).then_some(x as u64)
+                    // Negative, fractional or absurdly large counts (over MAX_TEST_COUNT) are a
+                    // broken record, not test results: declined, like a broken latency.
+                    (x >= 0.0 && x.fract() == 0.0 && x <= MAX_TEST_COUNT as f64).then_some(x as u64)
                 };
                 let (passed, failed) = (count(tests.passed)?, count(tests.failed)?);
+                // Both are at most 2^32 - 1, so the sum cannot overflow.
                 if passed + failed == 0 {
                     return None;
                 }

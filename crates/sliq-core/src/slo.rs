@@ -423,14 +423,14 @@ impl Evaluator {
                 }
             }
             let (good, bad) = if bad {
-                (0, d.verdict.good + d.verdict.bad)
+                (0, d.verdict.good.saturating_add(d.verdict.bad))
             } else {
                 (d.verdict.good, d.verdict.bad)
             };
             match window.counts.iter_mut().find(|c| c.series == d.series) {
                 Some(c) => {
-                    c.good += good;
-                    c.bad += bad;
+                    c.good = c.good.saturating_add(good);
+                    c.bad = c.bad.saturating_add(bad);
                 }
                 None => window.counts.push(SeriesCount {
                     series: d.series,

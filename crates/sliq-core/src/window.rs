@@ -120,7 +120,9 @@ impl Windows {
         state.idle = false;
         state.newest_ts = Some(state.newest_ts.map_or(ts_ms, |t| t.max(ts_ms)));
 
-        let start = ts_ms.div_euclid(self.config.size_ms) * self.config.size_ms;
+        let start = ts_ms
+            .div_euclid(self.config.size_ms)
+            .saturating_mul(self.config.size_ms);
         if start.saturating_add(self.config.size_ms) <= self.closed_before {
             return Admission::Late;
         }
@@ -134,8 +136,8 @@ impl Windows {
             if window.counts.len() <= i {
                 window.counts.resize(i + 1, [0, 0]);
             }
-            window.counts[i][0] += verdict.good;
-            window.counts[i][1] += verdict.bad;
+            window.counts[i][0] = window.counts[i][0].saturating_add(verdict.good);
+            window.counts[i][1] = window.counts[i][1].saturating_add(verdict.bad);
         }
         window.deferred.extend_from_slice(deferred);
         if let Some((id, seconds)) = latency {
@@ -156,7 +158,9 @@ impl Windows {
         if observations.is_empty() {
             return;
         }
-        let start = ts_ms.div_euclid(self.config.size_ms) * self.config.size_ms;
+        let start = ts_ms
+            .div_euclid(self.config.size_ms)
+            .saturating_mul(self.config.size_ms);
         let Some(window) = self.open.get_mut(&start) else {
             return;
         };
@@ -220,12 +224,14 @@ impl Windows {
         let frontier = watermark
             .saturating_sub(self.config.allowed_lateness_ms)
             .div_euclid(size)
-            * size;
+            .saturating_mul(size);
         if frontier <= self.closed_before {
             return Vec::new();
         }
         self.closed_before = frontier;
-        let still_open = self.open.split_off(&(frontier - size + 1));
+        let still_open = self
+            .open
+            .split_off(&frontier.saturating_sub(size).saturating_add(1));
         let ready = std::mem::replace(&mut self.open, still_open);
         ready
             .into_iter()
@@ -238,7 +244,7 @@ impl Windows {
         let size = self.config.size_ms;
         let open = std::mem::take(&mut self.open);
         if let Some(last) = open.keys().next_back() {
-            self.closed_before = self.closed_before.max(last + size);
+            self.closed_before = self.closed_before.max(last.saturating_add(size));
         }
         open.into_iter()
             .map(|(start, w)| emit(start, size, w, true))
@@ -289,7 +295,7 @@ fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {
         .counts
         .iter()
         .enumerate()
-        .filter(|(_, [g, b])| g + b > 0)
+        .filter(|(_, [g, b])| g.saturating_add(*b) > 0)
         .map(|(i, [g, b])| SeriesCount {
             series: SeriesId(i as u32),
             good: *g,
@@ -304,7 +310,7 @@ fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {
         .collect();
     WindowCounts {
         start_ms: start,
-        end_ms: start + size,
+        end_ms: start.saturating_add(size),
         counts,
         latencies,
         deferred: w.deferred,

@@ -185,6 +185,70 @@ fn tests_per_test_and_per_request() {
     assert_eq!(judge(&per_test, json!({"tests": {"passed": 1.5}})), None);
 }
 
+#[test]
+fn test_counts_past_the_limit_are_declined_not_wrapped() {
+    let per_test = Sli::Tests {
+        mode: TestsMode::PerTest,
+    };
+    let per_request = Sli::Tests {
+        mode: TestsMode::PerRequest,
+    };
+    // The limit itself counts, both sides at once: 2 × (2^32 − 1) fits a u64 easily.
+    let max = 4_294_967_295_u64;
+    assert_eq!(MAX_TEST_COUNT, max);
+    assert_eq!(
+        judge(&per_test, json!({"tests": {"passed": max, "failed": max}})),
+        Some(Verdict {
+            good: max,
+            bad: max
+        })
+    );
+    for huge in [json!(max + 1), json!(1e19), json!(u64::MAX), json!(1e308)] {
+        assert_eq!(
+            judge(
+                &per_test,
+                json!({"tests": {"passed": huge.clone(), "failed": 1}})
+            ),
+            None,
+            "{huge}"
+        );
+        assert_eq!(
+            judge(
+                &per_request,
+                json!({"tests": {"passed": 1, "failed": huge.clone()}})
+            ),
+            None,
+            "{huge}"
+        );
+    }
+    // Skipped is never read: any number there is harmless.
+    assert_eq!(
+        judge(&per_test, json!({"tests": {"passed": 2, "skipped": 1e308}})),
+        Some(Verdict { good: 2, bad: 0 })
+    );
+}
+
+#[test]
+fn time_per_output_token_with_extreme_values_is_declined() {
+    let sli = latency(LatencyMeasure::TimePerOutputToken, 50.0);
+    // 1e308 − (−1e308) overflows to +inf: not a measurement.
+    assert_eq!(
+        judge(
+            &sli,
+            json!({"latency_ms": 1e308, "ttft_ms": -1e308, "response": {"tokens": 1}})
+        ),
+        None
+    );
+    // A tiny token count gives +inf too.
+    assert_eq!(
+        judge(
+            &sli,
+            json!({"latency_ms": 1e300, "ttft_ms": 0, "response": {"tokens": 1e-300}})
+        ),
+        None
+    );
+}
+
 fn rules(field: TextField, patterns: &[(&str, RuleKind)], missing: Missing) -> Sli {
     Sli::Rule(Rules {
         field,
