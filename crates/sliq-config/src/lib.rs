@@ -67,6 +67,10 @@ pub fn parse(
                 message.replace_range(cut..cut + suffix.len(), "");
             }
         }
+        if let Some(hint) = missing_field_hint(&message) {
+            message.push_str("; ");
+            message.push_str(hint);
+        }
         ConfigError {
             origin: origin.to_owned(),
             line: location.as_ref().map(|l| l.line()),
@@ -81,6 +85,27 @@ pub fn parse(
         message: format!("{}: {message}", key.path),
     })?;
     Ok(spec)
+}
+
+/// What to write for a required key the spec lacks (serde says only "missing field `x`").
+fn missing_field_hint(message: &str) -> Option<&'static str> {
+    let field = message.split_once("missing field `")?.1.split_once('`')?.0;
+    Some(match field {
+        "brokers" => {
+            "write brokers: host:port[,host:port] under source.kafka, e.g. brokers: 127.0.0.1:9092"
+        }
+        "topics" => "write the topics to consume under source.kafka, e.g. topics: [ai-logs]",
+        "dead_letter_topic" => {
+            "write where refused records go under source.kafka, e.g. dead_letter_topic: ai-logs-dlq"
+        }
+        "kafka" => "write kafka: under source:, with brokers, topics and dead_letter_topic",
+        "source" => {
+            "write a source: section, e.g. source: {kafka: {brokers: 127.0.0.1:9092, topics: \
+             [ai-logs], dead_letter_topic: ai-logs-dlq}}"
+        }
+        "slos" => "write slos: with at least one SLO (name, objective, sli)",
+        _ => return None,
+    })
 }
 
 /// Where a whole-spec check points: a key path for the message, and text to find its line by.

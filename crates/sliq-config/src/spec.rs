@@ -61,7 +61,8 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSpec {
-    /// Bootstrap servers, comma-separated `host:port`.
+    /// Bootstrap servers, comma-separated `host:port`; empty entries are refused.
+    #[serde(deserialize_with = "brokers")]
     pub brokers: String,
     pub topics: Vec<String>,
     #[serde(default = "default_group")]
@@ -162,6 +163,10 @@ pub struct WindowsSpec {
     pub max_out_of_orderness: Span,
     /// A partition silent this long (wall clock) stops holding the watermark back.
     pub idle_partition_after: Span,
+    /// How far ahead of this machine's clock an event time may be before it is refused
+    /// (`future_timestamp`): one such event would drag its partition's watermark into the future
+    /// and make every correct event after it late. Positive, at most 1d.
+    pub max_future_skew: Span,
 }
 
 impl Default for WindowsSpec {
@@ -171,6 +176,7 @@ impl Default for WindowsSpec {
             allowed_lateness: Span(Duration::from_secs(30)),
             max_out_of_orderness: Span(Duration::from_secs(5)),
             idle_partition_after: Span(Duration::from_secs(30)),
+            max_future_skew: Span(Duration::from_secs(300)),
         }
     }
 }
@@ -183,6 +189,44 @@ impl WindowsSpec {
             max_out_of_orderness_ms: self.max_out_of_orderness.millis(),
         }
     }
+
+    /// `windows.max_future_skew` in ms, for [`sliq_core::check_future_skew`].
+    pub fn max_future_skew_ms(&self) -> i64 {
+        self.max_future_skew.millis()
+    }
+}
+
+/// The longest `windows.max_future_skew` accepted.
+pub const MAX_FUTURE_SKEW_LIMIT: Duration = Duration::from_secs(86_400);
+
+fn brokers<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bootstrap servers as host:port[,host:port]")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<String, E> {
+            const FIX: &str = "write host:port[,host:port], e.g. 127.0.0.1:9092";
+            if s.trim().is_empty() {
+                return Err(E::custom(format!("brokers is empty; {FIX}")));
+            }
+            if s.split(',').any(|b| b.trim().is_empty()) {
+                return Err(E::custom(format!(
+                    "{s:?} has an empty entry between commas; {FIX}"
+                )));
+            }
+            Ok(s.to_owned())
+        }
+        // `brokers:` with nothing after it (e.g. an empty `${BROKERS:-}`) is YAML null.
+        fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+            self.visit_str("")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<String, E> {
+            self.visit_str("")
+        }
+    }
+    d.deserialize_any(Visitor)
 }
 
 /// Where metrics go.
@@ -398,7 +442,13 @@ impl PipelineSpec {
         if k.topics.is_empty() {
             return Err((
                 key("source.kafka.topics", Some("topics")),
-                "list at least one topic to consume".into(),
+                "list at least one topic to consume, e.g. topics: [ai-logs]".into(),
+            ));
+        }
+        if let Some(i) = k.topics.iter().position(|t| t.trim().is_empty()) {
+            return Err((
+                key(&format!("source.kafka.topics[{i}]"), Some("topics")),
+                "a topic name is empty; write the topic's name, e.g. topics: [ai-logs]".into(),
             ));
         }
         if k.topics.contains(&k.dead_letter_topic) {
@@ -414,6 +464,17 @@ impl PipelineSpec {
             return Err((
                 key("windows.size", Some("size:")),
                 "window size must be positive, e.g. 1m".into(),
+            ));
+        }
+        let skew = self.windows.max_future_skew.0;
+        if skew.as_millis() == 0 || skew > MAX_FUTURE_SKEW_LIMIT {
+            return Err((
+                key("windows.max_future_skew", Some("max_future_skew:")),
+                format!(
+                    "{} is outside (0, 1d]; write a small positive span such as 5m (how far \
+                     ahead of this machine's clock an event time may be)",
+                    humantime::format_duration(skew)
+                ),
             ));
         }
         crate::slo_spec::check_slos(&self.slos)?;

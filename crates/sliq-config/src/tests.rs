@@ -439,3 +439,76 @@ fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
         "{e}"
     );
 }
+
+#[test]
+fn max_future_skew_defaults_to_5m_and_is_bounded() {
+    let spec = parse(MINIMAL, "spec.yaml", no_env).unwrap();
+    assert_eq!(spec.windows.max_future_skew_ms(), 300_000);
+    let spec = parse(
+        &format!("{MINIMAL}windows:\n  max_future_skew: 90s\n"),
+        "s",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(spec.windows.max_future_skew_ms(), 90_000);
+    let spec = parse(
+        &format!("{MINIMAL}windows:\n  max_future_skew: 1d\n"),
+        "s",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        spec.windows.max_future_skew_ms(),
+        86_400_000,
+        "1d is allowed"
+    );
+    for bad in ["0s", "1d 1s", "30d"] {
+        let e = err(&format!("{MINIMAL}windows:\n  max_future_skew: {bad}\n"));
+        assert_eq!(e.line, Some(12), "{e}");
+        assert!(
+            e.message.contains("windows.max_future_skew") && e.message.contains("such as 5m"),
+            "{e}"
+        );
+    }
+    let e = err(&format!("{MINIMAL}windows:\n  max_future_skew: soon\n"));
+    assert_eq!(e.line, Some(12), "{e}");
+    assert!(e.message.contains("write e.g. 500ms"), "{e}");
+}
+
+#[test]
+fn empty_brokers_and_topics_say_what_to_write() {
+    for brokers in ["\"\"", "\"  \"", "", "a:1,,b:2"] {
+        let e = err(&MINIMAL.replace("localhost:9092", brokers));
+        assert_eq!(e.line, Some(3), "{brokers}: {e}");
+        assert!(
+            e.message.contains("source.kafka.brokers")
+                && e.message
+                    .contains("write host:port[,host:port], e.g. 127.0.0.1:9092"),
+            "{brokers}: {e}"
+        );
+    }
+    let e = err(&MINIMAL.replace("[logs]", "[]"));
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(e.message.contains("e.g. topics: [ai-logs]"), "{e}");
+    let e = err(&MINIMAL.replace("[logs]", "[logs, \" \"]"));
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(
+        e.message.contains("source.kafka.topics[1]") && e.message.contains("empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_required_keys_say_what_to_write() {
+    let e = err(&MINIMAL.replace("    brokers: localhost:9092\n", ""));
+    assert!(
+        e.message.contains("missing field `brokers`")
+            && e.message.contains("e.g. brokers: 127.0.0.1:9092"),
+        "{e}"
+    );
+    assert!(e.line.is_some(), "{e}");
+    let e = err(&MINIMAL.replace("    topics: [logs]\n", ""));
+    assert!(e.message.contains("e.g. topics: [ai-logs]"), "{e}");
+    let e = err(&MINIMAL.replace("    dead_letter_topic: logs-dlq\n", ""));
+    assert!(e.message.contains("dead_letter_topic: ai-logs-dlq"), "{e}");
+}
