@@ -559,3 +559,42 @@ fn tombstone_and_far_future_records_get_their_codes() {
         "tests": {"passed": 18446744073709551615, "failed": 1}}"#;
     assert_eq!(rig.process(ok), Ok(Admission::Counted));
 }
+
+/// The price of refusing duplicate keys, against serde_json's own `Value` parse. Run with
+/// `cargo test --release -p sliq-core --test bad_input -- --ignored --nocapture parse_cost`.
+#[test]
+#[ignore = "a measurement, not a check"]
+#[allow(clippy::print_stderr)]
+fn parse_cost() {
+    use std::time::Instant;
+    let full = br#"{"id":"r1","ts":"2026-11-22T10:00:01.250Z","service":"chat","operation":"answer","model":"m-large","labels":{"tier":"gold","region":null},"request":{"text":"hi there, what is the weather like tomorrow in the city of Lyon?","tokens":13},"response":{"text":"Tomorrow in Lyon: sunny, 14 to 21 degrees, light wind from the north.","tokens":18,"finish_reason":"stop"},"latency_ms":812.5,"ttft_ms":120,"evals":{"faithfulness":0.91,"relevance":0.88,"tone":{"score":0.5,"label":"neutral"}},"flags":{"hallucination":false,"toxicity":false},"tests":{"passed":9,"failed":1},"features":{"prompt_len":42,"response_len":70}}"#;
+    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let n = 200_000;
+    let best = |f: &dyn Fn() -> usize| {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let mut sink = 0;
+                for _ in 0..n {
+                    sink += f();
+                }
+                assert!(sink > 0);
+                t.elapsed().as_nanos() as f64 / n as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let theirs = best(&|| {
+        serde_json::from_slice::<serde_json::Value>(std::hint::black_box(full))
+            .map_or(0, |v| v.as_object().map_or(0, |o| o.len()))
+    });
+    let ours = best(&|| {
+        decoder
+            .parse(std::hint::black_box(full))
+            .map_or(0, |v| v.as_object().map_or(0, |o| o.len()))
+    });
+    eprintln!(
+        "{} bytes: serde_json {theirs:.0} ns, Decoder::parse {ours:.0} ns ({:+.1}%)",
+        full.len(),
+        (ours / theirs - 1.0) * 100.0
+    );
+}
