@@ -748,6 +748,8 @@ mod tests {
             ),
             (br#"{"list": [0, {"k": 1, "k": 2}]}"#, "/list/1/k"),
             (br#"{"m": {"a/b~": 1, "a/b~": 2}}"#, "/m/a~1b~0"),
+            // Escapes are decoded before keys are compared: "\u0061" is "a".
+            (br#"{"a": 1, "\u0061": 2}"#, "/a"),
             // The duplicate is refused even if the record would be refused for another reason.
             (br#"{"ts": 1, "ts": 2}"#, "/ts"),
         ] {
@@ -788,6 +790,14 @@ mod tests {
             Err("not_json"),
             "trailing data after the object"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_not_json_not_a_stack_overflow() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let r = decoder().parse(deep.as_bytes()).expect_err("too deep");
+        assert_eq!(r.code(), "not_json");
+        assert!(r.to_string().contains("recursion limit exceeded"), "{r}");
     }
 
     #[test]
