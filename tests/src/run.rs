@@ -44,7 +44,7 @@ archive:
   max_rows: 20000
   max_age: 5s
 state:
-  dir: {state}
+  dir: ${{SLIQ_TEST_STATE:-{state}}}
 ",
         brokers = broker.bootstrap(),
         archive = archive.display(),
@@ -63,13 +63,18 @@ pub fn gen_config(seed: u64) -> GenConfig {
     }
 }
 
-/// Starts `sliq run` on a spec; `extra` adds arguments (e.g. `--exit-on-idle 6s`).
+/// Starts `sliq run` on a spec; `extra` adds arguments (e.g. `--exit-on-idle 6s`). Each instance
+/// gets its own state folder beside the spec (`state-<instance>`): one process per `state.dir`.
 pub async fn start_sliq(spec_path: &Path, instance: &str, extra: &[&str]) -> tokio::process::Child {
     tokio::process::Command::new(crate::sliq_binary())
         .args(["run", "--config"])
         .arg(spec_path)
         .args(["--instance-id", instance])
         .args(extra)
+        .env(
+            "SLIQ_TEST_STATE",
+            spec_path.with_file_name(format!("state-{instance}")),
+        )
         .env("SLIQ_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)

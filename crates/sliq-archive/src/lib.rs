@@ -5,11 +5,14 @@
 //! partitioned by the event's UTC time, zstd compressed. Each (topic, partition, hour) has at most
 //! one open file; a file closes by row count, by age, or when asked.
 //!
-//! Durability: a file is written under a hidden `.…inprogress` name, fsynced, renamed to its final
-//! name, and its folder fsynced, so a reader never sees half a file and a crash never leaves a
-//! final-named file that is incomplete. Kafka offsets are committed only below
-//! [`Archive::open_floor`], so whatever sat in an unfinished file is read again after a crash
-//! (and its stale `inprogress` file is removed at start).
+//! Durability, in two phases (Flink's and Arroyo's two-phase commit of files): a file that closes is
+//! written under a hidden `.…inprogress` name and fsynced: it is *pending*. The pipeline lists the
+//! pending files in its checkpoint, and only once the checkpoint is durable are they *published*
+//! ([`Archive::publish_pending`]: renamed to their final names, folder fsynced). So every
+//! final-named file is listed in a checkpoint, a reader never sees half a file, and at start
+//! ([`Archive::new`]) the pending files of the checkpoint being resumed are published while every
+//! other unfinished file is removed: their records are replayed. Kafka offsets are committed only
+//! below [`Archive::open_floor`].
 
 mod columns;
 pub mod reader;
@@ -57,7 +60,7 @@ pub struct SourcePosition<'a> {
     pub offset: i64,
 }
 
-/// A file made durable.
+/// A file written and fsynced (pending until published).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedFile {
     pub path: PathBuf,
@@ -66,6 +69,20 @@ pub struct ClosedFile {
     pub first_offset: i64,
     pub last_offset: i64,
     pub rows: usize,
+    /// Event hour of its rows: ms since the epoch / 3 600 000.
+    pub hour: i64,
+}
+
+impl ClosedFile {
+    fn temp_path(&self) -> PathBuf {
+        temp_name(&self.path)
+    }
+}
+
+/// The hidden name a file is written under before it is published.
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.inprogress"))
 }
 
 /// Why the archive could not write.
@@ -119,15 +136,25 @@ pub struct Archive {
     /// Few files are open at once (partitions × hours), so a list scanned without allocating
     /// beats a map keyed by owned strings.
     open: Vec<(FileKey, OpenFile)>,
+    /// Written and fsynced, published after the next checkpoint.
+    pending: Vec<ClosedFile>,
 }
 
 const HOUR_MS: i64 = 3_600_000;
 
 impl Archive {
-    /// Creates the folder and removes unfinished files a crash left behind.
-    pub fn new(config: ArchiveConfig) -> Result<Self, ArchiveError> {
+    /// Creates the folder, publishes the files a resumed checkpoint listed as pending (`resumed`,
+    /// by final path: a crash may have come before their rename), and removes every other
+    /// unfinished file a crash left behind (their records are read again).
+    pub fn new(config: ArchiveConfig, resumed: &[PathBuf]) -> Result<Self, ArchiveError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(io("create archive directory", &config.dir))?;
+        for path in resumed {
+            let temp = temp_name(path);
+            if !path.exists() && temp.exists() {
+                publish(&temp, path)?;
+            }
+        }
         remove_stale(&config.dir)?;
         let level = ZstdLevel::try_new(config.zstd_level)
             .map_err(|_| ArchiveError::ZstdLevel(config.zstd_level))?;
@@ -138,10 +165,11 @@ impl Archive {
             config,
             properties,
             open: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
-    /// Adds one record; returns the file this row filled up, if it closed.
+    /// Adds one record; returns the file this row filled up, if it closed (pending).
     pub fn append(
         &mut self,
         at: SourcePosition<'_>,
@@ -184,13 +212,13 @@ impl Archive {
         Ok(None)
     }
 
-    /// Closes files older than `max_age`.
+    /// Closes files older than `max_age` (pending).
     pub fn roll_due(&mut self, now: Instant) -> Result<Vec<ClosedFile>, ArchiveError> {
         let max_age = self.config.max_age;
         self.close_where(|f| now.duration_since(f.opened_at) >= max_age)
     }
 
-    /// Closes every open file.
+    /// Closes every open file (pending).
     pub fn close_all(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
         self.close_where(|_| true)
     }
@@ -211,13 +239,41 @@ impl Archive {
         Ok(closed)
     }
 
-    /// The lowest offset of (topic, partition) in a file not yet durable.
+    /// The lowest offset of (topic, partition) in a file not yet published: what a Kafka commit
+    /// must stay below.
     pub fn open_floor(&self, topic: &str, partition: i32) -> Option<i64> {
+        let pending = self
+            .pending
+            .iter()
+            .filter(|f| f.partition == partition && f.topic == topic)
+            .map(|f| f.first_offset);
+        self.unwritten_floor(topic, partition)
+            .into_iter()
+            .chain(pending)
+            .min()
+    }
+
+    /// The lowest offset of (topic, partition) still only in memory: a checkpoint lists the pending
+    /// files, so a resumed run re-archives from here.
+    pub fn unwritten_floor(&self, topic: &str, partition: i32) -> Option<i64> {
         self.open
             .iter()
             .filter(|(k, _)| k.partition == partition && k.topic == topic)
             .map(|(_, f)| f.first_offset)
             .min()
+    }
+
+    /// Files written and fsynced but not yet published.
+    pub fn pending(&self) -> &[ClosedFile] {
+        &self.pending
+    }
+
+    /// Publishes every pending file: call once a checkpoint listing them is durable.
+    pub fn publish_pending(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
+        for file in &self.pending {
+            publish(&file.temp_path(), &file.path)?;
+        }
+        Ok(std::mem::take(&mut self.pending))
     }
 
     fn close(&mut self, index: usize) -> Result<ClosedFile, ArchiveError> {
@@ -233,19 +289,20 @@ impl Archive {
             "{}.p{}.o{:020}-{:020}.parquet",
             key.topic, key.partition, file.first_offset, file.last_offset
         );
-        let temp = folder.join(format!(".{name}.inprogress"));
         let path = folder.join(&name);
         let batch = file.columns.finish();
-        self.write(&temp, &batch)?;
-        publish(&temp, &path)?;
-        Ok(ClosedFile {
+        self.write(&temp_name(&path), &batch)?;
+        let closed = ClosedFile {
             path,
             topic: key.topic,
             partition: key.partition,
             first_offset: file.first_offset,
             last_offset: file.last_offset,
             rows: file.rows,
-        })
+            hour: key.hour,
+        };
+        self.pending.push(closed.clone());
+        Ok(closed)
     }
 
     fn write(&self, temp: &Path, batch: &RecordBatch) -> Result<(), ArchiveError> {

@@ -2,10 +2,13 @@
 //! does not reset a 30-day budget. Parquet, so it is queryable like the archive.
 //!
 //! Each instance owns the files named after its `service.instance.id` in the state folder:
-//! `rollups-<instance>-<seq>.parquet`. A checkpoint appends a small file of the minutes it added
-//! (`kind = add`); now and then the instance writes a full snapshot (`kind = minute | hour`) and
-//! deletes its older files. Loading takes the newest snapshot and the appends after it, in order.
-//! Files are written under a temporary name, fsynced and renamed, like the archive's.
+//! `rollups-<instance>-<seq>.parquet`, where `seq` is the pipeline checkpoint the file belongs to.
+//! A checkpoint appends a small file of the minutes it added (`kind = add`); now and then the
+//! instance writes a full snapshot (`kind = minute | hour`), and the files it supersedes are deleted
+//! once a later checkpoint is durable. Loading a checkpoint's state first removes files newer than
+//! it (their windows are closed again by the replay), then takes the newest snapshot and the appends
+//! after it, in order. Files are written under a temporary name, fsynced and renamed, like the
+//! archive's.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -69,16 +72,22 @@ pub struct RollupRow {
 pub struct RollupStore {
     dir: PathBuf,
     instance: String,
-    next_seq: u64,
     files: Vec<(u64, PathBuf)>,
+    /// Files a snapshot replaced: deleted once a checkpoint at or after the snapshot is durable.
+    superseded: Vec<(u64, PathBuf)>,
 }
 
 /// Appends after which the next write is a snapshot.
 const APPENDS_PER_SNAPSHOT: usize = 120;
 
 impl RollupStore {
-    /// Opens the state folder and loads this instance's rows, in the order they must be applied.
-    pub fn open(dir: &Path, instance: &str) -> Result<(RollupStore, Vec<RollupRow>), ArchiveError> {
+    /// Opens the state folder and loads this instance's rows as of checkpoint `resumed` (all of
+    /// them without one), in the order they must be applied.
+    pub fn open(
+        dir: &Path,
+        instance: &str,
+        resumed: Option<u64>,
+    ) -> Result<(RollupStore, Vec<RollupRow>), ArchiveError> {
         std::fs::create_dir_all(dir).map_err(io("create state directory", dir))?;
         let prefix = format!("rollups-{instance}-");
         let mut files: Vec<(u64, PathBuf)> = Vec::new();
@@ -95,7 +104,12 @@ impl RollupStore {
                 .and_then(|r| r.strip_suffix(".parquet"))
                 .and_then(|r| r.parse::<u64>().ok())
             {
-                files.push((seq, path));
+                if resumed.is_some_and(|r| seq > r) {
+                    std::fs::remove_file(&path)
+                        .map_err(io("remove rolled-back rollup file", &path))?;
+                } else {
+                    files.push((seq, path));
+                }
             }
         }
         files.sort();
@@ -110,14 +124,13 @@ impl RollupStore {
             }
             rows.extend(file_rows);
         }
-        let files = files.split_off(first_kept);
-        let next_seq = files.last().map_or(0, |(s, _)| s + 1);
+        let kept = files.split_off(first_kept);
         Ok((
             RollupStore {
                 dir: dir.to_path_buf(),
                 instance: instance.to_owned(),
-                next_seq,
-                files,
+                files: kept,
+                superseded: files,
             },
             rows,
         ))
@@ -128,29 +141,41 @@ impl RollupStore {
         self.files.len() >= APPENDS_PER_SNAPSHOT
     }
 
-    /// Persists rows added by a checkpoint.
-    pub fn append(&mut self, rows: &[RollupRow]) -> Result<(), ArchiveError> {
+    /// Persists rows added by checkpoint `seq` (at most one write per checkpoint).
+    pub fn append(&mut self, rows: &[RollupRow], seq: u64) -> Result<(), ArchiveError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let path = self.write(rows)?;
-        self.files.push((self.next_seq - 1, path));
+        let path = self.write(rows, seq)?;
+        self.files.push((seq, path));
         Ok(())
     }
 
-    /// Persists a full snapshot and deletes this instance's older files.
-    pub fn snapshot(&mut self, rows: &[RollupRow]) -> Result<(), ArchiveError> {
-        let path = self.write(rows)?;
-        for (_, old) in self.files.drain(..) {
+    /// Persists a full snapshot as checkpoint `seq`; the files it replaces go once a checkpoint
+    /// at or after `seq` is durable ([`RollupStore::checkpointed`]).
+    pub fn snapshot(&mut self, rows: &[RollupRow], seq: u64) -> Result<(), ArchiveError> {
+        let path = self.write(rows, seq)?;
+        self.superseded.append(&mut self.files);
+        self.files.push((seq, path));
+        Ok(())
+    }
+
+    /// Checkpoint `seq` is durable: files superseded by a snapshot it covers can go.
+    pub fn checkpointed(&mut self, seq: u64) -> Result<(), ArchiveError> {
+        let Some(snapshot) = self.files.first().map(|(s, _)| *s) else {
+            return Ok(());
+        };
+        if snapshot > seq {
+            return Ok(());
+        }
+        for (_, old) in self.superseded.drain(..) {
             std::fs::remove_file(&old).map_err(io("remove old rollup file", &old))?;
         }
-        self.files.push((self.next_seq - 1, path));
         Ok(())
     }
 
-    fn write(&mut self, rows: &[RollupRow]) -> Result<PathBuf, ArchiveError> {
-        let name = format!("rollups-{}-{:012}.parquet", self.instance, self.next_seq);
-        self.next_seq += 1;
+    fn write(&mut self, rows: &[RollupRow], seq: u64) -> Result<PathBuf, ArchiveError> {
+        let name = format!("rollups-{}-{seq:012}.parquet", self.instance);
         let path = self.dir.join(&name);
         let temp = self.dir.join(format!(".{name}.inprogress"));
         let batch = to_batch(rows);
@@ -289,16 +314,19 @@ mod tests {
     #[test]
     fn appends_load_in_order_and_a_snapshot_replaces_what_came_before() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut store, rows) = RollupStore::open(dir.path(), "i-1").unwrap();
+        let (mut store, rows) = RollupStore::open(dir.path(), "i-1", None).unwrap();
         assert!(rows.is_empty());
-        store.append(&[row(RollupKind::Add, 60_000, 5)]).unwrap();
+        store.append(&[row(RollupKind::Add, 60_000, 5)], 1).unwrap();
         store
-            .append(&[
-                row(RollupKind::Add, 120_000, 6),
-                row(RollupKind::Add, 180_000, 7),
-            ])
+            .append(
+                &[
+                    row(RollupKind::Add, 120_000, 6),
+                    row(RollupKind::Add, 180_000, 7),
+                ],
+                2,
+            )
             .unwrap();
-        let (_, rows) = RollupStore::open(dir.path(), "i-1").unwrap();
+        let (_, rows) = RollupStore::open(dir.path(), "i-1", Some(2)).unwrap();
         assert_eq!(
             rows,
             vec![
@@ -308,19 +336,42 @@ mod tests {
             ]
         );
         // Another instance's files are not ours.
-        let (other, rows) = RollupStore::open(dir.path(), "i-10").unwrap();
+        let (other, rows) = RollupStore::open(dir.path(), "i-10", None).unwrap();
         assert!(rows.is_empty());
         drop(other);
 
-        let (mut store, _) = RollupStore::open(dir.path(), "i-1").unwrap();
+        let (mut store, _) = RollupStore::open(dir.path(), "i-1", Some(2)).unwrap();
         store
-            .snapshot(&[
-                row(RollupKind::Minute, 60_000, 18),
-                row(RollupKind::Hour, 0, 18),
-            ])
+            .snapshot(
+                &[
+                    row(RollupKind::Minute, 60_000, 18),
+                    row(RollupKind::Hour, 0, 18),
+                ],
+                3,
+            )
             .unwrap();
-        store.append(&[row(RollupKind::Add, 240_000, 8)]).unwrap();
-        let (_, rows) = RollupStore::open(dir.path(), "i-1").unwrap();
+        store
+            .append(&[row(RollupKind::Add, 240_000, 8)], 4)
+            .unwrap();
+        // Checkpoint 3 (the snapshot's) was never written: resuming checkpoint 2 rolls the
+        // snapshot and the append after it back, and the superseded files are still there.
+        let (mut store, rows) = RollupStore::open(dir.path(), "i-1", Some(2)).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        store
+            .snapshot(
+                &[
+                    row(RollupKind::Minute, 60_000, 18),
+                    row(RollupKind::Hour, 0, 18),
+                ],
+                3,
+            )
+            .unwrap();
+        store
+            .append(&[row(RollupKind::Add, 240_000, 8)], 4)
+            .unwrap();
+        store.checkpointed(4).unwrap();
+        let (_, rows) = RollupStore::open(dir.path(), "i-1", Some(4)).unwrap();
         assert_eq!(
             rows,
             vec![
@@ -330,6 +381,9 @@ mod tests {
             ]
         );
         let files = std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(files, 2, "the snapshot deleted the three older files");
+        assert_eq!(
+            files, 2,
+            "once checkpoint 4 was durable the snapshot's two older files went"
+        );
     }
 }

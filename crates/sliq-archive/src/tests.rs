@@ -48,11 +48,12 @@ fn read(path: &Path) -> RecordBatch {
 #[test]
 fn rows_round_trip_with_every_column() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Archive::new(config(dir.path(), 100)).unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
     let now = Instant::now();
     let raw = record("r1", "2026-01-01T10:15:00.250Z");
     append(&mut a, 7, &raw, now);
     let files = a.close_all().unwrap();
+    a.publish_pending().unwrap();
     assert_eq!(files.len(), 1);
     let f = &files[0];
     assert_eq!(
@@ -120,7 +121,7 @@ fn rows_round_trip_with_every_column() {
 #[test]
 fn rolls_by_rows_and_names_offset_ranges() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Archive::new(config(dir.path(), 3)).unwrap();
+    let mut a = Archive::new(config(dir.path(), 3), &[]).unwrap();
     let now = Instant::now();
     let mut closed = Vec::new();
     for off in 10..17 {
@@ -131,9 +132,12 @@ fn rolls_by_rows_and_names_offset_ranges() {
             now,
         ));
     }
-    assert_eq!(a.open_floor("logs", 2), Some(16));
+    // Two full files are pending (written, not yet published): they still hold commits back.
+    assert_eq!(a.open_floor("logs", 2), Some(10));
+    assert_eq!(a.unwritten_floor("logs", 2), Some(16));
     assert_eq!(a.open_floor("logs", 1), None);
     closed.extend(a.close_all().unwrap());
+    a.publish_pending().unwrap();
     let ranges: Vec<(i64, i64, usize)> = closed
         .iter()
         .map(|f| (f.first_offset, f.last_offset, f.rows))
@@ -147,7 +151,7 @@ fn rolls_by_rows_and_names_offset_ranges() {
 #[test]
 fn hours_go_to_their_own_folders_and_age_rolls() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Archive::new(config(dir.path(), 100)).unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
     let t0 = Instant::now();
     append(&mut a, 1, &record("a", "2026-01-01T10:59:59Z"), t0);
     append(
@@ -165,8 +169,10 @@ fn hours_go_to_their_own_folders_and_age_rolls() {
             .to_string_lossy()
             .contains("date=2026-01-01/hour=10/")
     );
-    assert_eq!(a.open_floor("logs", 2), Some(2));
+    assert_eq!(a.unwritten_floor("logs", 2), Some(2));
+    assert_eq!(a.open_floor("logs", 2), Some(1));
     let rest = a.close_all().unwrap();
+    a.publish_pending().unwrap();
     assert!(rest[0].path.to_string_lossy().contains("hour=11/"));
 }
 
@@ -176,7 +182,7 @@ fn no_unfinished_files_remain_and_stale_ones_are_removed() {
     let hour = dir.path().join("date=2026-01-01/hour=10");
     std::fs::create_dir_all(&hour).unwrap();
     std::fs::write(hour.join(".logs.p0.o1-2.parquet.inprogress"), b"half").unwrap();
-    let mut a = Archive::new(config(dir.path(), 100)).unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
     assert!(!hour.join(".logs.p0.o1-2.parquet.inprogress").exists());
     append(
         &mut a,
@@ -185,6 +191,7 @@ fn no_unfinished_files_remain_and_stale_ones_are_removed() {
         Instant::now(),
     );
     a.close_all().unwrap();
+    a.publish_pending().unwrap();
     let names: Vec<String> = std::fs::read_dir(&hour)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -198,10 +205,60 @@ fn no_unfinished_files_remain_and_stale_ones_are_removed() {
 
 #[test]
 fn unwritable_directory_error_names_the_path() {
-    let e = Archive::new(config(Path::new("/proc/sliq-cannot-be-here"), 1)).unwrap_err();
+    let e = Archive::new(config(Path::new("/proc/sliq-cannot-be-here"), 1), &[]).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains("/proc/sliq-cannot-be-here") && text.contains("archive.dir"),
         "{text}"
     );
+}
+
+#[test]
+fn files_are_published_only_after_the_checkpoint_and_resumed_ones_are_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    append(
+        &mut a,
+        5,
+        &record("a", "2026-01-01T10:00:00Z"),
+        Instant::now(),
+    );
+    append(
+        &mut a,
+        6,
+        &record("b", "2026-01-01T10:00:01Z"),
+        Instant::now(),
+    );
+    assert_eq!(a.unwritten_floor("logs", 2), Some(5));
+    let closed = a.close_all().unwrap();
+    let path = closed[0].path.clone();
+    // Pending: fsynced under the hidden name, invisible to readers, still holding commits back,
+    // but no longer only in memory.
+    assert!(!path.exists());
+    assert_eq!(a.open_floor("logs", 2), Some(5));
+    assert_eq!(a.unwritten_floor("logs", 2), None);
+    assert_eq!(a.pending().len(), 1);
+    // A crash now, resuming a checkpoint that listed the file: the restart publishes it.
+    drop(a);
+    let b = Archive::new(config(dir.path(), 100), std::slice::from_ref(&path)).unwrap();
+    assert!(path.exists());
+    assert_eq!(read(&path).num_rows(), 2);
+    assert_eq!(b.open_floor("logs", 2), None);
+    // A pending file no checkpoint listed is removed: its records are replayed.
+    let mut c = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    append(
+        &mut c,
+        7,
+        &record("c", "2026-01-01T11:00:00Z"),
+        Instant::now(),
+    );
+    let unlisted = c.close_all().unwrap()[0].path.clone();
+    drop(c);
+    Archive::new(config(dir.path(), 100), &[]).unwrap();
+    let hidden = unlisted.with_file_name(format!(
+        ".{}.inprogress",
+        unlisted.file_name().unwrap().to_str().unwrap()
+    ));
+    assert!(!unlisted.exists() && !hidden.exists());
+    assert!(path.exists());
 }

@@ -34,6 +34,14 @@ pub struct PipelineSpec {
     pub state: StateSpec,
     /// Drift detection; absent: no drift is tracked.
     pub drift: Option<DriftSpec>,
+    /// How long a stop (SIGTERM) may take: exports and dead letters still waiting then stay in
+    /// the checkpoint and their records are replayed by the next run.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Span,
+}
+
+fn default_shutdown_timeout() -> Span {
+    Span(Duration::from_secs(30))
 }
 
 /// Where budget state (the rollup table) is kept across restarts.
@@ -246,6 +254,9 @@ pub struct OtlpSpec {
     pub temporality: Temporality,
     pub timeout: Span,
     pub headers: BTreeMap<String, String>,
+    /// Closed windows not yet acknowledged by the collector are kept up to this many bytes
+    /// (encoded); past it the partitions are paused until the collector takes them.
+    pub max_backlog_bytes: u64,
 }
 
 impl Default for OtlpSpec {
@@ -256,6 +267,7 @@ impl Default for OtlpSpec {
             temporality: Temporality::Cumulative,
             timeout: Span(Duration::from_secs(10)),
             headers: BTreeMap::new(),
+            max_backlog_bytes: 64 << 20,
         }
     }
 }
@@ -475,6 +487,22 @@ impl PipelineSpec {
                      ahead of this machine's clock an event time may be)",
                     humantime::format_duration(skew)
                 ),
+            ));
+        }
+        if self.export.otlp.max_backlog_bytes < 1 << 20 {
+            return Err((
+                key("export.otlp.max_backlog_bytes", Some("max_backlog_bytes:")),
+                format!(
+                    "{} bytes is too small to hold one export; write at least 1048576 (1 MiB), \
+                     e.g. 67108864 (64 MiB, the default)",
+                    self.export.otlp.max_backlog_bytes
+                ),
+            ));
+        }
+        if self.shutdown_timeout.0.as_millis() == 0 {
+            return Err((
+                key("shutdown_timeout", Some("shutdown_timeout:")),
+                "a stop needs some time to export and commit; write e.g. 30s".into(),
             ));
         }
         crate::slo_spec::check_slos(&self.slos)?;

@@ -160,32 +160,48 @@ impl LatencySeries {
         let error_type =
             (event.status == Status::Error).then(|| event.error_type.unwrap_or("_OTHER"));
         let model = event.model.unwrap_or(crate::slo::UNKNOWN);
+        let id = self.id_of(event.service, event.operation, model, error_type);
+        Some((id, seconds))
+    }
+
+    /// The id of a series as a checkpoint stored it, interned when new.
+    pub fn intern(&mut self, key: &LatencyKey) -> u32 {
+        self.id_of(
+            &key.service,
+            &key.operation,
+            &key.model,
+            key.error_type.as_deref(),
+        )
+    }
+
+    fn id_of(
+        &mut self,
+        service: &str,
+        operation: &str,
+        model: &str,
+        error_type: Option<&str>,
+    ) -> u32 {
         // A reused buffer holds the lookup key: allocation only for a new series. Each part is
         // prefixed with its length, so no value can imitate a separator.
         self.scratch.clear();
-        for part in [
-            event.service,
-            event.operation,
-            model,
-            error_type.unwrap_or(""),
-        ] {
+        for part in [service, operation, model, error_type.unwrap_or("")] {
             let _ = write!(self.scratch, "{}:{part}", part.len());
         }
         self.scratch
             .push(if error_type.is_some() { 'e' } else { 'o' });
         if let Some(id) = self.ids.get(self.scratch.as_str()) {
-            return Some((*id, seconds));
+            return *id;
         }
         let key = LatencyKey {
-            service: event.service.into(),
-            operation: event.operation.into(),
+            service: service.into(),
+            operation: operation.into(),
             model: model.into(),
             error_type: error_type.map(Into::into),
         };
         let id = self.keys.len() as u32;
         self.ids.insert(Box::from(self.scratch.as_str()), id);
         self.keys.push(key);
-        Some((id, seconds))
+        id
     }
 
     pub fn key(&self, id: u32) -> &LatencyKey {

@@ -27,4 +27,7 @@ pub use sli::{
 pub use slo::{
     DEFAULT_MAX_SERIES, Deferred, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo,
 };
-pub use window::{Admission, SeriesCount, SourceId, WindowConfig, WindowCounts, Windows};
+pub use window::{
+    Admission, SeriesCount, SourceId, SourceSnapshot, WindowConfig, WindowCounts, WindowPart,
+    Windows,
+};

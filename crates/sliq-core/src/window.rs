@@ -4,12 +4,19 @@
 //! a partition that lags holds every window open, so a backlog on one partition never turns its
 //! events late. A source the runtime declares idle stops holding the watermark back.
 //!
-//! A window `[start, end)` closes once `watermark >= end + allowed_lateness`; an event whose window has
-//! closed is *late*: not counted (its window's points are already out), but reported so.
+//! A window `[start, end)` closes once `watermark >= end + allowed_lateness`. An event whose window
+//! has closed is *late* only if its own source had passed that window too (the source's newest
+//! event time minus the out-of-orderness reaches `end + allowed_lateness`): lateness is a property
+//! of the data, not of which instance read it when. An event of a closed window that its source had
+//! not passed yet (a partition just taken over, or read again after a crash) *reopens* the window:
+//! it is counted there and the window is handed out again at the next [`Windows::close_ready`].
 //!
-//! Each open window also remembers, per source, the lowest offset that contributed to it (a *hold*):
-//! the runtime must not commit a source's offsets at or past its lowest hold, because those events'
-//! counts are not exported yet.
+//! Each open window keeps one *part* per source: that source's counts, histograms, waiting verdicts
+//! and drift sketches, and the lowest offset that contributed (its *hold*). The runtime must not
+//! commit a source's offsets at or past its lowest hold, because those events' counts are not
+//! exported yet; and a source's parts are what a checkpoint stores for it
+//! ([`Windows::source_snapshot`]), so they can be restored, or handed out alone when the source
+//! leaves ([`Windows::drain_source`]).
 
 use std::collections::BTreeMap;
 
@@ -61,16 +68,108 @@ pub struct WindowCounts {
     /// Drift sketches by drift series (closed windows only: a partial drain leaves them in the
     /// window, since drift is judged on the whole window).
     pub drift: Vec<(u32, Sketch)>,
+    /// Per source, the lowest offset counted here: offsets from it on may not be committed until
+    /// these counts are exported.
+    pub holds: Vec<(SourceId, i64)>,
 }
 
-#[derive(Debug, Default)]
-struct OpenWindow {
+/// One source's share of an open window, as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowPart {
+    pub start_ms: i64,
+    /// The lowest offset of the source counted in this window.
+    pub hold: i64,
+    pub counts: Vec<SeriesCount>,
+    pub latencies: Vec<(u32, ExpHistogram)>,
+    pub deferred: Vec<Deferred>,
+    pub drift: Vec<(u32, Sketch)>,
+}
+
+/// What the windows know of one source: its newest event time and its parts of open windows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SourceSnapshot {
+    pub newest_ts: Option<i64>,
+    pub parts: Vec<WindowPart>,
+}
+
+/// One source's share of an open window, dense by series id.
+#[derive(Debug)]
+struct Part {
+    source: SourceId,
+    hold: i64,
     /// Indexed by `SeriesId`: [good, bad].
     counts: Vec<[u64; 2]>,
     latencies: Vec<Option<ExpHistogram>>,
     deferred: Vec<Deferred>,
-    holds: Vec<(SourceId, i64)>,
     drift: Vec<Option<Sketch>>,
+}
+
+impl Part {
+    fn new(source: SourceId, hold: i64) -> Part {
+        Part {
+            source,
+            hold,
+            counts: Vec::new(),
+            latencies: Vec::new(),
+            deferred: Vec::new(),
+            drift: Vec::new(),
+        }
+    }
+
+    fn count(&mut self, series: SeriesId, good: u64, bad: u64) {
+        let i = series.0 as usize;
+        if self.counts.len() <= i {
+            self.counts.resize(i + 1, [0, 0]);
+        }
+        let slot = &mut self.counts[i];
+        slot[0] = slot[0].saturating_add(good);
+        slot[1] = slot[1].saturating_add(bad);
+    }
+
+    fn latency(&mut self, id: u32) -> &mut ExpHistogram {
+        let i = id as usize;
+        if self.latencies.len() <= i {
+            self.latencies.resize(i + 1, None);
+        }
+        self.latencies[i].get_or_insert_with(|| ExpHistogram::new(LATENCY_SCALE))
+    }
+
+    fn sketch(&mut self, series: u32, kind: crate::drift::FeatureKind) -> &mut Sketch {
+        let i = series as usize;
+        if self.drift.len() <= i {
+            self.drift.resize(i + 1, None);
+        }
+        self.drift[i].get_or_insert_with(|| Sketch::empty(kind))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.iter().all(|[g, b]| *g == 0 && *b == 0)
+            && self.latencies.iter().all(Option::is_none)
+            && self.deferred.is_empty()
+            && self.drift.iter().all(Option::is_none)
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpenWindow {
+    parts: Vec<Part>,
+    /// Drift sketches of sources that left (their counts were drained): drift is judged on the
+    /// whole window, so they stay until it closes.
+    kept_drift: Vec<Option<Sketch>>,
+}
+
+impl OpenWindow {
+    fn part(&mut self, source: SourceId, offset: i64) -> &mut Part {
+        let i = match self.parts.iter().position(|p| p.source == source) {
+            Some(i) => i,
+            None => {
+                // Offsets only grow within a source, so the first one seen is the window's lowest.
+                self.parts.push(Part::new(source, offset));
+                self.parts.len() - 1
+            }
+        };
+        &mut self.parts[i]
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,8 +203,14 @@ impl Windows {
         self.config
     }
 
+    /// The start of the window holding `ts_ms`.
+    fn window_start(&self, ts_ms: i64) -> i64 {
+        let size = self.config.size_ms;
+        ts_ms.div_euclid(size).saturating_mul(size)
+    }
+
     /// Counts one event's verdicts (and its latency, in seconds, into its latency series) into its
-    /// window, or refuses it as late.
+    /// window, or refuses it as late: its window closed, and its own source had passed it.
     pub fn add(
         &mut self,
         source: SourceId,
@@ -115,63 +220,55 @@ impl Windows {
         deferred: &[Deferred],
         latency: Option<(u32, f64)>,
     ) -> Admission {
+        let WindowConfig {
+            size_ms,
+            allowed_lateness_ms,
+            max_out_of_orderness_ms,
+        } = self.config;
+        let closed_before = self.closed_before;
+        let start = self.window_start(ts_ms);
+        let end = start.saturating_add(size_ms);
         let state = self.source_mut(source);
         state.live = true;
         state.idle = false;
-        state.newest_ts = Some(state.newest_ts.map_or(ts_ms, |t| t.max(ts_ms)));
-
-        let start = ts_ms
-            .div_euclid(self.config.size_ms)
-            .saturating_mul(self.config.size_ms);
-        if start.saturating_add(self.config.size_ms) <= self.closed_before {
+        let newest = state.newest_ts.map_or(ts_ms, |t| t.max(ts_ms));
+        state.newest_ts = Some(newest);
+        if end <= closed_before
+            && newest.saturating_sub(max_out_of_orderness_ms)
+                >= end.saturating_add(allowed_lateness_ms)
+        {
             return Admission::Late;
         }
-        let window = self.open.entry(start).or_default();
-        if !window.holds.iter().any(|(s, _)| *s == source) {
-            // Offsets only grow within a source, so the first one seen is the window's lowest.
-            window.holds.push((source, offset));
-        }
+        let part = self.open.entry(start).or_default().part(source, offset);
         for (series, verdict) in verdicts {
-            let i = series.0 as usize;
-            if window.counts.len() <= i {
-                window.counts.resize(i + 1, [0, 0]);
-            }
-            window.counts[i][0] = window.counts[i][0].saturating_add(verdict.good);
-            window.counts[i][1] = window.counts[i][1].saturating_add(verdict.bad);
+            part.count(*series, verdict.good, verdict.bad);
         }
-        window.deferred.extend_from_slice(deferred);
+        part.deferred.extend_from_slice(deferred);
         if let Some((id, seconds)) = latency {
-            let i = id as usize;
-            if window.latencies.len() <= i {
-                window.latencies.resize(i + 1, None);
-            }
-            window.latencies[i]
-                .get_or_insert_with(|| ExpHistogram::new(LATENCY_SCALE))
-                .record(seconds);
+            part.latency(id).record(seconds);
         }
         Admission::Counted
     }
 
     /// Adds an event's feature values to its window's drift sketches. Call after [`Windows::add`]
     /// counted the event (a late event's window is gone).
-    pub fn add_drift(&mut self, ts_ms: i64, observations: &[(u32, Observation<'_>)]) {
+    pub fn add_drift(
+        &mut self,
+        source: SourceId,
+        offset: i64,
+        ts_ms: i64,
+        observations: &[(u32, Observation<'_>)],
+    ) {
         if observations.is_empty() {
             return;
         }
-        let start = ts_ms
-            .div_euclid(self.config.size_ms)
-            .saturating_mul(self.config.size_ms);
+        let start = self.window_start(ts_ms);
         let Some(window) = self.open.get_mut(&start) else {
             return;
         };
+        let part = window.part(source, offset);
         for (series, value) in observations {
-            let i = *series as usize;
-            if window.drift.len() <= i {
-                window.drift.resize(i + 1, None);
-            }
-            window.drift[i]
-                .get_or_insert_with(|| Sketch::empty(value.kind()))
-                .record(value);
+            part.sketch(*series, value.kind()).record(value);
         }
     }
 
@@ -196,12 +293,15 @@ impl Windows {
         state.idle = false;
     }
 
-    /// Forgets a source that left this pipeline (a revoked partition). Drain first: its holds go too.
+    /// Forgets a source that left this pipeline (a revoked partition). Drain it first: whatever
+    /// it still has in open windows is dropped.
     pub fn remove_source(&mut self, source: SourceId) {
         *self.source_mut(source) = SourceState::default();
         for w in self.open.values_mut() {
-            w.holds.retain(|(s, _)| *s != source);
+            w.parts.retain(|p| p.source != source);
         }
+        self.open
+            .retain(|_, w| !w.parts.is_empty() || w.kept_drift.iter().any(Option::is_some));
     }
 
     /// The current watermark: `None` while a live, non-idle source has produced no event yet, or
@@ -215,27 +315,23 @@ impl Windows {
         newest.map(|t| t.saturating_sub(self.config.max_out_of_orderness_ms))
     }
 
-    /// Closes every window the watermark has passed by the allowed lateness, oldest first.
+    /// Closes every window the watermark has passed by the allowed lateness, oldest first, and
+    /// hands out again every window reopened since the last call.
     pub fn close_ready(&mut self) -> Vec<WindowCounts> {
-        let Some(watermark) = self.watermark() else {
+        let size = self.config.size_ms;
+        if let Some(watermark) = self.watermark() {
+            let frontier =
+                self.window_start(watermark.saturating_sub(self.config.allowed_lateness_ms));
+            self.closed_before = self.closed_before.max(frontier);
+        }
+        let Some(first_open) = self.closed_before.checked_sub(size - 1) else {
             return Vec::new();
         };
-        let size = self.config.size_ms;
-        let frontier = watermark
-            .saturating_sub(self.config.allowed_lateness_ms)
-            .div_euclid(size)
-            .saturating_mul(size);
-        if frontier <= self.closed_before {
-            return Vec::new();
-        }
-        self.closed_before = frontier;
-        let still_open = self
-            .open
-            .split_off(&frontier.saturating_sub(size).saturating_add(1));
+        let still_open = self.open.split_off(&first_open);
         let ready = std::mem::replace(&mut self.open, still_open);
         ready
             .into_iter()
-            .map(|(start, w)| emit(start, size, w, true))
+            .map(|(start, w)| emit(start, size, w.parts, w.kept_drift, true))
             .collect()
     }
 
@@ -247,40 +343,45 @@ impl Windows {
             self.closed_before = self.closed_before.max(last.saturating_add(size));
         }
         open.into_iter()
-            .map(|(start, w)| emit(start, size, w, true))
+            .map(|(start, w)| emit(start, size, w.parts, w.kept_drift, true))
             .collect()
     }
 
-    /// Hands out the counts of all open windows without closing them, and releases all holds:
-    /// the checkpoint before a partition moves to another instance. Later events still count into
-    /// those windows, and a later drain or close hands out only what came after.
-    pub fn drain_open(&mut self) -> Vec<WindowCounts> {
+    /// Hands out one source's counts in every open window without closing them, and releases its
+    /// holds: the checkpoint before its partition moves to another instance. Its drift sketches
+    /// stay, judged with the whole window when it closes.
+    pub fn drain_source(&mut self, source: SourceId) -> Vec<WindowCounts> {
         let size = self.config.size_ms;
         let mut drained = Vec::new();
         for (start, w) in &mut self.open {
-            let counted = OpenWindow {
-                counts: std::mem::take(&mut w.counts),
-                latencies: std::mem::take(&mut w.latencies),
-                deferred: std::mem::take(&mut w.deferred),
-                holds: Vec::new(),
-                drift: Vec::new(),
+            let Some(i) = w.parts.iter().position(|p| p.source == source) else {
+                continue;
             };
-            w.holds.clear();
-            drained.push(emit(*start, size, counted, false));
+            let mut part = w.parts.swap_remove(i);
+            for (series, sketch) in std::mem::take(&mut part.drift).into_iter().enumerate() {
+                let Some(sketch) = sketch else { continue };
+                if w.kept_drift.len() <= series {
+                    w.kept_drift.resize(series + 1, None);
+                }
+                match &mut w.kept_drift[series] {
+                    Some(kept) => kept.merge(&sketch),
+                    slot => *slot = Some(sketch),
+                }
+            }
+            if !part.is_empty() {
+                drained.push(emit(*start, size, vec![part], Vec::new(), false));
+            }
         }
-        // A window keeps only its drift sketches, judged when it closes.
-        self.open.retain(|_, w| w.drift.iter().any(Option::is_some));
+        self.open
+            .retain(|_, w| !w.parts.is_empty() || w.kept_drift.iter().any(Option::is_some));
         drained
-            .into_iter()
-            .filter(|w| !w.counts.is_empty() || !w.latencies.is_empty() || !w.deferred.is_empty())
-            .collect()
     }
 
     /// The lowest offset of `source` whose counts sit in an open window, if any.
     pub fn hold_floor(&self, source: SourceId) -> Option<i64> {
         self.open
             .values()
-            .filter_map(|w| w.holds.iter().find(|(s, _)| *s == source).map(|h| h.1))
+            .filter_map(|w| w.parts.iter().find(|p| p.source == source).map(|p| p.hold))
             .min()
     }
 
@@ -288,38 +389,225 @@ impl Windows {
     pub fn closed_before(&self) -> i64 {
         self.closed_before
     }
+
+    /// Restores the frontier a checkpoint recorded: windows it had closed stay closed.
+    pub fn restore_closed_before(&mut self, closed_before: i64) {
+        self.closed_before = self.closed_before.max(closed_before);
+    }
+
+    /// What a checkpoint stores for one source: its newest event time and its parts of open
+    /// windows, sparse.
+    pub fn source_snapshot(&self, source: SourceId) -> SourceSnapshot {
+        let newest_ts = self
+            .sources
+            .get(source.0 as usize)
+            .and_then(|s| s.newest_ts);
+        let parts = self
+            .open
+            .iter()
+            .filter_map(|(start, w)| {
+                let p = w.parts.iter().find(|p| p.source == source)?;
+                Some(WindowPart {
+                    start_ms: *start,
+                    hold: p.hold,
+                    counts: sparse_counts(&p.counts),
+                    latencies: sparse(p.latencies.iter().cloned()),
+                    deferred: p.deferred.clone(),
+                    drift: sparse(p.drift.iter().cloned()),
+                })
+            })
+            .collect();
+        SourceSnapshot { newest_ts, parts }
+    }
+
+    /// Puts back what [`Windows::source_snapshot`] stored, for a source (re)assigned to this
+    /// pipeline. A part of a window closed meanwhile reopens it (handed out at the next close).
+    pub fn restore_source(&mut self, source: SourceId, snapshot: SourceSnapshot) {
+        let state = self.source_mut(source);
+        state.live = true;
+        state.idle = false;
+        state.newest_ts = match (state.newest_ts, snapshot.newest_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        for stored in snapshot.parts {
+            let start = self.window_start(stored.start_ms);
+            let part = self
+                .open
+                .entry(start)
+                .or_default()
+                .part(source, stored.hold);
+            part.hold = part.hold.min(stored.hold);
+            for c in stored.counts {
+                part.count(c.series, c.good, c.bad);
+            }
+            for (id, h) in stored.latencies {
+                part.latency(id).merge(&h);
+            }
+            part.deferred.extend(stored.deferred);
+            for (series, sketch) in stored.drift {
+                let i = series as usize;
+                if part.drift.len() <= i {
+                    part.drift.resize(i + 1, None);
+                }
+                match &mut part.drift[i] {
+                    Some(s) => s.merge(&sketch),
+                    slot => *slot = Some(sketch),
+                }
+            }
+        }
+    }
 }
 
-fn emit(start: i64, size: i64, w: OpenWindow, closed: bool) -> WindowCounts {
-    let counts = w
-        .counts
+fn sparse_counts(counts: &[[u64; 2]]) -> Vec<SeriesCount> {
+    counts
         .iter()
         .enumerate()
-        .filter(|(_, [g, b])| g.saturating_add(*b) > 0)
+        .filter(|(_, [g, b])| *g > 0 || *b > 0)
         .map(|(i, [g, b])| SeriesCount {
             series: SeriesId(i as u32),
             good: *g,
             bad: *b,
         })
-        .collect();
-    let latencies = w
-        .latencies
-        .into_iter()
+        .collect()
+}
+
+fn sparse<T>(dense: impl Iterator<Item = Option<T>>) -> Vec<(u32, T)> {
+    dense
         .enumerate()
-        .filter_map(|(i, h)| h.map(|h| (i as u32, h)))
-        .collect();
+        .filter_map(|(i, x)| x.map(|x| (i as u32, x)))
+        .collect()
+}
+
+/// Merges the parts of one window (and the drift kept from sources that left) into its counts.
+fn emit(
+    start: i64,
+    size: i64,
+    parts: Vec<Part>,
+    kept_drift: Vec<Option<Sketch>>,
+    closed: bool,
+) -> WindowCounts {
+    let mut counts: Vec<[u64; 2]> = Vec::new();
+    let mut latencies: Vec<Option<ExpHistogram>> = Vec::new();
+    let mut drift = kept_drift;
+    let mut deferred = Vec::new();
+    let mut holds = Vec::with_capacity(parts.len());
+    for part in parts {
+        holds.push((part.source, part.hold));
+        if counts.len() < part.counts.len() {
+            counts.resize(part.counts.len(), [0, 0]);
+        }
+        for (total, [g, b]) in counts.iter_mut().zip(part.counts) {
+            total[0] = total[0].saturating_add(g);
+            total[1] = total[1].saturating_add(b);
+        }
+        merge_slots(&mut latencies, part.latencies, ExpHistogram::merge);
+        if closed {
+            merge_slots(&mut drift, part.drift, Sketch::merge);
+        }
+        deferred.extend(part.deferred);
+    }
     WindowCounts {
         start_ms: start,
         end_ms: start.saturating_add(size),
-        counts,
-        latencies,
-        deferred: w.deferred,
+        counts: sparse_counts(&counts),
+        latencies: sparse(latencies.into_iter()),
+        deferred,
         closed,
-        drift: w
-            .drift
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.map(|s| (i as u32, s)))
-            .collect(),
+        drift: if closed {
+            sparse(drift.into_iter())
+        } else {
+            Vec::new()
+        },
+        holds,
+    }
+}
+
+fn merge_slots<T>(into: &mut Vec<Option<T>>, from: Vec<Option<T>>, merge: fn(&mut T, &T)) {
+    if into.len() < from.len() {
+        into.resize_with(from.len(), || None);
+    }
+    for (slot, x) in into.iter_mut().zip(from) {
+        let Some(x) = x else { continue };
+        match slot {
+            Some(s) => merge(s, &x),
+            None => *slot = Some(x),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> WindowConfig {
+        WindowConfig {
+            size_ms: 60_000,
+            allowed_lateness_ms: 0,
+            max_out_of_orderness_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_source_snapshot_restored_elsewhere_closes_to_the_same_counts() {
+        let (a, b) = (SourceId(0), SourceId(1));
+        let mut w = Windows::new(config());
+        let good = [(SeriesId(2), Verdict::GOOD)];
+        let bad = [(SeriesId(0), Verdict::BAD)];
+        w.add(a, 5, 1_000, &good, &[], Some((3, 0.25)));
+        w.add(b, 70, 2_000, &bad, &[], None);
+        w.add(a, 6, 61_000, &bad, &[], None);
+        w.add(a, 7, 3_000, &good, &[], Some((3, 0.5)));
+        let snapshot = w.source_snapshot(a);
+        assert_eq!(snapshot.newest_ts, Some(61_000));
+        assert_eq!(
+            snapshot
+                .parts
+                .iter()
+                .map(|p| (p.start_ms, p.hold))
+                .collect::<Vec<_>>(),
+            vec![(0, 5), (60_000, 6)]
+        );
+        // Another process resumes source `a` alone: its windows hold exactly a's share.
+        let mut resumed = Windows::new(config());
+        resumed.restore_source(SourceId(4), snapshot);
+        assert_eq!(resumed.hold_floor(SourceId(4)), Some(5));
+        let closed = resumed.close_all();
+        assert_eq!(
+            closed[0].counts,
+            vec![SeriesCount {
+                series: SeriesId(2),
+                good: 2,
+                bad: 0
+            }]
+        );
+        assert_eq!(closed[0].latencies[0].1.count, 2);
+        assert_eq!(closed[0].holds, vec![(SourceId(4), 5)]);
+        assert_eq!(
+            closed[1].counts,
+            vec![SeriesCount {
+                series: SeriesId(0),
+                good: 0,
+                bad: 1
+            }]
+        );
+        // The original still merges both sources' parts.
+        let all = w.close_all();
+        assert_eq!(
+            all[0].counts,
+            vec![
+                SeriesCount {
+                    series: SeriesId(0),
+                    good: 0,
+                    bad: 1
+                },
+                SeriesCount {
+                    series: SeriesId(2),
+                    good: 2,
+                    bad: 0
+                }
+            ]
+        );
+        assert_eq!(all[0].holds, vec![(a, 5), (b, 70)]);
     }
 }

@@ -24,12 +24,35 @@ pub enum Temporality {
     Delta,
 }
 
-/// Processing counters for `sliq.records`, totals since this process started.
+/// Processing counters for `sliq.records`, totals since the lineage started (see
+/// [`MetricsBuilder::new`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordCounts {
     pub accepted: u64,
     pub dead_lettered: u64,
     pub late: u64,
+    /// Records read again after another instance had already read them (a partition taken over
+    /// after a crash): counted in their windows, possibly a second time. The error bar.
+    pub replayed: u64,
+}
+
+/// The cumulative state of one `sliq.slo.events` series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesTotal {
+    /// Fixed for the life of the series.
+    pub start_ns: u64,
+    /// The newest point's time: a later point is never stamped earlier.
+    pub time_ns: u64,
+    pub good: u64,
+    pub bad: u64,
+}
+
+/// The cumulative state of one latency histogram series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyTotal {
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub histogram: ExpHistogram,
 }
 
 /// What one checkpoint exports.
@@ -57,11 +80,13 @@ pub struct ExportBatch<'a> {
 pub struct MetricsBuilder {
     resource: Resource,
     temporality: Temporality,
+    started_ms: i64,
     started_ns: u64,
-    /// Per series: stable start time and [good, bad] totals.
-    totals: HashMap<SeriesId, (u64, [u64; 2])>,
-    /// Per latency series: stable start time and the merged histogram.
-    latency_totals: HashMap<u32, (u64, ExpHistogram)>,
+    /// How far before its first window a new series starts: differs between lineages, so a
+    /// series begun again after lost state has a new start time and backends see the reset.
+    lineage_shift_ns: u64,
+    totals: HashMap<SeriesId, SeriesTotal>,
+    latency_totals: HashMap<u32, LatencyTotal>,
 }
 
 const NANOS_PER_MS: u64 = 1_000_000;
@@ -82,7 +107,8 @@ fn kv(key: &str, value: &str) -> KeyValue {
 
 impl MetricsBuilder {
     /// `instance_id` becomes `service.instance.id`: a series must have one writer, and partitions
-    /// move between instances.
+    /// move between instances. `started_ms` is when this lineage of cumulative series began: the
+    /// process start, or the start a checkpoint recorded when the process resumes one.
     pub fn new(instance_id: &str, temporality: Temporality, started_ms: i64) -> Self {
         MetricsBuilder {
             resource: Resource {
@@ -94,10 +120,41 @@ impl MetricsBuilder {
                 ..Resource::default()
             },
             temporality,
+            started_ms,
             started_ns: ms_to_ns(started_ms),
+            lineage_shift_ns: (1 + started_ms.rem_euclid(999)) as u64 * NANOS_PER_MS,
             totals: HashMap::new(),
             latency_totals: HashMap::new(),
         }
+    }
+
+    /// When this lineage began (what a checkpoint keeps to continue it).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
+    /// The cumulative state of every `sliq.slo.events` series, for a checkpoint.
+    pub fn totals(&self) -> impl Iterator<Item = (SeriesId, &SeriesTotal)> {
+        self.totals.iter().map(|(id, t)| (*id, t))
+    }
+
+    /// The cumulative state of every latency series, for a checkpoint.
+    pub fn latency_totals(&self) -> impl Iterator<Item = (u32, &LatencyTotal)> {
+        self.latency_totals.iter().map(|(id, t)| (*id, t))
+    }
+
+    /// Continues a series from a checkpoint.
+    pub fn restore_total(&mut self, series: SeriesId, total: SeriesTotal) {
+        self.totals.insert(series, total);
+    }
+
+    /// Continues a latency series from a checkpoint.
+    pub fn restore_latency_total(&mut self, series: u32, total: LatencyTotal) {
+        self.latency_totals.insert(series, total);
+    }
+
+    fn series_start_ns(&self, window_start_ms: i64) -> u64 {
+        ms_to_ns(window_start_ms).saturating_sub(self.lineage_shift_ns)
     }
 
     fn aggregation(&self) -> AggregationTemporality {
@@ -116,16 +173,20 @@ impl MetricsBuilder {
         let mut points = Vec::new();
         for w in windows {
             for (id, h) in &w.latencies {
-                let (start_ns, hist) = match self.temporality {
+                let end_ns = ms_to_ns(w.end_ms);
+                let (start_ns, time_ns, hist) = match self.temporality {
                     Temporality::Cumulative => {
-                        let (start, total) = self
-                            .latency_totals
-                            .entry(*id)
-                            .or_insert_with(|| (ms_to_ns(w.start_ms), ExpHistogram::new(h.scale)));
-                        total.merge(h);
-                        (*start, total.clone())
+                        let start = self.series_start_ns(w.start_ms);
+                        let total = self.latency_totals.entry(*id).or_insert(LatencyTotal {
+                            start_ns: start,
+                            time_ns: end_ns,
+                            histogram: ExpHistogram::new(h.scale),
+                        });
+                        total.histogram.merge(h);
+                        total.time_ns = total.time_ns.max(end_ns);
+                        (total.start_ns, total.time_ns, total.histogram.clone())
                     }
-                    Temporality::Delta => (ms_to_ns(w.start_ms), h.clone()),
+                    Temporality::Delta => (ms_to_ns(w.start_ms), end_ns, h.clone()),
                 };
                 let key = series.key(*id);
                 let mut attributes = vec![
@@ -139,7 +200,7 @@ impl MetricsBuilder {
                 points.push(ExponentialHistogramDataPoint {
                     attributes,
                     start_time_unix_nano: start_ns,
-                    time_unix_nano: ms_to_ns(w.end_ms),
+                    time_unix_nano: time_ns,
                     count: hist.count,
                     sum: Some(hist.sum),
                     scale: hist.scale,
@@ -175,22 +236,31 @@ impl MetricsBuilder {
         } = *batch;
         let mut event_points = Vec::new();
         for w in windows {
+            let end_ns = ms_to_ns(w.end_ms);
             for c in &w.counts {
-                let (start_ns, totals) = self
-                    .totals
-                    .entry(c.series)
-                    .or_insert((ms_to_ns(w.start_ms), [0, 0]));
-                totals[0] += c.good;
-                totals[1] += c.bad;
-                let (start, values) = match self.temporality {
-                    Temporality::Cumulative => (*start_ns, *totals),
-                    Temporality::Delta => (ms_to_ns(w.start_ms), [c.good, c.bad]),
+                let start = self.series_start_ns(w.start_ms);
+                let total = self.totals.entry(c.series).or_insert(SeriesTotal {
+                    start_ns: start,
+                    time_ns: end_ns,
+                    good: 0,
+                    bad: 0,
+                });
+                total.good = total.good.saturating_add(c.good);
+                total.bad = total.bad.saturating_add(c.bad);
+                // A window handed out again (reopened) is stamped no earlier than the series'
+                // newest point: a cumulative series never goes back in time.
+                total.time_ns = total.time_ns.max(end_ns);
+                let (start, time, values) = match self.temporality {
+                    Temporality::Cumulative => {
+                        (total.start_ns, total.time_ns, [total.good, total.bad])
+                    }
+                    Temporality::Delta => (ms_to_ns(w.start_ms), end_ns, [c.good, c.bad]),
                 };
                 for (outcome, value) in [(Outcome::Good, values[0]), (Outcome::Bad, values[1])] {
                     event_points.push(point(
                         series_attributes(evaluator, c.series, outcome),
                         start,
-                        ms_to_ns(w.end_ms),
+                        time,
                         value,
                     ));
                 }
@@ -201,6 +271,7 @@ impl MetricsBuilder {
             ("accepted", records.accepted),
             ("dead_lettered", records.dead_lettered),
             ("late", records.late),
+            ("replayed", records.replayed),
         ]
         .into_iter()
         .map(|(outcome, n)| {
@@ -548,6 +619,7 @@ mod tests {
             deferred: Vec::new(),
             closed: true,
             drift: Vec::new(),
+            holds: Vec::new(),
         }
     }
 
@@ -617,12 +689,15 @@ mod tests {
             accepted: 11,
             dead_lettered: 2,
             late: 1,
+            replayed: 4,
         };
         let second = b.build(
             &batch(&[window(120, &[(0, 2, 0), (1, 5, 5)])], records, 200_000),
             &ev,
         );
         let s = 1_000_000_000;
+        // Lineage started at 5 000 ms: series start 1 + 5000 mod 999 = 6 ms before their window.
+        let shift = 6_000_000;
         let gold = |o| {
             attrs(&[
                 ("sliq.slo.name", "avail"),
@@ -634,8 +709,8 @@ mod tests {
         assert_eq!(
             flat(&first, "sliq.slo.events"),
             vec![
-                (gold("good"), 60 * s, 120 * s, 3),
-                (gold("bad"), 60 * s, 120 * s, 1)
+                (gold("good"), 60 * s - shift, 120 * s, 3),
+                (gold("bad"), 60 * s - shift, 120 * s, 1)
             ]
         );
         let code = |o| {
@@ -649,10 +724,10 @@ mod tests {
         assert_eq!(
             flat(&second, "sliq.slo.events"),
             vec![
-                (gold("good"), 60 * s, 180 * s, 5),
-                (gold("bad"), 60 * s, 180 * s, 1),
-                (code("good"), 120 * s, 180 * s, 5),
-                (code("bad"), 120 * s, 180 * s, 5),
+                (gold("good"), 60 * s - shift, 180 * s, 5),
+                (gold("bad"), 60 * s - shift, 180 * s, 1),
+                (code("good"), 120 * s - shift, 180 * s, 5),
+                (code("bad"), 120 * s - shift, 180 * s, 5),
             ]
         );
         assert_eq!(
@@ -671,8 +746,38 @@ mod tests {
                     2
                 ),
                 (attrs(&[("sliq.record.outcome", "late")]), 5 * s, 200 * s, 1),
+                (
+                    attrs(&[("sliq.record.outcome", "replayed")]),
+                    5 * s,
+                    200 * s,
+                    4
+                ),
             ]
         );
+        // A window handed out again after a newer one (reopened: a partition taken over) adds to
+        // the totals and is stamped at the newest point's time, never earlier.
+        let third = b.build(&batch(&[window(60, &[(0, 1, 1)])], records, 201_000), &ev);
+        assert_eq!(
+            flat(&third, "sliq.slo.events"),
+            vec![
+                (gold("good"), 60 * s - shift, 180 * s, 6),
+                (gold("bad"), 60 * s - shift, 180 * s, 2)
+            ]
+        );
+        // A builder resumed from a checkpoint continues the same series; one of another lineage
+        // starts them at another time, so a backend sees the reset.
+        let mut resumed = MetricsBuilder::new("i-1", Temporality::Cumulative, b.started_ms());
+        for (id, total) in b.totals() {
+            resumed.restore_total(id, *total);
+        }
+        let fourth = resumed.build(&batch(&[window(180, &[(0, 1, 0)])], records, 300_000), &ev);
+        assert_eq!(
+            flat(&fourth, "sliq.slo.events")[0],
+            (gold("good"), 60 * s - shift, 240 * s, 7)
+        );
+        let mut fresh = MetricsBuilder::new("i-1", Temporality::Cumulative, 7_000);
+        let other = fresh.build(&batch(&[window(60, &[(0, 3, 1)])], records, 300_000), &ev);
+        assert_ne!(flat(&other, "sliq.slo.events")[0].1, 60 * s - shift);
         let res = first.resource_metrics[0].resource.as_ref().unwrap();
         assert!(
             res.attributes

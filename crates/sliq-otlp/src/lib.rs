@@ -7,6 +7,8 @@
 mod build;
 mod export;
 
-pub use build::{ExportBatch, MetricsBuilder, RecordCounts, Temporality, window_label};
+pub use build::{
+    ExportBatch, LatencyTotal, MetricsBuilder, RecordCounts, SeriesTotal, Temporality, window_label,
+};
 pub use export::{ExportError, Exporter};
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -108,7 +108,7 @@ fn drift(c: &mut Criterion) {
                 windows.add(SourceId(0), offset as i64, e.ts_ms, &[], &[], None);
                 let mut observations = recycle(std::mem::take(&mut buffer));
                 monitor.observe(&e, &mut observations);
-                windows.add_drift(e.ts_ms, &observations);
+                windows.add_drift(SourceId(0), offset as i64, e.ts_ms, &observations);
                 black_box(observations.len());
                 buffer = recycle(observations);
             }
@@ -124,7 +124,7 @@ fn drift(c: &mut Criterion) {
         windows.add(SourceId(0), offset as i64, e.ts_ms, &[], &[], None);
         let mut observations = Vec::new();
         fresh.observe(&e, &mut observations);
-        windows.add_drift(e.ts_ms, &observations);
+        windows.add_drift(SourceId(0), offset as i64, e.ts_ms, &observations);
     }
     let closed = windows.close_all();
     let (mut numeric, mut categorical) = (Vec::new(), Vec::new());

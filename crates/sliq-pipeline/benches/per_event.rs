@@ -85,11 +85,14 @@ fn per_event(c: &mut Criterion) {
         });
     });
     let dir = std::env::temp_dir().join(format!("sliq-bench-{}", std::process::id()));
-    let mut archive = match Archive::new(ArchiveConfig {
-        dir: dir.clone(),
-        max_rows: usize::MAX,
-        ..ArchiveConfig::default()
-    }) {
+    let mut archive = match Archive::new(
+        ArchiveConfig {
+            dir: dir.clone(),
+            max_rows: usize::MAX,
+            ..ArchiveConfig::default()
+        },
+        &[],
+    ) {
         Ok(a) => a,
         Err(e) => panic!("{e}"),
     };
@@ -117,11 +120,14 @@ fn per_event(c: &mut Criterion) {
                 black_box(archive.append(at, &e, r, 0, now).is_ok());
             }
             // Drop the rows without writing: this measures building them, not disk I/O.
-            archive = Archive::new(ArchiveConfig {
-                dir: dir.clone(),
-                max_rows: usize::MAX,
-                ..ArchiveConfig::default()
-            })
+            archive = Archive::new(
+                ArchiveConfig {
+                    dir: dir.clone(),
+                    max_rows: usize::MAX,
+                    ..ArchiveConfig::default()
+                },
+                &[],
+            )
             .unwrap_or_else(|e| panic!("{e}"));
         });
     });

@@ -1,5 +1,5 @@
 //! Budgets across restarts: the ledger of rollups, loaded from the state folder at start, fed by
-//! every exported window, persisted after every acknowledged export.
+//! every exported window, persisted with every checkpoint.
 
 use std::path::Path;
 
@@ -25,16 +25,26 @@ pub(crate) struct Budgets {
 }
 
 impl Budgets {
+    /// Loads the rollups as of checkpoint `resumed` (files newer than it are rolled back: the
+    /// replay closes their windows again). Rows starting after `horizon_ms` (ahead of the clock:
+    /// written by a process that saw a poisoned timestamp) are ignored.
     pub(crate) fn load(
         dir: &Path,
         instance: &str,
         evaluator: &mut Evaluator,
+        resumed: Option<u64>,
+        horizon_ms: i64,
     ) -> Result<Self, PipelineError> {
         let mut ledger = Ledger::new(evaluator.slos().iter().map(|s| &s.budget));
-        let (store, rows) = RollupStore::open(dir, instance)?;
+        let (store, rows) = RollupStore::open(dir, instance, resumed)?;
         let mut now_ms: Option<i64> = None;
         let mut orphans = 0;
+        let mut future = 0;
         for row in &rows {
+            if row.start_ms > horizon_ms {
+                future += 1;
+                continue;
+            }
             let dims: Vec<(&str, &str)> = row
                 .dimensions
                 .iter()
@@ -60,6 +70,14 @@ impl Budgets {
                 let end = row.start_ms - row.start_ms.rem_euclid(MINUTE_MS) + MINUTE_MS;
                 now_ms = Some(now_ms.map_or(end, |n| n.max(end)));
             }
+        }
+        if future > 0 {
+            warn!(
+                rows = future,
+                "rollups in {} start after this machine's clock (a poisoned timestamp from an \
+                 older run); ignored",
+                dir.display()
+            );
         }
         if orphans > 0 {
             warn!(
@@ -107,11 +125,12 @@ impl Budgets {
         (statuses, now)
     }
 
-    /// Persists what `update` counted; called once the export is acknowledged.
+    /// Persists what `update` counted, as part of checkpoint `seq` (written before it).
     pub(crate) fn persist(
         &mut self,
         windows: &[WindowCounts],
         evaluator: &Evaluator,
+        seq: u64,
     ) -> Result<(), PipelineError> {
         let row = |kind, series: SeriesId, start_ms, good, bad| {
             let key = evaluator.series(series);
@@ -143,15 +162,20 @@ impl Budgets {
                     row(kind, e.series, e.start_ms, e.good, e.bad)
                 })
                 .collect();
-            self.store.snapshot(&rows)?;
+            self.store.snapshot(&rows, seq)?;
         } else {
             let rows: Vec<RollupRow> = windows
                 .iter()
                 .flat_map(|w| w.counts.iter().map(move |c| (w.start_ms, c)))
                 .map(|(start, c)| row(RollupKind::Add, c.series, start, c.good, c.bad))
                 .collect();
-            self.store.append(&rows)?;
+            self.store.append(&rows, seq)?;
         }
         Ok(())
+    }
+
+    /// Checkpoint `seq` is durable: rollup files a snapshot replaced can go.
+    pub(crate) fn checkpointed(&mut self, seq: u64) -> Result<(), PipelineError> {
+        Ok(self.store.checkpointed(seq)?)
     }
 }

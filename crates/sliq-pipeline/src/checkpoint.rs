@@ -1,32 +1,41 @@
-//! The checkpoint: close what the watermark allows, export it, roll the archive, settle dead
-//! letters, then commit every partition up to its lowest record that is not yet durable.
+//! The checkpoint cycle: close what the watermark allows and queue its export, finish due archive
+//! files, settle dead letters, write the checkpoint, publish the files, move the export backlog,
+//! then commit every partition up to its lowest record that is not yet durable
+//! (ARCHITECTURE.md, "Checkpoints", gives the order and why).
 //!
 //! The commit floor of a partition is the least of: the next offset to read, the lowest offset
-//! still counted in an open window (`Windows::hold_floor`), and the lowest offset still in an open
-//! archive file (`Archive::open_floor`). Dead letters are settled before every commit, and the
-//! export is acknowledged before it, so everything below the floor is durable.
+//! still counted in an open window (`Windows::hold_floor`), in an unacknowledged export
+//! (`ExportQueue::hold_floor`), in an unpublished archive file (`Archive::open_floor`), or in an
+//! unacknowledged dead letter. Everything below it is durable outside this process.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
+use sliq_core::SourceId;
 use sliq_otlp::ExportBatch;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
+use crate::outage::human;
+use crate::persist::checkpoint::{
+    Checkpoint, FORMAT, Names, PartitionState, StoredExport, StoredHold,
+};
 use crate::progress::SloProgress;
 use crate::run::State;
 use crate::source::Source;
 
 /// Why a checkpoint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub(crate) enum Mode<'a> {
     /// Periodic: close windows the watermark passed, roll archive files by age.
     Regular,
-    /// Partitions are about to move: hand out open windows' counts, close every file, commit now.
-    Rebalance,
-    /// Shutdown: close every window and file, commit now.
-    Final,
+    /// These partitions are about to move: hand out their share of open windows, close every
+    /// file, export and commit before the deadline.
+    Rebalance(&'a [SourceId], Instant),
+    /// Shutdown: close every window and file, export and commit before the deadline.
+    Final(Instant),
 }
 
 /// Whether a partition has nothing left to read (asks the broker for its high-water mark; only
@@ -43,15 +52,11 @@ fn caught_up<C: ConsumerContext>(consumer: &BaseConsumer<C>, source: &Source) ->
     }
 }
 
-const EXPORT_ATTEMPTS: u32 = 12;
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
-
 impl State {
     pub(crate) fn checkpoint<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
-        mode: Mode,
+        mode: Mode<'_>,
     ) -> Result<(), PipelineError> {
         let now = Instant::now();
         if mode == Mode::Regular {
@@ -66,8 +71,12 @@ impl State {
         let mut windows = self.windows.close_ready();
         match mode {
             Mode::Regular => {}
-            Mode::Rebalance => windows.extend(self.windows.drain_open()),
-            Mode::Final => windows.extend(self.windows.close_all()),
+            Mode::Rebalance(revoked, _) => {
+                for id in revoked {
+                    windows.extend(self.windows.drain_source(*id));
+                }
+            }
+            Mode::Final(_) => windows.extend(self.windows.close_all()),
         }
         for w in &mut windows {
             self.evaluator.resolve(w);
@@ -106,15 +115,13 @@ impl State {
             }
         }
         if !windows.is_empty() || !budgets.is_empty() || self.counts != self.exported_counts {
-            if !drift_points.is_empty() {
-                let drifted = drift_points.iter().filter(|p| p.detected).count();
-                if drifted > 0 {
-                    info!(
-                        drifted,
-                        judged = drift_points.len(),
-                        "features drifted in closed windows"
-                    );
-                }
+            let drifted = drift_points.iter().filter(|p| p.detected).count();
+            if drifted > 0 {
+                info!(
+                    drifted,
+                    judged = drift_points.len(),
+                    "features drifted in closed windows"
+                );
             }
             let batch = ExportBatch {
                 windows: &windows,
@@ -130,94 +137,274 @@ impl State {
                     .map(|m| (&drift_points[..], &m.features)),
             };
             let request = self.builder.build(&batch, &self.evaluator);
-            self.export(&request)?;
-            self.exported_counts = self.counts;
-            if !windows.is_empty() {
-                self.budgets.persist(&windows, &self.evaluator)?;
+            let mut holds: BTreeMap<SourceId, i64> = BTreeMap::new();
+            for (source, offset) in windows.iter().flat_map(|w| &w.holds) {
+                let hold = holds.entry(*source).or_insert(*offset);
+                *hold = (*hold).min(*offset);
             }
-        }
-        // After the export: the reference then covers only windows whose counts are out.
-        if let Some(monitor) = &mut self.drift
-            && (monitor.take_reference_changed() || mode == Mode::Final)
-        {
-            crate::drift_state::save(&self.state_dir, &self.instance_id, monitor)?;
+            self.export.push(request, holds.into_iter().collect());
+            self.exported_counts = self.counts;
+            self.dirty = true;
         }
         let closed = match mode {
             Mode::Regular => self.archive.roll_due(now)?,
-            Mode::Rebalance | Mode::Final => self.archive.close_all()?,
+            Mode::Rebalance(..) | Mode::Final(_) => self.archive.close_all()?,
         };
-        self.archive_files += closed.len();
+        self.note_archived(&closed);
+        self.dirty |= !closed.is_empty() || !self.archive.pending().is_empty();
         self.dead_letters.settle()?;
-        self.commit(consumer, mode)?;
+
+        if self.dirty {
+            self.seq += 1;
+            if !windows.is_empty() {
+                self.budgets.persist(&windows, &self.evaluator, self.seq)?;
+            }
+            // The reference covers only windows whose counts are in this checkpoint.
+            if let Some(monitor) = &mut self.drift
+                && (monitor.take_reference_changed() || matches!(mode, Mode::Final(_)))
+            {
+                crate::persist::drift_reference::save(
+                    self.state_dir.path(),
+                    self.state_dir.instance_id(),
+                    monitor,
+                )?;
+            }
+            self.write_checkpoint()?;
+            let published = self.archive.publish_pending()?;
+            self.archive_files += published.len();
+            self.budgets.checkpointed(self.seq)?;
+            self.dirty = false;
+        }
+
+        match mode {
+            // The loop moves the backlog between cycles.
+            Mode::Regular => {}
+            Mode::Rebalance(_, deadline) | Mode::Final(deadline) => {
+                if !self.export.flush_until(deadline) {
+                    warn!(
+                        "{} export requests were not acknowledged within {}: they stay in the \
+                         checkpoint and are sent later; offsets are committed only below them",
+                        self.export.len(),
+                        human(self.shutdown_timeout)
+                    );
+                }
+                // The floors moved with the acknowledgements: record them before committing.
+                self.seq += 1;
+                self.write_checkpoint()?;
+            }
+        }
+        self.commit(consumer, mode);
         self.publish_progress();
         Ok(())
     }
 
-    fn export(
-        &mut self,
-        request: &sliq_otlp::ExportMetricsServiceRequest,
-    ) -> Result<(), PipelineError> {
-        let mut delay = FIRST_RETRY_DELAY;
-        let mut attempt = 1;
-        loop {
-            match self.rt.block_on(self.exporter.export(request)) {
-                Ok(()) => {
-                    self.exports += 1;
-                    return Ok(());
-                }
-                Err(last) if attempt >= EXPORT_ATTEMPTS => {
-                    return Err(PipelineError::Export {
-                        attempts: attempt,
-                        last,
-                    });
-                }
-                Err(e) => {
-                    warn!(attempt, retry_in = ?delay, "OTLP export not acknowledged: {e}");
-                    self.rt.block_on(tokio::time::sleep(delay));
-                    delay = (delay * 2).min(MAX_RETRY_DELAY);
-                    attempt += 1;
-                }
-            }
-        }
+    /// The offset a commit for `id` may say now: below it everything is durable elsewhere.
+    /// With `pending_published`, archive files written but not yet published count as published
+    /// (they are, right after the checkpoint that lists them).
+    fn floor(&self, id: SourceId, pending_published: bool) -> Option<i64> {
+        let s = self.sources.get(id);
+        let next = s.next_offset?;
+        let archive = if pending_published {
+            self.archive.unwritten_floor(&s.topic, s.partition)
+        } else {
+            self.archive.open_floor(&s.topic, s.partition)
+        };
+        [
+            Some(next),
+            self.windows.hold_floor(id),
+            self.export.hold_floor(id),
+            archive,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        mode: Mode,
-    ) -> Result<(), PipelineError> {
+    /// One assigned partition's checkpoint entry (`None` before it has a position).
+    pub(crate) fn partition_state(&mut self, id: SourceId) -> Option<PartitionState> {
+        let commit = self.floor(id, true)?;
+        let s = self.sources.get(id);
+        let next = s.next_offset?;
+        let (count_from, archive_from) = match &s.resume {
+            // Still reading again what the resumed checkpoint had counted.
+            Some(r) => (
+                next.max(r.count_from),
+                next.max(r.archive_from).min(
+                    self.archive
+                        .unwritten_floor(&s.topic, s.partition)
+                        .unwrap_or(i64::MAX),
+                ),
+            ),
+            None => (
+                next,
+                self.archive
+                    .unwritten_floor(&s.topic, s.partition)
+                    .unwrap_or(next)
+                    .min(next),
+            ),
+        };
+        let (topic, partition) = (s.topic.clone(), s.partition);
+        let archived = s
+            .archived
+            .iter()
+            .filter(|a| a.last >= archive_from)
+            .copied()
+            .collect();
+        let snapshot = self.windows.source_snapshot(id);
+        let parts = self.names().store_parts(&snapshot.parts);
+        Some(PartitionState {
+            topic,
+            partition,
+            count_from,
+            archive_from,
+            archived,
+            commit,
+            newest_ts: snapshot.newest_ts,
+            parts,
+        })
+    }
+
+    fn write_checkpoint(&mut self) -> Result<(), PipelineError> {
+        let assigned: Vec<SourceId> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.assigned)
+            .map(|(id, _)| id)
+            .collect();
+        let mut partitions: Vec<PartitionState> = assigned
+            .into_iter()
+            .filter_map(|id| self.partition_state(id))
+            .collect();
+        self.recorded_commits.clear();
+        for p in &partitions {
+            let Some(id) = self.sources.find(&p.topic, p.partition) else {
+                continue;
+            };
+            self.recorded_commits.insert(id, p.commit);
+            // Written files below the archive floor are never read again.
+            self.sources
+                .get_mut(id)
+                .archived
+                .retain(|a| a.last >= p.archive_from);
+        }
+        partitions.extend(self.resumable.values().cloned());
+        let names = Names {
+            evaluator: &mut self.evaluator,
+            latency: &mut self.latency_series,
+            features: self.drift.as_mut().map(|m| &mut m.features),
+        };
+        let series = names.store_totals(self.builder.totals());
+        let latency = names.store_latency_totals(self.builder.latency_totals());
+        let backlog = self
+            .export
+            .pending()
+            .map(|p| StoredExport {
+                request: (*p.request).clone(),
+                holds: p
+                    .holds
+                    .iter()
+                    .map(|(id, offset)| {
+                        let s = self.sources.get(*id);
+                        StoredHold {
+                            topic: s.topic.clone(),
+                            partition: s.partition,
+                            offset: *offset,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let checkpoint = Checkpoint {
+            format: FORMAT.into(),
+            seq: self.seq,
+            lineage_started_ms: self.builder.started_ms(),
+            closed_before: self.windows.closed_before(),
+            records: self.counts.into(),
+            series,
+            latency,
+            backlog,
+            pending_files: self
+                .archive
+                .pending()
+                .iter()
+                .map(|f| f.path.clone())
+                .collect(),
+            partitions,
+        };
+        crate::persist::checkpoint::write(
+            self.state_dir.path(),
+            self.state_dir.instance_id(),
+            &checkpoint,
+        )
+    }
+
+    /// Commits every assigned partition up to its floor, with how far it was counted as the
+    /// commit's metadata. A failed commit is not fatal: the checkpoint keeps counts exact, and the
+    /// next cycle commits again.
+    fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, mode: Mode<'_>) {
         let mut offsets = TopicPartitionList::new();
-        for (id, s) in self.sources.iter_mut() {
-            if !s.assigned {
+        let assigned: Vec<SourceId> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.assigned)
+            .map(|(id, _)| id)
+            .collect();
+        let mut planned = Vec::new();
+        for id in assigned {
+            // Never past what the last checkpoint recorded: a restart compares the group's offset
+            // with it to tell whether another instance read the partition since.
+            let Some(floor) = self
+                .floor(id, false)
+                .zip(self.recorded_commits.get(&id))
+                .map(|(f, r)| f.min(*r))
+            else {
+                continue;
+            };
+            let s = self.sources.get(id);
+            let next = s.next_offset.unwrap_or(floor);
+            // Commit when the floor rose, or when more was read (the metadata tells the group).
+            if s.committed.is_some_and(|c| floor <= c)
+                && s.committed_counted.is_some_and(|c| next <= c)
+            {
                 continue;
             }
-            let Some(next) = s.next_offset else { continue };
-            let floor = [
-                Some(next),
-                self.windows.hold_floor(id),
-                self.archive.open_floor(&s.topic, s.partition),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next);
-            if s.committed.is_none_or(|c| floor > c) {
-                offsets
-                    .add_partition_offset(&s.topic, s.partition, Offset::Offset(floor))
-                    .map_err(PipelineError::kafka("building the offsets to commit"))?;
-                s.committed = Some(floor);
+            let added = offsets.add_partition_offset(&s.topic, s.partition, Offset::Offset(floor));
+            if let Some(mut entry) = offsets.find_partition(&s.topic, s.partition) {
+                entry.set_metadata(crate::rebalance::counted_metadata(next));
+            }
+            if added.is_ok() {
+                planned.push((id, floor, next));
             }
         }
         if offsets.count() == 0 {
-            return Ok(());
+            return;
         }
         let commit_mode = match mode {
             Mode::Regular => CommitMode::Async,
-            Mode::Rebalance | Mode::Final => CommitMode::Sync,
+            Mode::Rebalance(..) | Mode::Final(_) => CommitMode::Sync,
         };
-        consumer
-            .commit(&offsets, commit_mode)
-            .map_err(PipelineError::kafka("committing offsets"))
+        match consumer.commit(&offsets, commit_mode) {
+            Ok(()) => {
+                for (id, floor, next) in planned {
+                    let s = self.sources.get_mut(id);
+                    s.committed = Some(floor);
+                    s.committed_counted = Some(next);
+                }
+                if let Some(lasted) = self.commit_outage.recovered(Instant::now()) {
+                    info!("offset commits work again after {}", human(lasted));
+                }
+            }
+            Err(e) => {
+                if let Some(lasted) = self.commit_outage.failed(Instant::now()) {
+                    warn!(
+                        "committing offsets failing for {}: {e}; retried every checkpoint (the \
+                         checkpoint under state.dir keeps counts exact; a restart meanwhile reads \
+                         again from the last committed offsets)",
+                        human(lasted)
+                    );
+                }
+            }
+        }
     }
 
     pub(crate) fn publish_progress(&self) {

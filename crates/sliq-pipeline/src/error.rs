@@ -27,6 +27,28 @@ pub enum PipelineError {
     /// The drift section could not be set up (its baseline file, typically); says what to do.
     #[error("{0}")]
     Drift(String),
+    #[error("cannot {action} {path}: {source}; check state.dir, its permissions and free space")]
+    State {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state.dir {path} is in use by another sliq process; give each instance its own state.dir \
+         (e.g. one volume per StatefulSet pod)"
+    )]
+    StateLocked { path: std::path::PathBuf },
+    #[error("cannot encode the checkpoint {path}: {detail}")]
+    Checkpoint {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error(
+        "stopped before everything read was exported: {requests} export requests were not \
+         acknowledged by {endpoint} within shutdown_timeout; they are kept in the checkpoint and \
+         sent by the next run"
+    )]
+    Unexported { requests: usize, endpoint: String },
 }
 
 impl PipelineError {

@@ -8,10 +8,13 @@
 mod budgets;
 mod checkpoint;
 mod dead_letter;
-mod drift_state;
 mod error;
+mod export;
+mod outage;
+mod persist;
 mod produce;
 mod progress;
+mod rebalance;
 mod run;
 mod source;
 

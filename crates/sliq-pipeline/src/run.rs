@@ -1,21 +1,21 @@
 //! The consume loop and the state it drives.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rdkafka::ClientConfig;
-use rdkafka::TopicPartitionList;
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
-use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
+use rdkafka::{ClientConfig, Offset};
+use sliq_archive::{Archive, ArchiveConfig, ClosedFile, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
 use sliq_core::drift::{DriftMonitor, Observation, recycle};
-use sliq_core::{Admission, Decoder, Evaluator, LatencySeries, Reject, SeriesId, Verdict, Windows};
+use sliq_core::{
+    Admission, Decoder, Evaluator, LatencySeries, Reject, SeriesId, SourceId, Verdict, Windows,
+};
 use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
 use tracing::{info, warn};
@@ -24,17 +24,24 @@ use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
 use crate::dead_letter::DeadLetters;
 use crate::error::PipelineError;
+use crate::export::ExportQueue;
+use crate::outage::{Outage, human};
+use crate::persist::checkpoint::{ArchivedRange, Names, PartitionState};
+use crate::persist::state_dir::StateDir;
 use crate::progress::Progress;
+use crate::rebalance::SourceContext;
 use crate::source::Sources;
 
 /// When a run ends by itself (besides the stop flag).
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
-    /// Stop once no record arrived for this long (catch-up runs, tests, backfills).
+    /// Stop once no record arrived for this long and the group has committed every partition of
+    /// the topics to its end (catch-up runs, tests, backfills); until then, close and commit what
+    /// was read once per interval and wait.
     pub exit_on_idle: Option<Duration>,
     /// Stop after this many records were read (the bounded demo).
     pub max_records: Option<u64>,
-    /// How often windows are closed, exported, and offsets committed.
+    /// How often windows are closed, exported, checkpointed and offsets committed.
     pub checkpoint_every: Duration,
 }
 
@@ -49,11 +56,13 @@ impl Default for RunLimits {
 }
 
 /// What a finished run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSummary {
+    pub instance_id: String,
     pub accepted: u64,
     pub dead_lettered: u64,
     pub late: u64,
+    pub replayed: u64,
     pub archive_files: usize,
     pub exports: u64,
 }
@@ -64,7 +73,7 @@ pub(crate) struct State {
     pub(crate) evaluator: Evaluator,
     pub(crate) windows: Windows,
     pub(crate) archive: Archive,
-    pub(crate) exporter: Exporter,
+    pub(crate) export: ExportQueue,
     pub(crate) builder: MetricsBuilder,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) sources: Sources,
@@ -73,41 +82,70 @@ pub(crate) struct State {
     /// Per SLO: [good, bad] counted so far, for the live table.
     pub(crate) slo_totals: Vec<[u64; 2]>,
     outcomes: Vec<(SeriesId, Verdict)>,
-    pub(crate) rt: Handle,
     pub(crate) idle_after: Duration,
     pub(crate) archive_files: usize,
-    pub(crate) exports: u64,
     pub(crate) progress: Option<Arc<Progress>>,
     pub(crate) budgets: Budgets,
     pub(crate) latency_series: LatencySeries,
     /// SLOs whose folding into `other` was already warned about.
     pub(crate) folded_warned: std::collections::BTreeSet<usize>,
     /// A failure inside the rebalance callback, raised by the loop.
-    failure: Option<PipelineError>,
+    pub(crate) failure: Option<PipelineError>,
     /// Drift detection, when the spec has a `drift:` section.
     pub(crate) drift: Option<DriftMonitor>,
     /// The reused buffer of one event's feature values.
     observations: Vec<(u32, Observation<'static>)>,
-    /// Where this instance's state lives (`state.dir`), and its id.
-    pub(crate) state_dir: std::path::PathBuf,
-    pub(crate) instance_id: String,
+    pub(crate) state_dir: StateDir,
+    /// The sequence number of the last checkpoint written.
+    pub(crate) seq: u64,
+    /// Something a checkpoint records changed since the last one.
+    pub(crate) dirty: bool,
+    /// Partitions this instance checkpointed but does not hold now, by (topic, partition): used
+    /// if one comes back and nobody else moved it meanwhile.
+    pub(crate) resumable: HashMap<(String, i32), PartitionState>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) max_future_skew_ms: i64,
+    /// Partitions paused because the export backlog is full.
+    pub(crate) paused: bool,
+    pub(crate) commit_outage: Outage,
+    /// Per partition, the commit the last checkpoint written recorded: commits never pass it.
+    pub(crate) recorded_commits: HashMap<SourceId, i64>,
 }
 
+const HOUR_MS: i64 = 3_600_000;
+
 impl State {
-    fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), PipelineError> {
-        let now = Instant::now();
+    fn process(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        now: Instant,
+        now_ms: i64,
+    ) -> Result<(), PipelineError> {
         let id = self.sources.id(msg.topic(), msg.partition(), now);
+        let offset = msg.offset();
         let source = self.sources.get_mut(id);
-        source.next_offset = Some(msg.offset() + 1);
+        source.next_offset = Some(offset + 1);
         source.last_record_at = now;
         source.idle = false;
         source.assigned = true;
-
+        self.dirty = true;
         if let Some(p) = &self.progress {
             p.record_read();
         }
-        let payload = msg.payload().unwrap_or_default();
-        let value = match self.decoder.parse(payload) {
+        let payload = msg.payload();
+        if let Some(resume) = &source.resume {
+            if offset < resume.archive_from {
+                return Ok(());
+            }
+            if offset < resume.count_from {
+                return self.archive_again(id, msg, now);
+            }
+            source.resume = None;
+        }
+        if source.replay_until.is_some_and(|until| offset < until) {
+            self.counts.replayed += 1;
+        }
+        let value = match self.decoder.parse_payload(payload) {
             Ok(v) => v,
             Err(reject) => return self.dead_letter(msg, &reject),
         };
@@ -115,12 +153,17 @@ impl State {
             Ok(e) => e,
             Err(reject) => return self.dead_letter(msg, &reject),
         };
+        if let Err(reject) =
+            sliq_core::check_future_skew(event.ts_ms, now_ms, self.max_future_skew_ms)
+        {
+            return self.dead_letter(msg, &reject);
+        }
         self.outcomes.clear();
         self.evaluator.evaluate(&event, &mut self.outcomes);
         let latency = self.latency_series.observe(&event);
         match self.windows.add(
             id,
-            msg.offset(),
+            offset,
             event.ts_ms,
             &self.outcomes,
             self.evaluator.deferred(),
@@ -131,7 +174,8 @@ impl State {
                 if let Some(monitor) = &mut self.drift {
                     let mut observations = recycle(std::mem::take(&mut self.observations));
                     monitor.observe(&event, &mut observations);
-                    self.windows.add_drift(event.ts_ms, &observations);
+                    self.windows
+                        .add_drift(id, offset, event.ts_ms, &observations);
                     self.observations = recycle(observations);
                 }
                 // The live table counts waiting (deferred) verdicts as judged so far.
@@ -151,12 +195,61 @@ impl State {
         let at = SourcePosition {
             topic: msg.topic(),
             partition: msg.partition(),
+            offset,
+        };
+        let closed = self
+            .archive
+            .append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
+        self.note_archived(closed.as_slice());
+        Ok(())
+    }
+
+    /// A record a resumed checkpoint had counted but whose archive file was only in memory:
+    /// archived again, unless a written file holds it; refused ones were dead-lettered then.
+    fn archive_again(
+        &mut self,
+        id: SourceId,
+        msg: &BorrowedMessage<'_>,
+        now: Instant,
+    ) -> Result<(), PipelineError> {
+        let payload = msg.payload();
+        let Ok(value) = self.decoder.parse_payload(payload) else {
+            return Ok(());
+        };
+        let Ok(event) = self.decoder.decode(&value) else {
+            return Ok(());
+        };
+        if self
+            .sources
+            .get(id)
+            .is_archived(event.ts_ms.div_euclid(HOUR_MS), msg.offset())
+        {
+            return Ok(());
+        }
+        let at = SourcePosition {
+            topic: msg.topic(),
+            partition: msg.partition(),
             offset: msg.offset(),
         };
-        let ingested_at_ms = chrono::Utc::now().timestamp_millis();
-        self.archive
-            .append(at, &event, payload, ingested_at_ms, now)?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let closed = self
+            .archive
+            .append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
+        self.note_archived(closed.as_slice());
         Ok(())
+    }
+
+    /// Remembers written files per partition, for the checkpoint's replay list.
+    pub(crate) fn note_archived(&mut self, closed: &[ClosedFile]) {
+        for f in closed {
+            if let Some(id) = self.sources.find(&f.topic, f.partition) {
+                self.sources.get_mut(id).archived.push(ArchivedRange {
+                    hour: f.hour,
+                    first: f.first_offset,
+                    last: f.last_offset,
+                });
+            }
+        }
     }
 
     fn dead_letter(
@@ -171,76 +264,78 @@ impl State {
     fn records_read(&self) -> u64 {
         self.counts.accepted + self.counts.dead_lettered + self.counts.late
     }
-}
 
-/// Hands the pipeline state to librdkafka's rebalance callbacks: before partitions leave this
-/// instance, everything read from them is made durable and committed.
-struct SourceContext {
-    state: Arc<Mutex<State>>,
-}
-
-impl ClientContext for SourceContext {}
-
-impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(revoked) = rebalance else {
-            return;
-        };
-        let mut state = self.state.lock();
-        if state.failure.is_some() {
-            return;
-        }
-        if let Err(e) = state.checkpoint(consumer, Mode::Rebalance) {
-            state.failure = Some(e);
-            return;
-        }
-        for tp in revoked.elements() {
-            if let Some(id) = state.sources.find(tp.topic(), tp.partition()) {
-                state.windows.remove_source(id);
-                let s = state.sources.get_mut(id);
-                s.assigned = false;
-                s.next_offset = None;
-                s.committed = None;
-            }
-        }
-        info!(
-            partitions = revoked.count(),
-            "partitions revoked after a checkpoint"
-        );
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(assigned) = rebalance {
-            let mut state = self.state.lock();
-            let now = Instant::now();
-            for tp in assigned.elements() {
-                let id = state.sources.id(tp.topic(), tp.partition(), now);
-                let source = state.sources.get_mut(id);
-                source.assigned = true;
-                source.idle = false;
-                source.last_record_at = now;
-                state.windows.add_source(id);
-            }
-            info!(partitions = assigned.count(), "partitions assigned");
+    /// The names of this process's series ids, for a checkpoint.
+    pub(crate) fn names(&mut self) -> Names<'_> {
+        Names {
+            evaluator: &mut self.evaluator,
+            latency: &mut self.latency_series,
+            features: self.drift.as_mut().map(|m| &mut m.features),
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(e) = result {
+    /// Continues from this instance's checkpoint: the cumulative series, the record counters, the
+    /// export backlog and the window frontier now; each partition's entry when it is assigned.
+    fn resume(&mut self, checkpoint: crate::persist::checkpoint::Checkpoint, horizon_ms: i64) {
+        let now = Instant::now();
+        self.seq = checkpoint.seq;
+        self.counts = checkpoint.records.into();
+        self.exported_counts = self.counts;
+        if checkpoint.closed_before <= horizon_ms {
+            self.windows.restore_closed_before(checkpoint.closed_before);
+        } else {
             warn!(
-                partitions = offsets.count(),
-                "offset commit failed: {e}; the next checkpoint commits again"
+                "the checkpoint's windows reach past this machine's clock (a poisoned timestamp \
+                 from an older run); they are not resumed"
             );
         }
+        let mut names = self.names();
+        let (totals, dropped) = names.restore_totals(checkpoint.series);
+        let latency = names.restore_latency_totals(checkpoint.latency);
+        for (id, total) in totals {
+            self.builder.restore_total(id, total);
+        }
+        for (id, total) in latency {
+            self.builder.restore_latency_total(id, total);
+        }
+        if dropped > 0 {
+            warn!(
+                series = dropped,
+                "the checkpoint has series of SLOs no longer in the spec; they end here"
+            );
+        }
+        for stored in checkpoint.backlog {
+            let holds = stored
+                .holds
+                .iter()
+                .map(|h| (self.sources.id(&h.topic, h.partition, now), h.offset))
+                .collect();
+            self.export.push(stored.request, holds);
+        }
+        for mut p in checkpoint.partitions {
+            if p.newest_ts.is_some_and(|t| t > horizon_ms) {
+                p.newest_ts = None;
+                p.parts.retain(|part| part.start_ms() <= horizon_ms);
+            }
+            self.resumable.insert((p.topic.clone(), p.partition), p);
+        }
+        info!(
+            seq = self.seq,
+            partitions = self.resumable.len(),
+            unexported = self.export.len(),
+            "resuming the checkpoint in {}",
+            self.state_dir.path().display()
+        );
     }
 }
 
 /// Runs the pipeline of `spec` on the current thread until `stop` is set, a limit is reached, or a
-/// failure. Async work (exports, dead-letter acknowledgements) runs on `rt`; call this from a
-/// thread outside the runtime (e.g. `spawn_blocking`).
+/// failure. `instance_id` defaults to the one kept in `state.dir`. Async work (exports,
+/// dead-letter acknowledgements) runs on `rt`; call this from a thread outside the runtime (e.g.
+/// `spawn_blocking`).
 pub fn run(
     spec: &PipelineSpec,
-    instance_id: &str,
+    instance_id: Option<&str>,
     limits: RunLimits,
     stop: &AtomicBool,
     progress: Option<Arc<Progress>>,
@@ -248,6 +343,15 @@ pub fn run(
 ) -> Result<RunSummary, PipelineError> {
     let kafka = &spec.source.kafka;
     let otlp = &spec.export.otlp;
+    let state_dir = StateDir::open(&spec.state.dir, instance_id)?;
+    let instance_id = state_dir.instance_id().to_owned();
+    let resumed = crate::persist::checkpoint::read(state_dir.path(), &instance_id);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // Nothing legitimate lies further ahead than the skew guard lets through.
+    let horizon_ms = now_ms
+        .saturating_add(spec.windows.max_future_skew_ms())
+        .saturating_add(spec.windows.size.millis());
+
     let exporter = match otlp.effective_protocol() {
         Protocol::Grpc => rt.block_on(async { Exporter::grpc(&otlp.endpoint, otlp.timeout.0) }),
         Protocol::HttpProtobuf => {
@@ -260,14 +364,21 @@ pub fn run(
         Temporality::Cumulative => sliq_otlp::Temporality::Cumulative,
         Temporality::Delta => sliq_otlp::Temporality::Delta,
     };
-    let archive = Archive::new(ArchiveConfig {
-        dir: spec.archive.dir.clone(),
-        max_rows: spec.archive.max_rows,
-        max_age: spec.archive.max_age.0,
-        zstd_level: spec.archive.zstd_level,
-    })?;
+    let pending_files = resumed
+        .as_ref()
+        .map(|c| c.pending_files.clone())
+        .unwrap_or_default();
+    let archive = Archive::new(
+        ArchiveConfig {
+            dir: spec.archive.dir.clone(),
+            max_rows: spec.archive.max_rows,
+            max_age: spec.archive.max_age.0,
+            zstd_level: spec.archive.zstd_level,
+        },
+        &pending_files,
+    )?;
 
-    let mut producer_config = client_config(kafka, instance_id);
+    let mut producer_config = client_config(kafka, &instance_id);
     producer_config
         .set("enable.idempotence", "true")
         .set("linger.ms", "5");
@@ -282,12 +393,19 @@ pub fn run(
         .transpose()
         .map_err(PipelineError::Drift)?;
     if let Some(monitor) = &mut drift {
-        crate::drift_state::load(&spec.state.dir, instance_id, monitor);
+        crate::persist::drift_reference::load(state_dir.path(), &instance_id, monitor);
     }
     let slos = spec.slos();
     let mut evaluator = Evaluator::new(slos);
-    let budgets = Budgets::load(&spec.state.dir, instance_id, &mut evaluator)?;
-    let state = Arc::new(Mutex::new(State {
+    let budgets = Budgets::load(
+        state_dir.path(),
+        &instance_id,
+        &mut evaluator,
+        resumed.as_ref().map(|c| c.seq),
+        horizon_ms,
+    )?;
+    let lineage_started_ms = resumed.as_ref().map_or(now_ms, |c| c.lineage_started_ms);
+    let mut state = State {
         decoder: Decoder::new(spec.fields.field_map(), kafka.max_record_bytes),
         slo_totals: vec![[0, 0]; evaluator.slos().len()],
         evaluator,
@@ -296,61 +414,98 @@ pub fn run(
         latency_series: LatencySeries::default(),
         windows: Windows::new(spec.windows.window_config()),
         archive,
-        exporter,
-        builder: MetricsBuilder::new(
-            instance_id,
-            temporality,
-            chrono::Utc::now().timestamp_millis(),
-        ),
-        dead_letters: DeadLetters::new(producer, kafka.dead_letter_topic.clone(), rt.clone()),
+        export: ExportQueue::new(exporter, &otlp.endpoint, otlp.max_backlog_bytes, rt.clone()),
+        builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
+        dead_letters: DeadLetters::new(producer, kafka.dead_letter_topic.clone(), rt),
         sources: Sources::default(),
         counts: RecordCounts::default(),
         exported_counts: RecordCounts::default(),
         outcomes: Vec::new(),
-        rt,
         idle_after: spec.windows.idle_partition_after.0,
         archive_files: 0,
-        exports: 0,
         progress,
         failure: None,
         drift,
         observations: Vec::new(),
-        state_dir: spec.state.dir.clone(),
-        instance_id: instance_id.to_owned(),
-    }));
+        state_dir,
+        seq: 0,
+        dirty: false,
+        resumable: HashMap::new(),
+        shutdown_timeout: spec.shutdown_timeout.0,
+        max_future_skew_ms: spec.windows.max_future_skew_ms(),
+        paused: false,
+        commit_outage: Outage::default(),
+        recorded_commits: HashMap::new(),
+    };
+    if let Some(checkpoint) = resumed {
+        state.resume(checkpoint, horizon_ms);
+    }
+    let state = Arc::new(Mutex::new(state));
 
-    let mut consumer_config = client_config(kafka, instance_id);
+    let mut consumer_config = client_config(kafka, &instance_id);
+    // sliq's defaults first: the spec's own librdkafka options (client_config) win over them.
+    for (key, value) in [
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("fetch.wait.max.ms", "100"),
+        ("session.timeout.ms", "10000"),
+    ] {
+        if !kafka.options.contains_key(key) {
+            consumer_config.set(key, value);
+        }
+    }
     consumer_config
         .set("group.id", &kafka.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
-        .set("session.timeout.ms", "10000");
+        // Static membership: a restarted instance takes its own partitions back.
+        .set("group.instance.id", &instance_id);
     let consumer: BaseConsumer<SourceContext> = consumer_config
         .create_with_context(SourceContext {
             state: Arc::clone(&state),
+            commit_warned_ms: std::sync::atomic::AtomicU64::new(0),
         })
         .map_err(PipelineError::kafka("creating the consumer"))?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
-        .map_err(PipelineError::kafka(format!("subscribing to {topics:?}")))?;
-    info!(?topics, group = %kafka.group_id, instance = instance_id, "consuming");
+        .map_err(PipelineError::kafka(format!(
+            "subscribing to {}",
+            topics.join(", ")
+        )))?;
+    info!(
+        topics = %topics.join(", "),
+        group = %kafka.group_id,
+        instance = %instance_id,
+        "consuming"
+    );
 
-    consume(&consumer, &state, limits, stop)?;
-
+    let consumed = consume(&consumer, &state, limits, stop, &topics);
     let mut st = state.lock();
-    st.checkpoint(&consumer, Mode::Final)?;
+    if let Err(e) = consumed {
+        // An error exit commits nothing more: what was not made durable is replayed.
+        drop(st);
+        return Err(e);
+    }
+    let deadline = Instant::now() + st.shutdown_timeout;
+    st.checkpoint(&consumer, Mode::Final(deadline))?;
     let summary = RunSummary {
+        instance_id: instance_id.clone(),
         accepted: st.counts.accepted,
         dead_lettered: st.counts.dead_lettered,
         late: st.counts.late,
+        replayed: st.counts.replayed,
         archive_files: st.archive_files,
-        exports: st.exports,
+        exports: st.export.acknowledged(),
     };
+    let unexported = st.export.len();
     drop(st);
     consumer.unsubscribe();
+    if unexported > 0 {
+        return Err(PipelineError::Unexported {
+            requests: unexported,
+            endpoint: otlp.endpoint.clone(),
+        });
+    }
     Ok(summary)
 }
 
@@ -359,19 +514,27 @@ fn consume(
     state: &Mutex<State>,
     limits: RunLimits,
     stop: &AtomicBool,
+    topics: &[&str],
 ) -> Result<(), PipelineError> {
     let mut last_checkpoint = Instant::now();
     let mut last_record = Instant::now();
+    let mut idle_report = Outage::default();
+    let mut poll_outage = Outage::default();
     while !stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(50));
+        let now = Instant::now();
         let mut st = state.lock();
         if let Some(e) = st.failure.take() {
             return Err(e);
         }
         match polled {
             Some(Ok(msg)) => {
-                st.process(&msg)?;
-                last_record = Instant::now();
+                st.process(&msg, now, chrono::Utc::now().timestamp_millis())?;
+                last_record = now;
+                idle_report.recovered(now);
+                if let Some(lasted) = poll_outage.recovered(now) {
+                    info!("reading from Kafka again after {}", human(lasted));
+                }
                 if limits
                     .max_records
                     .is_some_and(|max| st.records_read() >= max)
@@ -379,25 +542,54 @@ fn consume(
                     return Ok(());
                 }
             }
-            Some(Err(e)) => warn!("Kafka: {e}"),
+            Some(Err(e)) => {
+                if let Some(lasted) = poll_outage.failed(now) {
+                    warn!(
+                        "Kafka consumer failing for {}: {e}; retrying (librdkafka reconnects and \
+                         rejoins the group by itself)",
+                        human(lasted)
+                    );
+                }
+            }
             None => {}
         }
-        if last_checkpoint.elapsed() >= limits.checkpoint_every {
+        st.export.pump();
+        st.apply_backpressure(consumer);
+        if now.duration_since(last_checkpoint) >= limits.checkpoint_every {
             st.checkpoint(consumer, Mode::Regular)?;
             last_checkpoint = Instant::now();
         }
         drop(st);
-        if limits
-            .exit_on_idle
-            .is_some_and(|idle| last_record.elapsed() >= idle)
+        if let Some(idle) = limits.exit_on_idle
+            && last_record.elapsed() >= idle
+            && idle_report.failed(now).is_some()
         {
-            info!("no record for {:?}: stopping", limits.exit_on_idle);
-            return Ok(());
+            // Close and commit everything read so far, so the group's offsets can reach the end;
+            // a record arriving later reopens its window.
+            let mut st = state.lock();
+            let deadline = Instant::now() + st.shutdown_timeout;
+            st.checkpoint(consumer, Mode::Final(deadline))?;
+            let unread = st.unread_partitions(consumer, topics);
+            drop(st);
+            if unread.is_empty() {
+                info!(
+                    "no record for {} and the group has committed every partition to its end: \
+                     stopping",
+                    human(idle)
+                );
+                return Ok(());
+            }
+            info!(
+                "idle for {}, but not every partition is committed to its end yet: {}; waiting",
+                human(last_record.elapsed()),
+                unread.join(", ")
+            );
         }
     }
     Ok(())
 }
 
+/// The spec's connection settings and librdkafka options, shared by consumer and producer.
 fn client_config(kafka: &sliq_config::KafkaSpec, instance_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -407,4 +599,98 @@ fn client_config(kafka: &sliq_config::KafkaSpec, instance_id: &str) -> ClientCon
         config.set(k, v);
     }
     config
+}
+
+impl State {
+    /// Pauses every assigned partition while the export backlog is full, resumes them once it has
+    /// room again.
+    fn apply_backpressure(&mut self, consumer: &BaseConsumer<SourceContext>) {
+        let pause = self.export.is_full();
+        if pause == self.paused || (!pause && !self.export.has_room()) {
+            return;
+        }
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        let result = if pause {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        };
+        match result {
+            Ok(()) => {
+                self.paused = pause;
+                if pause {
+                    warn!(
+                        "the export backlog is full ({} requests wait for the collector): reading \
+                         is paused until it drains",
+                        self.export.len()
+                    );
+                } else {
+                    info!("the export backlog drained: reading again");
+                }
+            }
+            Err(e) => warn!("cannot pause or resume the partitions: {e}"),
+        }
+    }
+
+    /// Partitions of the subscribed topics whose committed offset is short of the high-water mark,
+    /// as "topic/partition (committed c of h)".
+    fn unread_partitions(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        topics: &[&str],
+    ) -> Vec<String> {
+        let timeout = Duration::from_secs(5);
+        let mut unread = Vec::new();
+        let mut ends = rdkafka::TopicPartitionList::new();
+        for topic in topics {
+            let metadata = match consumer.fetch_metadata(Some(topic), timeout) {
+                Ok(m) => m,
+                Err(e) => {
+                    unread.push(format!("{topic} (no metadata: {e})"));
+                    continue;
+                }
+            };
+            for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                match consumer.fetch_watermarks(topic, p.id(), timeout) {
+                    Ok((_, high)) if high > 0 => {
+                        let _ = ends.add_partition_offset(topic, p.id(), Offset::Offset(high));
+                    }
+                    Ok(_) => {}
+                    Err(e) => unread.push(format!("{topic}/{} (no high-water mark: {e})", p.id())),
+                }
+            }
+        }
+        if ends.count() == 0 {
+            return unread;
+        }
+        let committed = match consumer.committed_offsets(ends.clone(), timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                unread.push(format!("the group's committed offsets are unknown ({e})"));
+                return unread;
+            }
+        };
+        for end in ends.elements() {
+            let Offset::Offset(high) = end.offset() else {
+                continue;
+            };
+            let done = committed
+                .find_partition(end.topic(), end.partition())
+                .and_then(|c| match c.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            if done < high {
+                unread.push(format!(
+                    "{}/{} (committed {done} of {high})",
+                    end.topic(),
+                    end.partition()
+                ));
+            }
+        }
+        unread
+    }
 }

@@ -6,6 +6,18 @@ use std::time::Instant;
 
 use sliq_core::SourceId;
 
+use crate::persist::checkpoint::ArchivedRange;
+
+/// What a resumed partition had already done before this process read it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Resume {
+    /// Offsets below are counted and archived: skipped.
+    pub archive_from: i64,
+    /// Offsets from `archive_from` to here are counted but were only in memory for the archive:
+    /// archived again (unless a written file holds them), not counted.
+    pub count_from: i64,
+}
+
 /// One assigned partition.
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
@@ -15,9 +27,27 @@ pub(crate) struct Source {
     pub next_offset: Option<i64>,
     /// The last offset committed for it by this instance.
     pub committed: Option<i64>,
+    /// How far it was read when last committed (the commit's metadata).
+    pub committed_counted: Option<i64>,
     pub last_record_at: Instant,
     pub idle: bool,
     pub assigned: bool,
+    /// Set while a resumed partition is read again up to where its checkpoint had counted.
+    pub resume: Option<Resume>,
+    /// Offsets below were counted by the previous owner (from its commit's metadata): records
+    /// read again there are counted as replayed.
+    pub replay_until: Option<i64>,
+    /// Archive files written for this partition that a resumed run must not write again.
+    pub archived: Vec<ArchivedRange>,
+}
+
+impl Source {
+    /// Whether a written archive file already holds the record at `offset` of event hour `hour`.
+    pub(crate) fn is_archived(&self, hour: i64, offset: i64) -> bool {
+        self.archived
+            .iter()
+            .any(|a| a.hour == hour && a.first <= offset && offset <= a.last)
+    }
 }
 
 /// All partitions this instance has read since start.
@@ -40,9 +70,13 @@ impl Sources {
             partition,
             next_offset: None,
             committed: None,
+            committed_counted: None,
             last_record_at: now,
             idle: false,
-            assigned: true,
+            assigned: false,
+            resume: None,
+            replay_until: None,
+            archived: Vec::new(),
         });
         let slots = self.ids.entry(topic.to_owned()).or_default();
         let index = usize::try_from(partition).unwrap_or(0);
@@ -59,8 +93,19 @@ impl Sources {
         *slots.get(usize::try_from(partition).ok()?)?
     }
 
+    pub(crate) fn get(&self, id: SourceId) -> &Source {
+        &self.list[id.0 as usize]
+    }
+
     pub(crate) fn get_mut(&mut self, id: SourceId) -> &mut Source {
         &mut self.list[id.0 as usize]
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SourceId, &Source)> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SourceId(i as u32), s))
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (SourceId, &mut Source)> {

@@ -100,7 +100,7 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             };
             sliq_pipeline::run(
                 &spec,
-                "demo",
+                Some("demo"),
                 limits,
                 &stop,
                 Some(pipeline_progress),

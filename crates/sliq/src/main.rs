@@ -38,7 +38,7 @@ enum Command {
         /// Stop cleanly once no record arrived for this long (e.g. 10s): catch-up runs, backfills.
         #[arg(long, value_parser = humantime::parse_duration)]
         exit_on_idle: Option<Duration>,
-        /// This instance's `service.instance.id` (default: host name and process id).
+        /// This instance's `service.instance.id` (default: one generated once and kept in state.dir).
         #[arg(long, env = "SLIQ_INSTANCE_ID")]
         instance_id: Option<String>,
     },
@@ -115,7 +115,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             instance_id,
         } => {
             let spec = sliq_config::load(&config)?;
-            let instance_id = instance_id.unwrap_or_else(default_instance_id);
             let stop = stop_on_signals(&rt);
             let limits = RunLimits {
                 exit_on_idle,
@@ -123,17 +122,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             let handle = rt.handle().clone();
             let summary = rt
-                .block_on(
-                    rt.spawn_blocking(move || {
-                        run(&spec, &instance_id, limits, &stop, None, handle)
-                    }),
-                )
+                .block_on(rt.spawn_blocking(move || {
+                    run(&spec, instance_id.as_deref(), limits, &stop, None, handle)
+                }))
                 .context("the pipeline thread panicked")??;
             eprintln!(
-                "stopped cleanly: {} accepted, {} dead-lettered, {} late; {} archive files, {} exports",
+                "{} stopped cleanly: {} accepted, {} dead-lettered, {} late, {} replayed; {} archive files, {} exports",
+                summary.instance_id,
                 summary.accepted,
                 summary.dead_lettered,
                 summary.late,
+                summary.replayed,
                 summary.archive_files,
                 summary.exports
             );
@@ -174,13 +173,4 @@ fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
         flag.store(true, Ordering::Relaxed);
     });
     stop
-}
-
-fn default_instance_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "sliq".into());
-    format!("{host}-{}", std::process::id())
 }

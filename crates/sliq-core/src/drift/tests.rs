@@ -289,7 +289,7 @@ fn monitor_judges_windows_against_a_baseline_and_counts_the_drift_slo() {
             let mut out = Vec::new();
             monitor.observe(&event, &mut out);
             windows.add(source, i, ts, &[], &[], None);
-            windows.add_drift(ts, &out);
+            windows.add_drift(source, i, ts, &out);
         }
     }
     let mut closed = windows.close_all();
@@ -365,7 +365,7 @@ fn trailing_and_first_events_references_build_from_the_stream() {
                 let mut out = Vec::new();
                 monitor.observe(&event, &mut out);
                 windows.add(crate::window::SourceId(0), i, ts, &[], &[], None);
-                windows.add_drift(ts, &out);
+                windows.add_drift(crate::window::SourceId(0), i, ts, &out);
             }
         }
         // Closing window `window` once the next one starts.
@@ -436,6 +436,7 @@ fn a_trailing_reference_keeps_a_bounded_number_of_steps() {
             deferred: vec![],
             closed: true,
             drift: vec![(0, Sketch::Numeric(sketch))],
+            holds: vec![],
         };
         // The series must exist in the monitor's interner.
         if minute == 0 {
@@ -474,7 +475,7 @@ fn judge_minute(monitor: &mut DriftMonitor, minute: i64, factor: f64) -> Vec<Dri
         let mut out = Vec::new();
         monitor.observe(&event, &mut out);
         windows.add(crate::window::SourceId(0), i, ts, &[], &[], None);
-        windows.add_drift(ts, &out);
+        windows.add_drift(crate::window::SourceId(0), i, ts, &out);
     }
     let mut evaluator = Evaluator::new(vec![]);
     windows

@@ -1,0 +1,6 @@
+//! What survives a restart, under `state.dir`: the checkpoint (`checkpoint`), the stream-built
+//! drift reference (`drift_reference`), and the folder's lock and instance id (`state_dir`).
+
+pub(crate) mod checkpoint;
+pub(crate) mod drift_reference;
+pub(crate) mod state_dir;

@@ -1,0 +1,216 @@
+//! What happens when partitions move: before one leaves, everything read from it is made durable
+//! and committed; when one arrives, this instance's checkpoint of it is resumed if nobody else read
+//! it meanwhile.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use sliq_core::SourceId;
+use tracing::{info, warn};
+
+use crate::checkpoint::Mode;
+use crate::run::State;
+use crate::source::Resume;
+
+/// What a commit's metadata says: how far the committing instance had counted the partition.
+const COUNTED_PREFIX: &str = "sliq counted to ";
+
+pub(crate) fn counted_metadata(next_offset: i64) -> String {
+    format!("{COUNTED_PREFIX}{next_offset}")
+}
+
+pub(crate) fn parse_counted(metadata: &str) -> Option<i64> {
+    metadata.strip_prefix(COUNTED_PREFIX)?.parse().ok()
+}
+
+/// Hands the pipeline state to librdkafka's rebalance callbacks.
+pub(crate) struct SourceContext {
+    pub(crate) state: Arc<Mutex<State>>,
+    /// When a failed commit was last reported (ms since the epoch): once per interval.
+    pub(crate) commit_warned_ms: AtomicU64,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        let mut state = self.state.lock();
+        if state.failure.is_some() {
+            // A failed run commits nothing more: what it did not make durable is read again.
+            return;
+        }
+        let ids: Vec<SourceId> = revoked
+            .elements()
+            .iter()
+            .filter_map(|tp| state.sources.find(tp.topic(), tp.partition()))
+            .collect();
+        let deadline = Instant::now() + state.shutdown_timeout;
+        if let Err(e) = state.checkpoint(consumer, Mode::Rebalance(&ids, deadline)) {
+            state.failure = Some(e);
+            return;
+        }
+        for id in ids {
+            state.release(id);
+        }
+        info!(
+            partitions = revoked.count(),
+            "partitions revoked after a checkpoint"
+        );
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(assigned) = rebalance else {
+            return;
+        };
+        let committed = consumer
+            .committed_offsets((*assigned).clone(), Duration::from_secs(10))
+            .map_err(|e| warn!("cannot read the group's committed offsets: {e}; resuming this instance's checkpoint where it has one"))
+            .ok();
+        let mut state = self.state.lock();
+        state.paused = false;
+        for tp in assigned.elements() {
+            let group = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(tp.topic(), tp.partition()));
+            let offset = group.as_ref().and_then(|g| match g.offset() {
+                rdkafka::Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+            let counted = group.as_ref().and_then(|g| parse_counted(g.metadata()));
+            state.assign(tp.topic(), tp.partition(), offset, counted);
+        }
+        info!(partitions = assigned.count(), "partitions assigned");
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let Err(e) = result else { return };
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let last = self.commit_warned_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000 {
+            self.commit_warned_ms.store(now, Ordering::Relaxed);
+            warn!(
+                partitions = offsets.count(),
+                "offset commit failed: {e}; the next checkpoint commits again, and the checkpoint \
+                 keeps the counts exact meanwhile"
+            );
+        }
+    }
+}
+
+impl State {
+    /// A partition left: its entry is kept in case it comes back, its windows' share is gone
+    /// (drained by the rebalance checkpoint).
+    fn release(&mut self, id: SourceId) {
+        if let Some(entry) = self.partition_state(id) {
+            self.resumable
+                .insert((entry.topic.clone(), entry.partition), entry);
+        }
+        self.windows.remove_source(id);
+        let s = self.sources.get_mut(id);
+        s.assigned = false;
+        s.next_offset = None;
+        s.committed = None;
+        s.committed_counted = None;
+        s.resume = None;
+        s.replay_until = None;
+        s.archived.clear();
+    }
+
+    /// A partition arrived, with the group's committed offset and what its committer had counted.
+    fn assign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        committed: Option<i64>,
+        counted: Option<i64>,
+    ) {
+        let now = Instant::now();
+        let id = self.sources.id(topic, partition, now);
+        {
+            let s = self.sources.get_mut(id);
+            s.assigned = true;
+            s.idle = false;
+            s.last_record_at = now;
+            s.next_offset = None;
+            s.committed = None;
+            s.committed_counted = None;
+            s.resume = None;
+            s.replay_until = None;
+            s.archived.clear();
+        }
+        let key = (topic.to_owned(), partition);
+        if let Some(entry) = self.resumable.remove(&key) {
+            if committed.is_none_or(|c| c <= entry.commit) {
+                let (snapshot, dropped) = self.names().restore_partition(&entry);
+                if dropped > 0 {
+                    warn!(
+                        topic,
+                        partition,
+                        dropped,
+                        "parts of the checkpoint no longer fit the spec (SLOs or features removed)"
+                    );
+                }
+                self.windows.restore_source(id, snapshot);
+                let s = self.sources.get_mut(id);
+                s.resume = Some(Resume {
+                    archive_from: entry.archive_from,
+                    count_from: entry.count_from,
+                });
+                s.archived = entry.archived;
+                s.next_offset = Some(entry.count_from);
+                s.committed = committed;
+                info!(
+                    topic,
+                    partition,
+                    from = entry.count_from,
+                    "partition resumed from this instance's checkpoint"
+                );
+                return;
+            }
+            warn!(
+                topic,
+                partition,
+                "another instance read this partition since this one's checkpoint (committed {} \
+                 is past {}): its checkpointed share is dropped and the records are read from the \
+                 group's offset",
+                committed.unwrap_or_default(),
+                entry.commit
+            );
+        }
+        self.windows.add_source(id);
+        if let (Some(from), Some(until)) = (committed, counted)
+            && until > from
+        {
+            // The previous owner counted up to `until` but committed only `from` (it crashed with
+            // windows open): records in between are counted again here, and say so.
+            self.sources.get_mut(id).replay_until = Some(until);
+            warn!(
+                topic,
+                partition,
+                "records {from}..{until} were counted by the partition's previous owner, which \
+                 did not finish: they are counted again here (sliq.records outcome replayed)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_metadata_round_trips_and_refuses_strangers() {
+        assert_eq!(parse_counted(&counted_metadata(1234)), Some(1234));
+        assert_eq!(parse_counted(""), None);
+        assert_eq!(parse_counted("someone else's"), None);
+    }
+}
