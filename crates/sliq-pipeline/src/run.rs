@@ -11,7 +11,6 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
 use sliq_core::drift::{DriftMonitor, Observation, recycle};
@@ -267,13 +266,12 @@ pub fn run(
         zstd_level: spec.archive.zstd_level,
     })?;
 
-    let mut producer_config = client_config(kafka, instance_id);
-    producer_config
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
-    let producer: FutureProducer = producer_config
-        .create()
-        .map_err(PipelineError::kafka("creating the dead-letter producer"))?;
+    let dead_letters = DeadLetters::new(
+        client_config(kafka, instance_id),
+        kafka.dead_letter_topic.clone(),
+        &spec.state.dir,
+        rt.clone(),
+    )?;
 
     let mut drift = spec
         .drift
@@ -302,7 +300,7 @@ pub fn run(
             temporality,
             chrono::Utc::now().timestamp_millis(),
         ),
-        dead_letters: DeadLetters::new(producer, kafka.dead_letter_topic.clone(), rt.clone()),
+        dead_letters,
         sources: Sources::default(),
         counts: RecordCounts::default(),
         exported_counts: RecordCounts::default(),
