@@ -185,6 +185,10 @@ async fn dead_letters_wait_for_their_topic_and_no_offset_passes_them() {
         "{stderr}"
     );
     assert!(
+        stderr.contains("the topic does not exist: create it"),
+        "{stderr}"
+    );
+    assert!(
         stderr.contains("dead letters are delivered again after failing for"),
         "{stderr}"
     );

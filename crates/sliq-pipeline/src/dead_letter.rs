@@ -503,15 +503,46 @@ impl DeadLetters {
             .is_none_or(|at| now.duration_since(at) >= LOG_EVERY)
         {
             self.outage.logged_at = Some(now);
+            let hint = match e.rdkafka_error_code() {
+                Some(
+                    RDKafkaErrorCode::MessageTimedOut
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::UnknownTopicOrPartition,
+                ) => self.diagnose(),
+                _ => hint(e).to_owned(),
+            };
             warn!(
                 topic = %self.topic,
-                "dead letters cannot be delivered (failing for {}): {what}; {}; {} dead letters wait, retried with backoff; offsets are not committed past them",
+                "dead letters cannot be delivered (failing for {}): {what}; {hint}; {} dead letters wait, retried with backoff; offsets are not committed past them",
                 human_duration(now.duration_since(since)),
-                hint(e),
                 self.letters.len(),
             );
         }
         Ok(())
+    }
+
+    /// Why deliveries time out, asked of the broker (at most 2 s, once per logged failure): the
+    /// topic missing and the broker unreachable both show as a timeout to the producer.
+    fn diagnose(&self) -> String {
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(2));
+        match metadata {
+            Err(e) => format!("the brokers do not answer ({e}): check they are up and reachable"),
+            Ok(md) => match md.topics().first().and_then(|t| t.error()) {
+                None => "the broker did not acknowledge in time".to_owned(),
+                Some(err) => match RDKafkaErrorCode::from(err) {
+                    RDKafkaErrorCode::UnknownTopicOrPartition => {
+                        "the topic does not exist: create it".to_owned()
+                    }
+                    code => format!(
+                        "the broker says of the topic: {code}; {}",
+                        hint(&KafkaError::MessageProduction(code))
+                    ),
+                },
+            },
+        }
     }
 
     /// Letter `id` is too large to ever be accepted: write it whole to the quarantine folder (the
