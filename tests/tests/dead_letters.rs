@@ -390,3 +390,86 @@ async fn an_oversized_dead_letter_is_quarantined_whole_and_sent_truncated() {
     let a = &counts["it-a"];
     assert_eq!((a["accepted"], a["dead_lettered"]), (2, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_topic_refuses_is_cut_until_it_fits() {
+    let broker = Broker::start().expect("broker");
+    // The dead-letter topic takes at most 64 KiB: a 300 kB letter passes the producer's own limit
+    // and is refused by the broker (MESSAGE_TOO_LARGE).
+    let created = admin(&broker)
+        .create_topics(
+            &[
+                NewTopic::new("logs", 1, TopicReplication::Fixed(1)),
+                NewTopic::new("logs-dlq", 1, TopicReplication::Fixed(1))
+                    .set("max.message.bytes", "65536"),
+            ],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topics");
+    for r in created {
+        r.expect("topic created");
+    }
+    for topic in ["logs", "logs-dlq"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !broker.end_offsets(topic).is_ok_and(|e| !e.is_empty()) {
+            assert!(Instant::now() < deadline, "{topic} did not show up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let junk: Vec<u8> = (0..300_000u32).map(|i| b'A' + (i % 23) as u8).collect();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .expect("producer");
+    let offset = producer
+        .send(
+            FutureRecord::<str, [u8]>::to("logs")
+                .partition(0)
+                .key("junk")
+                .payload(junk.as_slice()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce")
+        .offset;
+
+    let receiver = OtlpReceiver::start_grpc().await.expect("receiver");
+    let endpoint = format!("    endpoint: {}", receiver.endpoint());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("archive");
+    let spec_path = dir.path().join("spec.yaml");
+    std::fs::write(&spec_path, spec(&broker, "it-dlq-cut", &endpoint, &archive)).expect("spec");
+    let quarantined = dir
+        .path()
+        .join(format!("state/quarantine/logs.p0.o{offset}.bin"));
+    let stderr = start(&spec_path, "it-a").wait_ok().await;
+    eprintln!("--- sliq's log ---\n{stderr}--- end ---");
+
+    let dlq = broker
+        .consume_all("logs-dlq", 1, Duration::from_secs(30))
+        .expect("dlq");
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(broker.end_offsets("logs-dlq").expect("dlq end")[&0], 1);
+    let d = &dlq[0];
+    assert_eq!(d.headers["sliq.reason"], "not_json");
+    assert_eq!(d.headers["sliq.truncated"], junk.len().to_string());
+    assert_eq!(
+        d.headers["sliq.quarantine"],
+        quarantined.display().to_string()
+    );
+    assert!(
+        !d.payload.is_empty() && d.payload.len() < 65_536,
+        "{} bytes",
+        d.payload.len()
+    );
+    assert_eq!(d.payload[..], junk[..d.payload.len()]);
+    assert_eq!(std::fs::read(&quarantined).expect("quarantine file"), junk);
+    assert_eq!(
+        broker
+            .committed_offsets("it-dlq-cut", "logs")
+            .expect("committed"),
+        broker.end_offsets("logs").expect("end offsets")
+    );
+}

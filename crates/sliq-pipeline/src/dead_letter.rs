@@ -157,6 +157,12 @@ fn hint(e: &KafkaError) -> &'static str {
             "the broker did not acknowledge in time: check it is reachable"
         }
         Some(RDKafkaErrorCode::QueueFull) => "the producer's queue is full",
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::InvalidMessageSize,
+        ) => "the topic refuses it as it is: refused again, it is quarantined and sent truncated",
         _ => "check the brokers and the topic",
     }
 }
@@ -582,10 +588,13 @@ impl DeadLetters {
                     QUARANTINE.to_owned(),
                     Some(bin.display().to_string().into_bytes()),
                 ));
-                let others = letter.size() - letter.payload.as_ref().map_or(0, Vec::len);
-                self.message_max_bytes
+                let others = letter.size() - original;
+                let safe = self
+                    .message_max_bytes
                     .saturating_sub(others + RECORD_OVERHEAD)
-                    .min(MAX_TRUNCATED_PAYLOAD)
+                    .min(MAX_TRUNCATED_PAYLOAD);
+                // Within the producer's limit yet refused: the topic takes less, so halve at once.
+                if original <= safe { original / 2 } else { safe }
             }
             Some(0) if letter.original_headers == 0 => return Ok(false),
             Some(0) => {
