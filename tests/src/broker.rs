@@ -26,6 +26,8 @@ pub struct ConsumedRecord {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// The record has no payload at all (a tombstone), not an empty one.
+    pub payload_null: bool,
     pub headers: BTreeMap<String, String>,
 }
 
@@ -166,6 +168,7 @@ impl Broker {
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().unwrap_or_default().to_vec(),
+                    payload_null: m.payload().is_none(),
                     headers,
                 });
             }

@@ -5,8 +5,9 @@
 //!
 //! The commit floor of a partition is the least of: the next offset to read, the lowest offset
 //! still counted in an open window (`Windows::hold_floor`), in an unacknowledged export
-//! (`ExportQueue::hold_floor`), in an unpublished archive file (`Archive::open_floor`), or in an
-//! unacknowledged dead letter. Everything below it is durable outside this process.
+//! (`ExportQueue::hold_floor`), in an unpublished archive file (`Archive::open_floor`), or with an
+//! unacknowledged dead letter (`DeadLetters::pending_floor`). Everything below it is durable
+//! outside this process.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use sliq_core::SourceId;
 use sliq_otlp::ExportBatch;
 use tracing::{info, warn};
 
+use crate::dead_letter::Settled;
 use crate::error::PipelineError;
 use crate::outage::human;
 use crate::persist::checkpoint::{
@@ -25,6 +27,10 @@ use crate::persist::checkpoint::{
 use crate::progress::SloProgress;
 use crate::run::State;
 use crate::source::Source;
+
+/// How long a regular checkpoint waits for dead-letter acknowledgements before it leaves them
+/// for the next one (reading goes on meanwhile).
+const DEAD_LETTER_WAIT: Duration = Duration::from_millis(500);
 
 /// Why a checkpoint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,9 +158,19 @@ impl State {
         };
         self.note_archived(&closed);
         self.dirty |= !closed.is_empty() || !self.archive.pending().is_empty();
-        self.dead_letters.settle()?;
+        // A checkpoint says every refused record below its cut is dead-lettered: while the
+        // dead-letter topic does not acknowledge, no checkpoint is written (a crash replays from
+        // the previous one, exactly) and nothing is committed past the waiting letters.
+        let letters_deadline = match mode {
+            Mode::Regular => now + DEAD_LETTER_WAIT,
+            Mode::Rebalance(_, deadline) | Mode::Final(deadline) => deadline,
+        };
+        let settled = matches!(
+            self.dead_letters.settle_until(letters_deadline)?,
+            Settled::All
+        );
 
-        if self.dirty {
+        if self.dirty && settled {
             self.seq += 1;
             if !windows.is_empty() {
                 self.budgets.persist(&windows, &self.evaluator, self.seq)?;
@@ -189,8 +205,10 @@ impl State {
                     );
                 }
                 // The floors moved with the acknowledgements: record them before committing.
-                self.seq += 1;
-                self.write_checkpoint()?;
+                if settled {
+                    self.seq += 1;
+                    self.write_checkpoint()?;
+                }
             }
         }
         self.commit(consumer, mode);
@@ -214,6 +232,7 @@ impl State {
             self.windows.hold_floor(id),
             self.export.hold_floor(id),
             archive,
+            self.dead_letters.pending_floor(&s.topic, s.partition),
         ]
         .into_iter()
         .flatten()

@@ -9,9 +9,9 @@ pub enum PipelineError {
         context: String,
         source: rdkafka::error::KafkaError,
     },
-    #[error(
-        "dead-letter topic {topic:?}: delivery failed: {detail}; check the topic exists and the producer may write to it"
-    )]
+    /// The dead-letter producer could not be made (bad `source.kafka.options`, typically). Failed
+    /// deliveries are never this: they are retried until acknowledged (see `dead_letter`).
+    #[error("dead-letter topic {topic:?}: {detail}; check source.kafka.options")]
     DeadLetter { topic: String, detail: String },
     #[error("archive: {0}")]
     Archive(#[from] sliq_archive::ArchiveError),

@@ -34,12 +34,22 @@ impl Outage {
     }
 }
 
-/// A duration as a person writes it: whole seconds (`45s`, `2m 5s`), or milliseconds below one.
+/// A duration as a person writes it: `250ms`, `45s`, `2m 5s`, `1h 3m`, `2d 4h`.
 pub(crate) fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         return format!("{}ms", d.as_millis());
     }
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    let s = d.as_secs();
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, m) if seconds == 0 => format!("{m}m"),
+        (0, 0, m) => format!("{m}m {seconds}s"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 #[cfg(test)]
@@ -66,8 +76,19 @@ mod tests {
 
     #[test]
     fn durations_read_like_a_person_wrote_them() {
-        assert_eq!(human(Duration::from_millis(125_400)), "2m 5s");
-        assert_eq!(human(Duration::from_secs(45)), "45s");
+        let cases = [
+            (45, "45s"),
+            (60, "1m"),
+            (125, "2m 5s"),
+            (3600, "1h"),
+            (3725, "1h 2m"),
+            (86_400, "1d"),
+            (2 * 86_400 + 4 * 3600 + 59, "2d 4h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human(Duration::from_secs(secs)), want);
+        }
+        assert_eq!(human(Duration::from_millis(1999)), "1s");
         assert_eq!(human(Duration::from_millis(250)), "250ms");
     }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Offset};
 use sliq_archive::{Archive, ArchiveConfig, ClosedFile, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
@@ -113,6 +112,9 @@ pub(crate) struct State {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Dead letters kept in memory while their topic does not acknowledge; past this reading pauses.
+const MAX_WAITING_LETTERS: usize = 10_000;
 
 impl State {
     fn process(
@@ -378,13 +380,12 @@ pub fn run(
         &pending_files,
     )?;
 
-    let mut producer_config = client_config(kafka, &instance_id);
-    producer_config
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
-    let producer: FutureProducer = producer_config
-        .create()
-        .map_err(PipelineError::kafka("creating the dead-letter producer"))?;
+    let dead_letters = DeadLetters::new(
+        client_config(kafka, &instance_id),
+        kafka.dead_letter_topic.clone(),
+        state_dir.path(),
+        rt.clone(),
+    )?;
 
     let mut drift = spec
         .drift
@@ -414,9 +415,9 @@ pub fn run(
         latency_series: LatencySeries::default(),
         windows: Windows::new(spec.windows.window_config()),
         archive,
-        export: ExportQueue::new(exporter, &otlp.endpoint, otlp.max_backlog_bytes, rt.clone()),
+        export: ExportQueue::new(exporter, &otlp.endpoint, otlp.max_backlog_bytes, rt),
         builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
-        dead_letters: DeadLetters::new(producer, kafka.dead_letter_topic.clone(), rt),
+        dead_letters,
         sources: Sources::default(),
         counts: RecordCounts::default(),
         exported_counts: RecordCounts::default(),
@@ -605,8 +606,10 @@ impl State {
     /// Pauses every assigned partition while the export backlog is full, resumes them once it has
     /// room again.
     fn apply_backpressure(&mut self, consumer: &BaseConsumer<SourceContext>) {
-        let pause = self.export.is_full();
-        if pause == self.paused || (!pause && !self.export.has_room()) {
+        let letters = self.dead_letters.pending();
+        let pause = self.export.is_full() || letters >= MAX_WAITING_LETTERS;
+        let room = self.export.has_room() && letters < MAX_WAITING_LETTERS / 2;
+        if pause == self.paused || (!pause && !room) {
             return;
         }
         let Ok(assignment) = consumer.assignment() else {
@@ -622,12 +625,12 @@ impl State {
                 self.paused = pause;
                 if pause {
                     warn!(
-                        "the export backlog is full ({} requests wait for the collector): reading \
-                         is paused until it drains",
+                        "{} export requests wait for the collector and {letters} dead letters for \
+                         the dead-letter topic: reading is paused until they drain",
                         self.export.len()
                     );
                 } else {
-                    info!("the export backlog drained: reading again");
+                    info!("exports and dead letters drained: reading again");
                 }
             }
             Err(e) => warn!("cannot pause or resume the partitions: {e}"),
