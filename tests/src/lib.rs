@@ -9,6 +9,7 @@ pub mod otlp;
 pub mod python;
 pub mod recount;
 pub mod run;
+pub mod traffic;
 
 use std::path::PathBuf;
 
