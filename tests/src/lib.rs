@@ -5,6 +5,7 @@
 #![allow(clippy::print_stderr)]
 
 pub mod broker;
+pub mod fault;
 pub mod otlp;
 pub mod python;
 pub mod recount;
