@@ -345,6 +345,10 @@ impl Findings {
 
 /// The archive's rows per (partition, offset) of topic `logs`: (count, sha256 of the first raw).
 pub fn archive_positions(dir: &Path) -> anyhow::Result<BTreeMap<Position, (u64, String)>> {
+    if !has_parquet(dir) {
+        // No file published at all: an empty archive (DuckDB refuses a glob that matches nothing).
+        return Ok(BTreeMap::new());
+    }
     let json = duckdb_json(&format!(
         "rows = q(\"SELECT kafka_topic, kafka_partition, kafka_offset, raw FROM read_parquet('{}/**/*.parquet', hive_partitioning = true)\")\n\
          out = {{}}\n\
@@ -369,6 +373,21 @@ pub fn archive_positions(dir: &Path) -> anyhow::Result<BTreeMap<Position, (u64, 
     Ok(out)
 }
 
+fn has_parquet(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                has_parquet(&p)
+            } else {
+                p.extension().is_some_and(|x| x == "parquet")
+            }
+        })
+}
+
 /// Waits until `check` holds, polling every `every`, for at most `timeout`; whether it held.
 pub async fn wait_until(
     timeout: Duration,
@@ -385,6 +404,25 @@ pub async fn wait_until(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// The newest `sliq.records` points of `instance`: (their start time, their total). A new process
+/// that has read records changes it (a new total, or a new start time in a new lineage).
+pub fn records_marker(receiver: &OtlpReceiver, instance: &str) -> (u64, u64) {
+    let mut latest: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for p in receiver.sum_points("sliq.records") {
+        if p.resource.get("service.instance.id").map(String::as_str) == Some(instance) {
+            let outcome = p
+                .attributes
+                .get("sliq.record.outcome")
+                .cloned()
+                .unwrap_or_default();
+            latest.insert(outcome, (p.start_time_unix_nano, p.value as u64));
+        }
+    }
+    latest
+        .values()
+        .fold((0, 0), |(start, total), (s, v)| (start.max(*s), total + v))
 }
 
 /// Records `instance` has read so far, by its exported `sliq.records` (all outcomes).
