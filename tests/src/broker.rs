@@ -1,6 +1,7 @@
 //! A Nisshi broker process for one test, killed on drop.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ use rdkafka::{Offset, TopicPartitionList};
 pub struct Broker {
     child: Child,
     port: u16,
+    binary: String,
+    /// The working directory of a broker on sqlite storage (`nisshi.db` lives there).
+    sqlite_dir: Option<PathBuf>,
 }
 
 /// A record read back from a topic.
@@ -31,54 +35,150 @@ pub struct ConsumedRecord {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The broker binary (scripts/broker.sh builds it once and caches it).
+fn binary() -> anyhow::Result<String> {
+    let script = crate::repo_root().join("scripts/broker.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("path")
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed; run it by hand to see why", script.display());
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// Sends `signal` (e.g. `STOP`, `CONT`, `KILL`) to process `pid`.
+pub fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{signal} {pid} failed");
+    }
+    Ok(())
+}
+
 impl Broker {
-    /// Builds the broker once (scripts/broker.sh caches it), starts it, waits until it answers.
+    /// Builds the broker once (scripts/broker.sh caches it), starts it on memory storage, waits
+    /// until it answers.
     pub fn start() -> anyhow::Result<Broker> {
-        let script = crate::repo_root().join("scripts/broker.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("path")
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        if !out.status.success() {
-            bail!("{} failed; run it by hand to see why", script.display());
-        }
-        let binary = String::from_utf8(out.stdout)?.trim().to_owned();
-        let port = crate::free_port()?;
+        Broker::launch(binary()?, crate::free_port()?, None)
+    }
+
+    /// Starts a broker on sqlite storage in `dir` (`dir/nisshi.db`): topics, records and committed
+    /// offsets survive [`Broker::kill`] and [`Broker::restart`].
+    pub fn start_sqlite(dir: &Path) -> anyhow::Result<Broker> {
+        std::fs::create_dir_all(dir)?;
+        Broker::launch(binary()?, crate::free_port()?, Some(dir.to_path_buf()))
+    }
+
+    fn launch(binary: String, port: u16, sqlite_dir: Option<PathBuf>) -> anyhow::Result<Broker> {
+        let child = Broker::spawn(&binary, port, sqlite_dir.as_deref())?;
+        let mut broker = Broker {
+            child,
+            port,
+            binary,
+            sqlite_dir,
+        };
+        broker.wait_ready(Duration::from_secs(30))?;
+        Ok(broker)
+    }
+
+    fn spawn(binary: &str, port: u16, sqlite_dir: Option<&Path>) -> anyhow::Result<Child> {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args([
-                "--storage-engine",
-                "memory://nisshi/",
-                "--group-initial-rebalance-delay",
-                "0s",
-                "--silent",
-            ])
+        let mut cmd = Command::new(binary);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ]);
+        match sqlite_dir {
+            // Relative to the working directory (an absolute path needs four slashes).
+            Some(dir) => cmd
+                .args(["--storage-engine", "sqlite://nisshi.db"])
+                .current_dir(dir),
+            None => cmd.args(["--storage-engine", "memory://nisshi/"]),
+        };
+        cmd.args(["--group-initial-rebalance-delay", "0s", "--silent"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {binary}"))?;
-        let broker = Broker { child, port };
-        let admin = broker.admin()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+            .with_context(|| format!("starting {binary}"))
+    }
+
+    /// Waits until the broker answers a metadata request.
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let admin = self.admin()?;
+        let deadline = Instant::now() + timeout;
         loop {
             if admin
                 .inner()
                 .fetch_metadata(None, Duration::from_secs(1))
                 .is_ok()
             {
-                return Ok(broker);
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the broker on port {} exited: {status}", self.port);
             }
             if Instant::now() > deadline {
-                bail!("the broker on port {port} did not answer within 30 s");
+                bail!(
+                    "the broker on port {} did not answer within {timeout:?}",
+                    self.port
+                );
+            }
+        }
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing answers.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        signal(self.pid(), "STOP")
+    }
+
+    /// Thaws a frozen broker (SIGCONT).
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        signal(self.pid(), "CONT")
+    }
+
+    /// SIGKILLs the broker and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts the broker again on the same port and the same sqlite db (after [`Broker::kill`]),
+    /// and waits until it answers. Retries while the port is not yet free.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let Some(dir) = self.sqlite_dir.clone() else {
+            bail!("only a broker on sqlite storage keeps its data through a restart");
+        };
+        if self.child.try_wait()?.is_none() {
+            self.kill()?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.child = Broker::spawn(&self.binary, self.port, Some(&dir))?;
+            match self.wait_ready(Duration::from_secs(15)) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("broker restart on port {}: {e}; again", self.port);
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -124,13 +224,7 @@ impl Broker {
         }
     }
 
-    /// Reads a topic from the beginning until `expected` records arrived (or the timeout).
-    pub fn consume_all(
-        &self,
-        topic: &str,
-        expected: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<Vec<ConsumedRecord>> {
+    fn reader(&self, topic: &str) -> anyhow::Result<(BaseConsumer, Vec<i32>)> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("group.id", format!("reader-{topic}-{}", std::process::id()))
@@ -140,37 +234,55 @@ impl Broker {
             .create()?;
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let mut tpl = TopicPartitionList::new();
+        let mut partitions = Vec::new();
         for p in md.topics().first().context("topic metadata")?.partitions() {
             tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            partitions.push(p.id());
         }
         consumer.assign(&tpl)?;
+        Ok((consumer, partitions))
+    }
+
+    /// Reads a topic from the beginning until `expected` records arrived (or the timeout).
+    pub fn consume_all(
+        &self,
+        topic: &str,
+        expected: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<ConsumedRecord>> {
+        let (consumer, _) = self.reader(topic)?;
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < expected && Instant::now() < deadline {
             if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-                let m = m?;
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_owned(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(ConsumedRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    payload_null: m.payload().is_none(),
-                    headers,
-                });
+                out.push(consumed(&m?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads every partition of a topic from the beginning up to its high-water mark at the call:
+    /// every record the topic holds, duplicates included. Fails at the timeout.
+    pub fn consume_to_end(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<ConsumedRecord>> {
+        let ends = self.end_offsets(topic)?;
+        let (consumer, _) = self.reader(topic)?;
+        let deadline = Instant::now() + timeout;
+        let mut next: BTreeMap<i32, i64> = ends.keys().map(|p| (*p, 0)).collect();
+        let mut out = Vec::new();
+        while ends.iter().any(|(p, end)| next[p] < *end) {
+            if Instant::now() > deadline {
+                bail!("read {next:?} of {topic} up to {ends:?} in {timeout:?}");
+            }
+            if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                let r = consumed(&m?);
+                next.insert(r.partition, r.offset + 1);
+                if r.offset < ends[&r.partition] {
+                    out.push(r);
+                }
             }
         }
         Ok(out)
@@ -214,8 +326,33 @@ impl Broker {
     }
 }
 
+fn consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ConsumedRecord {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().unwrap_or_default().to_vec(),
+        payload_null: m.payload().is_none(),
+        headers,
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
+        // A frozen process dies of SIGKILL too.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

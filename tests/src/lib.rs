@@ -5,10 +5,12 @@
 #![allow(clippy::print_stderr)]
 
 pub mod broker;
+pub mod fault;
 pub mod otlp;
 pub mod python;
 pub mod recount;
 pub mod run;
+pub mod traffic;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -21,6 +22,25 @@ use tonic::{Request, Response, Status};
 struct Inbox {
     requests: Mutex<Vec<ExportMetricsServiceRequest>>,
     fail_next: AtomicU32,
+    /// Refuse every export (UNAVAILABLE / 503) while set.
+    refusing: AtomicBool,
+    /// Exports refused so far.
+    refused: AtomicU64,
+}
+
+impl Inbox {
+    /// Whether this export is to be refused (and counts it).
+    fn refuse(&self) -> bool {
+        let refuse = self.refusing.load(Ordering::SeqCst)
+            || self
+                .fail_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if refuse {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        refuse
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -32,12 +52,7 @@ impl MetricsService for Service {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let failing = self
-            .0
-            .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
+        if self.0.refuse() {
             return Err(Status::unavailable("told to fail by the test"));
         }
         self.0.requests.lock().push(request.into_inner());
@@ -51,11 +66,7 @@ async fn http_export(
     body: axum::body::Bytes,
 ) -> (axum::http::StatusCode, Vec<u8>) {
     use prost::Message as _;
-    if inbox
-        .fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-    {
+    if inbox.refuse() {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Vec::new());
     }
     if headers
@@ -81,6 +92,29 @@ async fn http_export(
 pub struct OtlpReceiver {
     inbox: Arc<Inbox>,
     port: u16,
+    /// The gRPC server's shutdown signal and task, while it serves.
+    server: Arc<Mutex<Option<GrpcServer>>>,
+}
+
+#[derive(Debug)]
+struct GrpcServer {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves OTLP/gRPC for `inbox` on `listener` until the returned server is shut down.
+fn serve_grpc(listener: tokio::net::TcpListener, inbox: &Arc<Inbox>) -> GrpcServer {
+    let service = MetricsServiceServer::new(Service(Arc::clone(inbox)));
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(tokio_stream_listener(listener), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    GrpcServer { shutdown, task }
 }
 
 /// One number point, flattened.
@@ -111,13 +145,58 @@ impl OtlpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let inbox = Arc::new(Inbox::default());
-        let service = MetricsServiceServer::new(Service(Arc::clone(&inbox)));
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream_listener(listener)),
-        );
-        Ok(OtlpReceiver { inbox, port })
+        let server = serve_grpc(listener, &inbox);
+        Ok(OtlpReceiver {
+            inbox,
+            port,
+            server: Arc::new(Mutex::new(Some(server))),
+        })
+    }
+
+    /// Takes a gRPC receiver down: connections are closed and the port refuses new ones until
+    /// [`OtlpReceiver::restart`] (what the exporter sees of a collector that is down).
+    pub async fn stop(&self) {
+        let server = self.server.lock().take();
+        if let Some(GrpcServer { shutdown, mut task }) = server {
+            let _ = shutdown.send(());
+            // Graceful first (in-flight exports finish); a connection that lingers is cut.
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// Serves a stopped gRPC receiver again on the same port, keeping what it received.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("receiver restart on port {}: {e}; again", self.port);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let server = serve_grpc(listener, &self.inbox);
+        *self.server.lock() = Some(server);
+        Ok(())
+    }
+
+    /// While `on`, every export is refused with UNAVAILABLE (HTTP 503): a collector that is up but
+    /// overloaded.
+    pub fn refuse(&self, on: bool) {
+        self.inbox.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// How many exports were refused so far.
+    pub fn refused(&self) -> u64 {
+        self.inbox.refused.load(Ordering::SeqCst)
     }
 
     /// Serves OTLP/HTTP with protobuf bodies (`POST /v1/metrics`) on a free loopback port.
@@ -129,7 +208,11 @@ impl OtlpReceiver {
             .route("/v1/metrics", axum::routing::post(http_export))
             .with_state(Arc::clone(&inbox));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(OtlpReceiver { inbox, port })
+        Ok(OtlpReceiver {
+            inbox,
+            port,
+            server: Arc::new(Mutex::new(None)),
+        })
     }
 
     pub fn endpoint(&self) -> String {
@@ -139,6 +222,11 @@ impl OtlpReceiver {
     /// Makes the next `n` exports fail with UNAVAILABLE.
     pub fn fail_next(&self, n: u32) {
         self.inbox.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// How many exports were received (accepted) so far.
+    pub fn request_count(&self) -> usize {
+        self.inbox.requests.lock().len()
     }
 
     pub fn requests(&self) -> Vec<ExportMetricsServiceRequest> {
@@ -236,6 +324,34 @@ pub fn last_values(points: &[ReceivedPoint]) -> BTreeMap<SeriesIdentity, f64> {
         out.insert((p.resource.clone(), p.attributes.clone()), p.value);
     }
     out
+}
+
+/// What a cumulative backend would object to, over every point in arrival order: a series (same
+/// resource and attributes) whose value goes down or whose time goes back while its start time
+/// stays; and, apart, how often a series restarted (a new start time: a reset to a backend).
+pub fn cumulative_regressions(points: &[ReceivedPoint]) -> (Vec<String>, usize) {
+    let mut last: BTreeMap<SeriesIdentity, &ReceivedPoint> = BTreeMap::new();
+    let (mut regressions, mut resets) = (Vec::new(), 0);
+    for p in points.iter().filter(|p| p.temporality == 2) {
+        let id = (p.resource.clone(), p.attributes.clone());
+        if let Some(prev) = last.get(&id) {
+            if prev.start_time_unix_nano != p.start_time_unix_nano {
+                resets += 1;
+            } else if p.value < prev.value || p.time_unix_nano < prev.time_unix_nano {
+                regressions.push(format!(
+                    "{} {:?}: {} at {} after {} at {}",
+                    p.metric,
+                    p.attributes,
+                    p.value,
+                    p.time_unix_nano,
+                    prev.value,
+                    prev.time_unix_nano
+                ));
+            }
+        }
+        last.insert(id, p);
+    }
+    (regressions, resets)
 }
 
 /// Parses an OTLP/JSON-lines file (the Collector file exporter's format).

@@ -139,12 +139,52 @@ pub fn record_counts(receiver: &OtlpReceiver) -> BTreeMap<String, BTreeMap<Strin
 /// A broker with the test topics: `logs` (4 partitions) and `logs-dlq` (1).
 pub async fn broker_with_topics() -> Broker {
     let broker = Broker::start().expect("broker");
+    create_test_topics(&broker).await;
+    broker
+}
+
+/// Creates the test topics: `logs` (4 partitions) and `logs-dlq` (1).
+pub async fn create_test_topics(broker: &Broker) {
     broker.create_topic("logs", 4).await.expect("topic logs");
     broker
         .create_topic("logs-dlq", 1)
         .await
         .expect("topic logs-dlq");
-    broker
+}
+
+/// Asks a running sliq to stop cleanly (SIGTERM).
+pub fn terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = crate::broker::signal(pid, "TERM");
+    }
+}
+
+/// Waits at most `timeout` for a sliq process to exit and returns its status; at the timeout it
+/// is SIGKILLed and `None` returned.
+pub async fn wait_exit(
+    child: &mut tokio::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    }
+}
+
+/// Watches a running sliq for `period`: `None` when it is still running at the end, else how
+/// long after the start it exited and with what status.
+pub async fn exits_within(
+    child: &mut tokio::process::Child,
+    period: Duration,
+) -> Option<(Duration, std::process::ExitStatus)> {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(period, child.wait()).await {
+        Ok(Ok(status)) => Some((started.elapsed(), status)),
+        Ok(Err(_)) | Err(_) => None,
+    }
 }
 
 /// Produces the first `n` records of `seed` (see [`gen_config`]) to `logs`; returns them with

@@ -348,6 +348,7 @@ impl State {
                 .iter()
                 .map(|f| f.path.clone())
                 .collect(),
+            dead_letter_ends: self.dead_letters.ends(),
             partitions,
         };
         crate::persist::checkpoint::write(

@@ -64,7 +64,7 @@ const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 const DEFAULT_MESSAGE_TIMEOUT_MS: &str = "30000";
 
 /// A source record's position: the dead letter of which is not acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct SourceOffset {
     pub(crate) topic: String,
     pub(crate) partition: i32,
@@ -190,6 +190,9 @@ pub(crate) struct DeadLetters {
     /// Per source partition: offset → letters not acknowledged.
     pending: HashMap<(String, i32), BTreeMap<i64, u32>>,
     outage: Outage,
+    /// Per dead-letter partition, the offset after the last letter acknowledged (or the end at
+    /// start): a checkpoint keeps it, so a resumed run can read back what was sent after it.
+    ends: BTreeMap<i32, i64>,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -235,7 +238,47 @@ impl DeadLetters {
             in_flight: FuturesUnordered::new(),
             pending: HashMap::new(),
             outage: Outage::default(),
+            ends: BTreeMap::new(),
         })
+    }
+
+    /// The topic's end per partition as of the last acknowledgement, for the checkpoint.
+    pub(crate) fn ends(&self) -> Vec<(i32, i64)> {
+        self.ends.iter().map(|(p, o)| (*p, *o)).collect()
+    }
+
+    /// Starts from the ends a resumed checkpoint recorded, or from the topic's current ends.
+    pub(crate) fn start_from(&mut self, resumed: Option<&[(i32, i64)]>) {
+        match resumed {
+            Some(ends) => self.ends = ends.iter().copied().collect(),
+            None => match crate::dead_letter_readback::topic_ends(&self.config, &self.topic) {
+                Ok(ends) => self.ends = ends,
+                Err(e) => warn!(
+                    topic = %self.topic,
+                    "cannot read the dead-letter topic's end offsets ({e}); a crash before the \
+                     first checkpoint may send some dead letters twice"
+                ),
+            },
+        }
+    }
+
+    /// The source records whose letters reached the topic after the recorded ends: sent after the
+    /// resumed checkpoint, before the crash, so not to be sent again.
+    pub(crate) fn sent_after_checkpoint(&self) -> std::collections::HashSet<SourceOffset> {
+        if self.ends.is_empty() {
+            return std::collections::HashSet::new();
+        }
+        match crate::dead_letter_readback::read_back(&self.config, &self.topic, &self.ends) {
+            Ok(sent) => sent,
+            Err(e) => {
+                warn!(
+                    topic = %self.topic,
+                    "cannot read back the dead letters sent before the restart ({e}); some may \
+                     be sent twice"
+                );
+                std::collections::HashSet::new()
+            }
+        }
     }
 
     /// Queues one refused record (a copy of its key, payload and headers); it is acknowledged by
@@ -345,7 +388,11 @@ impl DeadLetters {
             let results = self.wait(wake);
             for (id, result) in results {
                 let outcome = match result {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(delivery)) => {
+                        let end = self.ends.entry(delivery.partition).or_default();
+                        *end = (*end).max(delivery.offset + 1);
+                        Ok(())
+                    }
                     Ok(Err((e, _))) => Err(e),
                     // The producer went away with the message (a replaced producer): send again.
                     Err(_) => Err(KafkaError::Canceled),

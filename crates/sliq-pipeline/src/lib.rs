@@ -8,6 +8,7 @@
 mod budgets;
 mod checkpoint;
 mod dead_letter;
+mod dead_letter_readback;
 mod error;
 mod export;
 mod outage;

@@ -1,6 +1,6 @@
 //! The consume loop and the state it drives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
-use crate::dead_letter::DeadLetters;
+use crate::dead_letter::{DeadLetters, SourceOffset};
 use crate::error::PipelineError;
 use crate::export::ExportQueue;
 use crate::outage::{Outage, human};
@@ -109,6 +109,8 @@ pub(crate) struct State {
     pub(crate) commit_outage: Outage,
     /// Per partition, the commit the last checkpoint written recorded: commits never pass it.
     pub(crate) recorded_commits: HashMap<SourceId, i64>,
+    /// Records whose dead letters reached the topic after the resumed checkpoint: not sent again.
+    sent_before: HashSet<SourceOffset>,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -260,6 +262,15 @@ impl State {
         reject: &Reject,
     ) -> Result<(), PipelineError> {
         self.counts.dead_lettered += 1;
+        if !self.sent_before.is_empty()
+            && self.sent_before.remove(&SourceOffset {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+            })
+        {
+            return Ok(());
+        }
         self.dead_letters.send(msg, reject)
     }
 
@@ -380,12 +391,18 @@ pub fn run(
         &pending_files,
     )?;
 
-    let dead_letters = DeadLetters::new(
+    let mut dead_letters = DeadLetters::new(
         client_config(kafka, &instance_id),
         kafka.dead_letter_topic.clone(),
         state_dir.path(),
         rt.clone(),
     )?;
+    dead_letters.start_from(resumed.as_ref().map(|c| c.dead_letter_ends.as_slice()));
+    let sent_before = if resumed.is_some() {
+        dead_letters.sent_after_checkpoint()
+    } else {
+        HashSet::new()
+    };
 
     let mut drift = spec
         .drift
@@ -437,6 +454,7 @@ pub fn run(
         paused: false,
         commit_outage: Outage::default(),
         recorded_commits: HashMap::new(),
+        sent_before,
     };
     if let Some(checkpoint) = resumed {
         state.resume(checkpoint, horizon_ms);

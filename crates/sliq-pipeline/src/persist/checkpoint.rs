@@ -36,6 +36,9 @@ pub(crate) struct Checkpoint {
     pub(crate) backlog: Vec<StoredExport>,
     /// Archive files written but not yet published: a resumed run publishes them.
     pub(crate) pending_files: Vec<PathBuf>,
+    /// The dead-letter topic's end per partition when every letter so far was acknowledged: a
+    /// resumed run reads back what follows, so no letter is sent twice.
+    pub(crate) dead_letter_ends: Vec<(i32, i64)>,
     pub(crate) partitions: Vec<PartitionState>,
 }
 
