@@ -14,8 +14,17 @@ use crate::dead_letter::{SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, SourceOf
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A consumer on the producer's connection settings, without its producer-only properties.
 fn reader(config: &ClientConfig) -> Result<BaseConsumer, KafkaError> {
     let mut config = config.clone();
+    for producer_only in [
+        "enable.idempotence",
+        "linger.ms",
+        "queue.buffering.max.ms",
+        "message.timeout.ms",
+    ] {
+        config.remove(producer_only);
+    }
     config
         .set("group.id", "sliq-dead-letter-readback")
         .set("enable.auto.commit", "false")

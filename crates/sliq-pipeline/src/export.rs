@@ -132,11 +132,15 @@ impl ExportQueue {
                 self.retry_at = now + self.delay;
                 self.delay = (self.delay * 2).min(MAX_RETRY_DELAY);
                 if let Some(lasted) = self.outage.failed(now) {
+                    let failing = if lasted.is_zero() {
+                        "failed".to_owned()
+                    } else {
+                        format!("failing for {}", human(lasted))
+                    };
                     warn!(
-                        "OTLP export to {} failing for {}: {e}; {} requests ({} KiB of {} KiB) wait, \
+                        "OTLP export to {} {failing}: {e}; {} requests ({} KiB of {} KiB) wait, \
                          reading goes on until the backlog is full",
                         self.endpoint,
-                        human(lasted),
                         self.backlog.len(),
                         self.bytes >> 10,
                         self.max_bytes >> 10

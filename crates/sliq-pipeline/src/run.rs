@@ -507,6 +507,8 @@ pub fn run(
     }
     let deadline = Instant::now() + st.shutdown_timeout;
     st.checkpoint(&consumer, Mode::Final(deadline))?;
+    // The revocation that leaving the group triggers has nothing left to wait for.
+    st.shutdown_timeout = Duration::ZERO;
     let summary = RunSummary {
         instance_id: instance_id.clone(),
         accepted: st.counts.accepted,
