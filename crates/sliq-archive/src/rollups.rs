@@ -340,36 +340,24 @@ mod tests {
         assert!(rows.is_empty());
         drop(other);
 
+        let snapshot_then_append = |store: &mut RollupStore| {
+            let minutes = [
+                row(RollupKind::Minute, 60_000, 18),
+                row(RollupKind::Hour, 0, 18),
+            ];
+            store.snapshot(&minutes, 3).unwrap();
+            store
+                .append(&[row(RollupKind::Add, 240_000, 8)], 4)
+                .unwrap();
+        };
         let (mut store, _) = RollupStore::open(dir.path(), "i-1", Some(2)).unwrap();
-        store
-            .snapshot(
-                &[
-                    row(RollupKind::Minute, 60_000, 18),
-                    row(RollupKind::Hour, 0, 18),
-                ],
-                3,
-            )
-            .unwrap();
-        store
-            .append(&[row(RollupKind::Add, 240_000, 8)], 4)
-            .unwrap();
+        snapshot_then_append(&mut store);
         // Checkpoint 3 (the snapshot's) was never written: resuming checkpoint 2 rolls the
         // snapshot and the append after it back, and the superseded files are still there.
         let (mut store, rows) = RollupStore::open(dir.path(), "i-1", Some(2)).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-        store
-            .snapshot(
-                &[
-                    row(RollupKind::Minute, 60_000, 18),
-                    row(RollupKind::Hour, 0, 18),
-                ],
-                3,
-            )
-            .unwrap();
-        store
-            .append(&[row(RollupKind::Add, 240_000, 8)], 4)
-            .unwrap();
+        snapshot_then_append(&mut store);
         store.checkpointed(4).unwrap();
         let (_, rows) = RollupStore::open(dir.path(), "i-1", Some(4)).unwrap();
         assert_eq!(

@@ -284,13 +284,9 @@ impl State {
     }
 
     fn write_checkpoint(&mut self) -> Result<(), PipelineError> {
-        let assigned: Vec<SourceId> = self
+        let mut partitions: Vec<PartitionState> = self
             .sources
-            .iter()
-            .filter(|(_, s)| s.assigned)
-            .map(|(id, _)| id)
-            .collect();
-        let mut partitions: Vec<PartitionState> = assigned
+            .assigned()
             .into_iter()
             .filter_map(|id| self.partition_state(id))
             .collect();
@@ -363,14 +359,8 @@ impl State {
     /// next cycle commits again.
     fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, mode: Mode<'_>) {
         let mut offsets = TopicPartitionList::new();
-        let assigned: Vec<SourceId> = self
-            .sources
-            .iter()
-            .filter(|(_, s)| s.assigned)
-            .map(|(id, _)| id)
-            .collect();
         let mut planned = Vec::new();
-        for id in assigned {
+        for id in self.sources.assigned() {
             // Never past what the last checkpoint recorded: a restart compares the group's offset
             // with it to tell whether another instance read the partition since.
             let Some(floor) = self

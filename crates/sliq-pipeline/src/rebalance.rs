@@ -117,12 +117,7 @@ impl State {
         self.windows.remove_source(id);
         let s = self.sources.get_mut(id);
         s.assigned = false;
-        s.next_offset = None;
-        s.committed = None;
-        s.committed_counted = None;
-        s.resume = None;
-        s.replay_until = None;
-        s.archived.clear();
+        s.forget_position();
     }
 
     /// A partition arrived, with the group's committed offset and what its committer had counted.
@@ -140,12 +135,7 @@ impl State {
             s.assigned = true;
             s.idle = false;
             s.last_record_at = now;
-            s.next_offset = None;
-            s.committed = None;
-            s.committed_counted = None;
-            s.resume = None;
-            s.replay_until = None;
-            s.archived.clear();
+            s.forget_position();
         }
         let key = (topic.to_owned(), partition);
         if let Some(entry) = self.resumable.remove(&key) {

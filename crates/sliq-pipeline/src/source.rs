@@ -42,6 +42,16 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// Forgets how far it was read and committed: it left this instance, or just arrived.
+    pub(crate) fn forget_position(&mut self) {
+        self.next_offset = None;
+        self.committed = None;
+        self.committed_counted = None;
+        self.resume = None;
+        self.replay_until = None;
+        self.archived.clear();
+    }
+
     /// Whether a written archive file already holds the record at `offset` of event hour `hour`.
     pub(crate) fn is_archived(&self, hour: i64, offset: i64) -> bool {
         self.archived
@@ -106,6 +116,14 @@ impl Sources {
             .iter()
             .enumerate()
             .map(|(i, s)| (SourceId(i as u32), s))
+    }
+
+    /// The partitions assigned to this instance now.
+    pub(crate) fn assigned(&self) -> Vec<SourceId> {
+        self.iter()
+            .filter(|(_, s)| s.assigned)
+            .map(|(id, _)| id)
+            .collect()
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (SourceId, &mut Source)> {
