@@ -25,7 +25,8 @@ pub use sli::{
     TextField, Verdict,
 };
 pub use slo::{
-    DEFAULT_MAX_SERIES, Deferred, Dimension, Evaluator, Filter, OTHER, SeriesId, SeriesKey, Slo,
+    BadRequest, DEFAULT_MAX_SERIES, Deferred, Dimension, Evaluator, Filter, OTHER, SeriesId,
+    SeriesKey, Slo,
 };
 pub use window::{
     Admission, SeriesCount, SourceId, SourceSnapshot, WindowConfig, WindowCounts, WindowPart,

@@ -146,6 +146,17 @@ pub struct Deferred {
     pub key: Box<str>,
 }
 
+/// A request that a dependency judged bad, as a checkpoint keeps it: by correlation pointer and
+/// SLO names, since indices belong to one spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest {
+    pub pointer: String,
+    pub key: Box<str>,
+    /// Event time of its newest bad record.
+    pub ts_ms: i64,
+    pub slos: Vec<String>,
+}
+
 /// Evaluates every SLO on each event and interns the series it lands in.
 #[derive(Debug)]
 pub struct Evaluator {
@@ -448,6 +459,52 @@ impl Evaluator {
         self.bad_requests.retain(|_, (ts, _)| *ts >= before_ms);
     }
 
+    /// The requests remembered as bad for a dependency, for a checkpoint.
+    pub fn bad_requests(&self) -> Vec<BadRequest> {
+        self.bad_requests
+            .iter()
+            .map(|((pointer, key), (ts_ms, slos))| BadRequest {
+                pointer: self.pointers[*pointer].clone(),
+                key: key.clone(),
+                ts_ms: *ts_ms,
+                slos: slos.iter().map(|i| self.slos[*i].name.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// Remembers a bad request from a checkpoint; SLOs or pointers the spec no longer has are
+    /// dropped. Returns whether anything of it was kept.
+    pub fn restore_bad_request(&mut self, request: &BadRequest) -> bool {
+        let Some(pointer) = self.pointers.iter().position(|p| *p == request.pointer) else {
+            return false;
+        };
+        let slos: Vec<usize> = request
+            .slos
+            .iter()
+            .flat_map(|name| {
+                self.slos
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.name == *name)
+                    .map(|(i, _)| i)
+            })
+            .collect();
+        if slos.is_empty() {
+            return false;
+        }
+        let entry = self
+            .bad_requests
+            .entry((pointer, request.key.clone()))
+            .or_insert((request.ts_ms, Vec::new()));
+        entry.0 = entry.0.max(request.ts_ms);
+        for i in slos {
+            if !entry.1.contains(&i) {
+                entry.1.push(i);
+            }
+        }
+        true
+    }
+
     /// Events of an SLO counted into its `other` series because of the cardinality limit.
     pub fn folded_events(&self, slo: usize) -> u64 {
         self.folded_per_slo[slo]
@@ -573,9 +630,10 @@ mod tests {
         assert_eq!(ev.folded_events(0), 3);
     }
 
-    #[test]
-    fn a_bad_dependency_spends_the_dependants_budget_across_records_of_a_request() {
-        use crate::window::{WindowConfig, Windows};
+    /// `answer` (availability) depends on `retrieval` (recall ≥ 0.5), correlated by
+    /// `/request_id`; the dependant comes first, so the cascade order, not the declaration order,
+    /// applies.
+    fn answer_after_retrieval() -> Evaluator {
         let retrieval = Slo::new(
             "retrieval",
             Sli::Score {
@@ -589,8 +647,44 @@ mod tests {
         let mut answer = availability("answer", &[]);
         answer.depends_on = vec![1];
         answer.correlate_by = "/request_id".into();
-        // The dependant comes first: the cascade order, not the declaration order, applies.
-        let mut ev = Evaluator::new(vec![answer, retrieval]);
+        Evaluator::new(vec![answer, retrieval])
+    }
+
+    #[test]
+    fn remembered_bad_requests_survive_a_restart() {
+        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let mut before = answer_after_retrieval();
+        let bad = json!({"id": "b1", "request_id": "q1", "ts": 2000, "service": "r", "evals": {"recall": 0.2}});
+        before.evaluate(&d.decode(&bad).unwrap(), &mut Vec::new());
+        let stored = before.bad_requests();
+        assert_eq!(
+            stored,
+            vec![BadRequest {
+                pointer: "/request_id".into(),
+                key: "q1".into(),
+                ts_ms: 2000,
+                slos: vec!["retrieval".into()],
+            }]
+        );
+        // After the restart the dependant's record of q1 is bad at once, as it was before.
+        let mut after = answer_after_retrieval();
+        assert!(stored.iter().all(|r| after.restore_bad_request(r)));
+        let answer = json!({"id": "a1", "request_id": "q1", "ts": 3000, "service": "a"});
+        let mut out = Vec::new();
+        after.evaluate(&d.decode(&answer).unwrap(), &mut out);
+        assert_eq!(
+            out.iter().map(|(_, v)| (v.good, v.bad)).collect::<Vec<_>>(),
+            vec![(0, 1)]
+        );
+        // A spec without the dependency keeps nothing of it.
+        let mut other = Evaluator::new(vec![availability("answer", &[])]);
+        assert!(!other.restore_bad_request(&stored[0]));
+    }
+
+    #[test]
+    fn a_bad_dependency_spends_the_dependants_budget_across_records_of_a_request() {
+        use crate::window::{WindowConfig, Windows};
+        let mut ev = answer_after_retrieval();
         let mut windows = Windows::new(WindowConfig {
             size_ms: 60_000,
             allowed_lateness_ms: 0,

@@ -345,6 +345,12 @@ impl State {
                 .map(|f| f.path.clone())
                 .collect(),
             dead_letter_ends: self.dead_letters.ends(),
+            bad_requests: self
+                .evaluator
+                .bad_requests()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             partitions,
         };
         crate::persist::checkpoint::write(

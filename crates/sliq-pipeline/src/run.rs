@@ -302,6 +302,9 @@ impl State {
                  from an older run); they are not resumed"
             );
         }
+        for request in checkpoint.bad_requests {
+            self.evaluator.restore_bad_request(&request.into());
+        }
         let mut names = self.names();
         let (totals, dropped) = names.restore_totals(checkpoint.series);
         let latency = names.restore_latency_totals(checkpoint.latency);

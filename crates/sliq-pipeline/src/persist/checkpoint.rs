@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sliq_core::drift::{Features, Sketch};
 use sliq_core::{
-    Deferred, Evaluator, ExpHistogram, LatencyKey, LatencySeries, SeriesCount, SeriesId,
-    SourceSnapshot, Verdict, WindowPart,
+    BadRequest, Deferred, Evaluator, ExpHistogram, LatencyKey, LatencySeries, SeriesCount,
+    SeriesId, SourceSnapshot, Verdict, WindowPart,
 };
 use sliq_otlp::{ExportMetricsServiceRequest, LatencyTotal, RecordCounts, SeriesTotal};
 use tracing::warn;
@@ -39,6 +39,8 @@ pub(crate) struct Checkpoint {
     /// The dead-letter topic's end per partition when every letter so far was acknowledged: a
     /// resumed run reads back what follows, so no letter is sent twice.
     pub(crate) dead_letter_ends: Vec<(i32, i64)>,
+    /// Requests a dependency judged bad, for the cascades of windows still open.
+    pub(crate) bad_requests: Vec<StoredBadRequest>,
     pub(crate) partitions: Vec<PartitionState>,
 }
 
@@ -58,6 +60,37 @@ pub(crate) struct PartitionState {
     pub(crate) commit: i64,
     pub(crate) newest_ts: Option<i64>,
     pub(crate) parts: Vec<StoredPart>,
+}
+
+/// A request a dependency judged bad (see [`BadRequest`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredBadRequest {
+    pointer: String,
+    key: String,
+    ts_ms: i64,
+    slos: Vec<String>,
+}
+
+impl From<BadRequest> for StoredBadRequest {
+    fn from(r: BadRequest) -> Self {
+        StoredBadRequest {
+            pointer: r.pointer,
+            key: r.key.into(),
+            ts_ms: r.ts_ms,
+            slos: r.slos,
+        }
+    }
+}
+
+impl From<StoredBadRequest> for BadRequest {
+    fn from(r: StoredBadRequest) -> Self {
+        BadRequest {
+            pointer: r.pointer,
+            key: r.key.into(),
+            ts_ms: r.ts_ms,
+            slos: r.slos,
+        }
+    }
 }
 
 /// An archive file's event hour and offset range.
