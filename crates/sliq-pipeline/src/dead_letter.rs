@@ -35,6 +35,9 @@ use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 
 use crate::error::PipelineError;
+use crate::kafka_log::QuietContext;
+
+type Producer = FutureProducer<QuietContext>;
 use crate::outage::human;
 
 /// Header names on every dead letter (also documented in the README).
@@ -179,7 +182,7 @@ struct Outage {
 /// The dead-letter producer and every letter not yet acknowledged.
 pub(crate) struct DeadLetters {
     config: ClientConfig,
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
     quarantine_dir: PathBuf,
     message_max_bytes: usize,
@@ -649,11 +652,13 @@ impl DeadLetters {
     }
 }
 
-fn create(config: &ClientConfig, topic: &str) -> Result<FutureProducer, PipelineError> {
-    config.create().map_err(|e| PipelineError::DeadLetter {
-        topic: topic.to_owned(),
-        detail: format!("creating the producer: {e}"),
-    })
+fn create(config: &ClientConfig, topic: &str) -> Result<Producer, PipelineError> {
+    config
+        .create_with_context(QuietContext::default())
+        .map_err(|e| PipelineError::DeadLetter {
+            topic: topic.to_owned(),
+            detail: format!("creating the producer: {e}"),
+        })
 }
 
 /// The `.json` next to a quarantined payload: where it came from, its key and headers, its size.

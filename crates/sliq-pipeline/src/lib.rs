@@ -11,6 +11,7 @@ mod dead_letter;
 mod dead_letter_readback;
 mod error;
 mod export;
+mod kafka_log;
 mod outage;
 mod persist;
 mod produce;

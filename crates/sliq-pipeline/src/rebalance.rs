@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use sliq_core::SourceId;
 use tracing::{info, warn};
 
 use crate::checkpoint::Mode;
+use crate::kafka_log::KafkaLog;
 use crate::run::State;
 use crate::source::Resume;
 
@@ -34,9 +36,18 @@ pub(crate) struct SourceContext {
     pub(crate) state: Arc<Mutex<State>>,
     /// When a failed commit was last reported (ms since the epoch): once per interval.
     pub(crate) commit_warned_ms: AtomicU64,
+    pub(crate) log: KafkaLog,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -485,6 +485,7 @@ pub fn run(
         .create_with_context(SourceContext {
             state: Arc::clone(&state),
             commit_warned_ms: std::sync::atomic::AtomicU64::new(0),
+            log: crate::kafka_log::KafkaLog::default(),
         })
         .map_err(PipelineError::kafka("creating the consumer"))?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
