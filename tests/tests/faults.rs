@@ -129,6 +129,56 @@ async fn collector_outage_longer_than_the_old_retry_budget_is_waited_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_collector_outage_stops_within_the_timeout_and_loses_nothing() {
+    let mut s = Scenario::new("stop", false).await;
+    let mut spec = std::fs::read_to_string(&s.spec).expect("spec");
+    spec.push_str("shutdown_timeout: 5s\n");
+    std::fs::write(&s.spec, spec).expect("spec");
+    let traffic = Traffic::start(&s.broker, "logs", 400, rate()).expect("traffic");
+    let instance = "stop";
+    let mut child = s.sliq(instance, &[]).await;
+    s.survive(&mut child, instance, SETTLE, "warm-up").await;
+    s.receiver.stop().await;
+    s.survive(&mut child, instance, SETTLE, "collector outage")
+        .await;
+
+    // Stopped while the collector is away: within shutdown_timeout (5 s) and a margin for a
+    // loaded machine, committing only what is durable; the rest waits in the checkpoint.
+    let asked = Instant::now();
+    sliq_tests::run::terminate(&child);
+    match wait_exit(&mut child, Duration::from_secs(60)).await {
+        Some(status) if status.success() => {}
+        Some(status) => s
+            .findings
+            .problem(format!("stopped during the outage, sliq exited {status}")),
+        None => s
+            .findings
+            .problem("sliq did not stop within 60 s of SIGTERM"),
+    }
+    let took = asked.elapsed();
+    s.findings.figure(format!(
+        "SIGTERM during the collector outage: stopped in {:.1} s (shutdown_timeout 5 s)",
+        took.as_secs_f64()
+    ));
+    if took > Duration::from_secs(20) {
+        s.findings.problem(format!(
+            "the stop took {:.1} s, far past shutdown_timeout 5 s",
+            took.as_secs_f64()
+        ));
+    }
+
+    // The collector is back and the next run sends what the stopped one kept.
+    s.receiver.restart().await.expect("receiver back");
+    let child = s.sliq(instance, &[]).await;
+    let report = traffic.stop(&s.broker).await.expect("traffic report");
+    s.drain_and_stop(child, instance, report.landed.len() as u64)
+        .await;
+    let truth = Truth::of(&report.landed, &BTreeMap::new());
+    s.check_all(&report.landed, &truth, instance);
+    s.findings.assert_none();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_frozen_then_thawed_under_traffic_loses_and_repeats_nothing() {
     let freeze = Duration::from_secs(knob("SLIQ_FAULT_FREEZE_SECS", 25));
     let mut s = Scenario::new("freeze", true).await;

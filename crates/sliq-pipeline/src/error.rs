@@ -43,12 +43,6 @@ pub enum PipelineError {
         path: std::path::PathBuf,
         detail: String,
     },
-    #[error(
-        "stopped before everything read was exported: {requests} export requests were not \
-         acknowledged by {endpoint} within shutdown_timeout; they are kept in the checkpoint and \
-         sent by the next run"
-    )]
-    Unexported { requests: usize, endpoint: String },
 }
 
 impl PipelineError {
