@@ -310,11 +310,12 @@ impl State {
         };
         let series = names.store_totals(self.builder.totals());
         let latency = names.store_latency_totals(self.builder.latency_totals());
+        self.export.persist(self.seq)?;
         let backlog = self
             .export
             .pending()
             .map(|p| StoredExport {
-                request: (*p.request).clone(),
+                file: p.file.clone().unwrap_or_default(),
                 holds: p
                     .holds
                     .iter()
@@ -357,7 +358,9 @@ impl State {
             self.state_dir.path(),
             self.state_dir.instance_id(),
             &checkpoint,
-        )
+        )?;
+        self.export.checkpointed();
+        Ok(())
     }
 
     /// Commits every assigned partition up to its floor, with how far it was counted as the

@@ -3,11 +3,13 @@
 //! while the backlog has room; when it is full the pipeline pauses its partitions (backpressure).
 //!
 //! A request leaves the backlog only once acknowledged; the offsets its windows hold
-//! ([`ExportQueue::hold_floor`]) are not committed before that. The backlog is part of every
-//! checkpoint, so a crash re-sends what was not acknowledged (a cumulative point sent twice carries
-//! the same value and time).
+//! ([`ExportQueue::hold_floor`]) are not committed before that. Each waiting request is written
+//! once to `state.dir/export-backlog/` (protobuf) and listed by every checkpoint until
+//! acknowledged, so a crash re-sends what was not acknowledged (a cumulative point sent twice
+//! carries the same value and time), and a long outage costs no rewriting.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::error::PipelineError;
 use crate::outage::{Outage, human};
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -29,6 +32,8 @@ pub(crate) struct PendingExport {
     pub(crate) request: Arc<ExportMetricsServiceRequest>,
     pub(crate) holds: Vec<(SourceId, i64)>,
     bytes: usize,
+    /// Where it is kept on disk, once a checkpoint needed it.
+    pub(crate) file: Option<PathBuf>,
 }
 
 type Sending = JoinHandle<(Exporter, Result<(), ExportError>)>;
@@ -47,10 +52,21 @@ pub(crate) struct ExportQueue {
     delay: Duration,
     outage: Outage,
     acknowledged: u64,
+    /// `state.dir/export-backlog`.
+    dir: PathBuf,
+    /// Files of acknowledged requests, deleted once a checkpoint without them is durable.
+    done_files: Vec<PathBuf>,
+    next_file: u64,
 }
 
 impl ExportQueue {
-    pub(crate) fn new(exporter: Exporter, endpoint: &str, max_bytes: u64, rt: Handle) -> Self {
+    pub(crate) fn new(
+        exporter: Exporter,
+        endpoint: &str,
+        max_bytes: u64,
+        state_dir: &Path,
+        rt: Handle,
+    ) -> Self {
         ExportQueue {
             exporter: Some(exporter),
             endpoint: endpoint.to_owned(),
@@ -63,6 +79,9 @@ impl ExportQueue {
             delay: FIRST_RETRY_DELAY,
             outage: Outage::default(),
             acknowledged: 0,
+            dir: state_dir.join("export-backlog"),
+            done_files: Vec::new(),
+            next_file: 0,
         }
     }
 
@@ -78,7 +97,61 @@ impl ExportQueue {
             request: Arc::new(request),
             holds,
             bytes,
+            file: None,
         });
+    }
+
+    /// Writes every waiting request not yet on disk (each once) for the checkpoint about to list
+    /// them; `seq` (the checkpoint's) keeps the names apart across runs.
+    pub(crate) fn persist(&mut self, seq: u64) -> Result<(), PipelineError> {
+        for pending in self.backlog.iter_mut().filter(|p| p.file.is_none()) {
+            let path = self.dir.join(format!("{seq:012}-{}.pb", self.next_file));
+            self.next_file += 1;
+            sliq_archive::write_atomically(&path, &pending.request.encode_to_vec())?;
+            pending.file = Some(path);
+        }
+        Ok(())
+    }
+
+    /// A checkpoint that no longer lists the acknowledged requests is durable: their files go.
+    pub(crate) fn checkpointed(&mut self) {
+        for path in self.done_files.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Puts back a request a resumed checkpoint listed, and removes backlog files it does not
+    /// list (written after it, by the run that crashed).
+    pub(crate) fn restore(
+        &mut self,
+        listed: Vec<(PathBuf, Vec<(SourceId, i64)>)>,
+    ) -> Result<(), PipelineError> {
+        let keep: Vec<&Path> = listed.iter().map(|(p, _)| p.as_path()).collect();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if !keep.contains(&entry.path().as_path()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        for (path, holds) in listed {
+            let bytes = std::fs::read(&path).map_err(|source| PipelineError::State {
+                action: "read the export backlog file",
+                path: path.clone(),
+                source,
+            })?;
+            let request = ExportMetricsServiceRequest::decode(bytes.as_slice()).map_err(|e| {
+                PipelineError::Checkpoint {
+                    path: path.clone(),
+                    detail: format!("not an OTLP export request: {e}"),
+                }
+            })?;
+            self.push(request, holds);
+            if let Some(last) = self.backlog.back_mut() {
+                last.file = Some(path);
+            }
+        }
+        Ok(())
     }
 
     /// Moves the queue on without waiting: collects a finished send, starts the next one when due.
@@ -115,6 +188,7 @@ impl ExportQueue {
             Ok(()) => {
                 if let Some(done) = self.backlog.pop_front() {
                     self.bytes -= done.bytes;
+                    self.done_files.extend(done.file);
                 }
                 self.acknowledged += 1;
                 self.delay = FIRST_RETRY_DELAY;

@@ -320,13 +320,22 @@ impl State {
                 "the checkpoint has series of SLOs no longer in the spec; they end here"
             );
         }
-        for stored in checkpoint.backlog {
-            let holds = stored
-                .holds
-                .iter()
-                .map(|h| (self.sources.id(&h.topic, h.partition, now), h.offset))
-                .collect();
-            self.export.push(stored.request, holds);
+        let backlog = checkpoint
+            .backlog
+            .into_iter()
+            .map(|stored| {
+                let holds = stored
+                    .holds
+                    .iter()
+                    .map(|h| (self.sources.id(&h.topic, h.partition, now), h.offset))
+                    .collect();
+                (stored.file, holds)
+            })
+            .collect();
+        if let Err(e) = self.export.restore(backlog) {
+            warn!(
+                "{e}; those exports are lost, their windows' counts reach the collector with later points"
+            );
         }
         for mut p in checkpoint.partitions {
             if p.newest_ts.is_some_and(|t| t > horizon_ms) {
@@ -435,7 +444,13 @@ pub fn run(
         latency_series: LatencySeries::default(),
         windows: Windows::new(spec.windows.window_config()),
         archive,
-        export: ExportQueue::new(exporter, &otlp.endpoint, otlp.max_backlog_bytes, rt),
+        export: ExportQueue::new(
+            exporter,
+            &otlp.endpoint,
+            otlp.max_backlog_bytes,
+            state_dir.path(),
+            rt,
+        ),
         builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
         dead_letters,
         sources: Sources::default(),

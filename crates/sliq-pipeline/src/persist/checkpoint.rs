@@ -13,7 +13,7 @@ use sliq_core::{
     BadRequest, Deferred, Evaluator, ExpHistogram, LatencyKey, LatencySeries, SeriesCount,
     SeriesId, SourceSnapshot, Verdict, WindowPart,
 };
-use sliq_otlp::{ExportMetricsServiceRequest, LatencyTotal, RecordCounts, SeriesTotal};
+use sliq_otlp::{LatencyTotal, RecordCounts, SeriesTotal};
 use tracing::warn;
 
 use crate::error::PipelineError;
@@ -257,9 +257,10 @@ pub(crate) struct StoredHold {
     pub(crate) offset: i64,
 }
 
+/// A request waiting for the collector: its file under `state.dir/export-backlog`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredExport {
-    pub(crate) request: ExportMetricsServiceRequest,
+    pub(crate) file: PathBuf,
     pub(crate) holds: Vec<StoredHold>,
 }
 
