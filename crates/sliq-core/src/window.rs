@@ -63,7 +63,7 @@ pub struct WindowCounts {
     /// Verdicts waiting for their request's dependencies; [`crate::Evaluator::resolve`] settles
     /// them into `counts`.
     pub deferred: Vec<Deferred>,
-    /// `false` for a partial drain of a window that stays open (see [`Windows::drain_open`]).
+    /// `false` for a partial drain of a window that stays open (see [`Windows::drain_source`]).
     pub closed: bool,
     /// Drift sketches by drift series (closed windows only: a partial drain leaves them in the
     /// window, since drift is judged on the whole window).

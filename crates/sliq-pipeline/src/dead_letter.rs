@@ -285,7 +285,8 @@ impl DeadLetters {
     }
 
     /// Queues one refused record (a copy of its key, payload and headers); it is acknowledged by
-    /// [`DeadLetters::settle`]. Never blocks and never fails: a failed attempt is retried there.
+    /// [`DeadLetters::settle_until`]. Never blocks and never fails: a failed attempt is retried
+    /// there.
     pub(crate) fn send(
         &mut self,
         msg: &BorrowedMessage<'_>,
