@@ -245,10 +245,11 @@ impl State {
         let s = self.sources.get(id);
         let next = s.next_offset?;
         let (count_from, archive_from) = match &s.resume {
-            // Still reading again what the resumed checkpoint had counted.
+            // Still reading again what the resumed checkpoint had counted: archived up to where
+            // the replay came, less what sits in files still in memory.
             Some(r) => (
                 next.max(r.count_from),
-                next.max(r.archive_from).min(
+                r.replayed_to.min(
                     self.archive
                         .unwritten_floor(&s.topic, s.partition)
                         .unwrap_or(i64::MAX),

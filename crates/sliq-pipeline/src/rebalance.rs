@@ -165,6 +165,7 @@ impl State {
                 s.resume = Some(Resume {
                     archive_from: entry.archive_from,
                     count_from: entry.count_from,
+                    replayed_to: entry.archive_from,
                 });
                 s.archived = entry.archived;
                 s.next_offset = Some(entry.count_from);

@@ -137,7 +137,10 @@ impl State {
             p.record_read();
         }
         let payload = msg.payload();
-        if let Some(resume) = &source.resume {
+        if let Some(resume) = &mut source.resume {
+            if offset < resume.count_from {
+                resume.replayed_to = resume.replayed_to.max(offset + 1);
+            }
             if offset < resume.archive_from {
                 return Ok(());
             }

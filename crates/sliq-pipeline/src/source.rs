@@ -16,6 +16,8 @@ pub(crate) struct Resume {
     /// Offsets from `archive_from` to here are counted but were only in memory for the archive:
     /// archived again (unless a written file holds them), not counted.
     pub count_from: i64,
+    /// How far the replay has come (from `archive_from`): the next checkpoint's archive floor.
+    pub replayed_to: i64,
 }
 
 /// One assigned partition.
