@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
-use sliq_core::SourceId;
+use sliq_core::{SourceId, WindowCounts};
 use sliq_otlp::ExportBatch;
 use tracing::{info, warn};
 
@@ -170,10 +170,30 @@ impl State {
             Settled::All
         );
 
+        // Closed windows' rollups go with the next checkpoint written (this one, unless dead
+        // letters are still waiting).
+        self.rollups_due
+            .extend(
+                windows
+                    .iter()
+                    .filter(|w| !w.counts.is_empty())
+                    .map(|w| WindowCounts {
+                        start_ms: w.start_ms,
+                        end_ms: w.end_ms,
+                        counts: w.counts.clone(),
+                        latencies: Vec::new(),
+                        deferred: Vec::new(),
+                        closed: w.closed,
+                        drift: Vec::new(),
+                        holds: Vec::new(),
+                    }),
+            );
         if self.dirty && settled {
             self.seq += 1;
-            if !windows.is_empty() {
-                self.budgets.persist(&windows, &self.evaluator, self.seq)?;
+            if !self.rollups_due.is_empty() {
+                self.budgets
+                    .persist(&self.rollups_due, &self.evaluator, self.seq)?;
+                self.rollups_due.clear();
             }
             // The reference covers only windows whose counts are in this checkpoint.
             if let Some(monitor) = &mut self.drift

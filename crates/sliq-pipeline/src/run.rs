@@ -111,6 +111,8 @@ pub(crate) struct State {
     pub(crate) recorded_commits: HashMap<SourceId, i64>,
     /// Records whose dead letters reached the topic after the resumed checkpoint: not sent again.
     sent_before: HashSet<SourceOffset>,
+    /// Closed windows' counts whose rollups the next checkpoint written appends.
+    pub(crate) rollups_due: Vec<sliq_core::WindowCounts>,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -476,6 +478,7 @@ pub fn run(
         commit_outage: Outage::default(),
         recorded_commits: HashMap::new(),
         sent_before,
+        rollups_due: Vec::new(),
     };
     if let Some(checkpoint) = resumed {
         state.resume(checkpoint, horizon_ms);
