@@ -33,7 +33,7 @@ pub use numeric::{DEFAULT_SCALE, MAX_BUCKETS, NumericSketch};
 
 use crate::event::Event;
 use crate::slo::{Dimension, Evaluator};
-use crate::window::{SeriesCount, WindowCounts};
+use crate::window::{SeriesCount, WindowCounts, merge_at};
 
 /// Whether a feature is a number or a category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -860,14 +860,7 @@ impl DriftMonitor {
             if !step.windows.contains(&window.start_ms) {
                 step.windows.push(window.start_ms);
                 for (series, sketch) in std::mem::take(&mut window.drift) {
-                    let i = series as usize;
-                    if step.sketches.len() <= i {
-                        step.sketches.resize(i + 1, None);
-                    }
-                    match &mut step.sketches[i] {
-                        Some(merged) => merged.merge(&sketch),
-                        slot => *slot = Some(sketch),
-                    }
+                    merge_at(&mut step.sketches, series as usize, sketch, Sketch::merge);
                 }
             }
             let newest = self.trailing.back().map_or(step_start, |s| s.start_ms);

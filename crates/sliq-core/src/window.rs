@@ -358,16 +358,11 @@ impl Windows {
                 continue;
             };
             let mut part = w.parts.swap_remove(i);
-            for (series, sketch) in std::mem::take(&mut part.drift).into_iter().enumerate() {
-                let Some(sketch) = sketch else { continue };
-                if w.kept_drift.len() <= series {
-                    w.kept_drift.resize(series + 1, None);
-                }
-                match &mut w.kept_drift[series] {
-                    Some(kept) => kept.merge(&sketch),
-                    slot => *slot = Some(sketch),
-                }
-            }
+            merge_slots(
+                &mut w.kept_drift,
+                std::mem::take(&mut part.drift),
+                Sketch::merge,
+            );
             if !part.is_empty() {
                 drained.push(emit(*start, size, vec![part], Vec::new(), false));
             }
@@ -446,14 +441,7 @@ impl Windows {
             }
             part.deferred.extend(stored.deferred);
             for (series, sketch) in stored.drift {
-                let i = series as usize;
-                if part.drift.len() <= i {
-                    part.drift.resize(i + 1, None);
-                }
-                match &mut part.drift[i] {
-                    Some(s) => s.merge(&sketch),
-                    slot => *slot = Some(sketch),
-                }
+                merge_at(&mut part.drift, series as usize, sketch, Sketch::merge);
             }
         }
     }
@@ -523,15 +511,26 @@ fn emit(
     }
 }
 
-fn merge_slots<T>(into: &mut Vec<Option<T>>, from: Vec<Option<T>>, merge: fn(&mut T, &T)) {
-    if into.len() < from.len() {
-        into.resize_with(from.len(), || None);
+/// Merges `item` into slot `index` of a dense table (filling an empty slot with it).
+pub(crate) fn merge_at<T>(
+    slots: &mut Vec<Option<T>>,
+    index: usize,
+    item: T,
+    merge: fn(&mut T, &T),
+) {
+    if slots.len() <= index {
+        slots.resize_with(index + 1, || None);
     }
-    for (slot, x) in into.iter_mut().zip(from) {
-        let Some(x) = x else { continue };
-        match slot {
-            Some(s) => merge(s, &x),
-            None => *slot = Some(x),
+    match &mut slots[index] {
+        Some(s) => merge(s, &item),
+        slot => *slot = Some(item),
+    }
+}
+
+fn merge_slots<T>(into: &mut Vec<Option<T>>, from: Vec<Option<T>>, merge: fn(&mut T, &T)) {
+    for (index, x) in from.into_iter().enumerate() {
+        if let Some(x) = x {
+            merge_at(into, index, x, merge);
         }
     }
 }
