@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# End-to-end throughput on the real rig, as a ratio measured in one run (machines are shared and
-# noisy; absolute figures mean little). Produces N generated records into a 4-partition topic of a
-# fresh Nisshi broker, then reads them (1) with a bare consumer that does nothing else and (2) with
-# `sliq run` on pipelines/chatbot.yaml (decode, 8 SLOs, windows, budgets, OTLP/JSON file export,
-# Parquet archive, commits). Prints both rates and their ratio.
+# End-to-end throughput on the real rig, as ratios measured in one run (machines are shared and
+# noisy; absolute figures mean little). For records of about 1 KB and 16 KB it produces generated
+# records into a 4-partition topic of a fresh Nisshi broker, then reads the same topic
+#   1. with a bare librdkafka consumer that does nothing else (examples/raw_consume),
+#   2. with `sliq run` on pipelines/chatbot.yaml (decode, 8 SLOs, windows, budgets, drift-free
+#      export over OTLP to a file, zstd Parquet archive, dead letters, checkpoints, commits),
+#   3. with `sliq run` on the same spec without archive and without export (what judging costs),
+# and prints one Markdown table per size: records/s, ratio to bare, CPU µs per record (user + sys
+# from getrusage, via GNU time) and peak RSS, with the machine, commit and date.
 #
-#   scripts/bench-e2e.sh [RECORDS]        (default 300000)
+#   scripts/bench-e2e.sh [RECORDS_1KB] [RECORDS_16KB]     (defaults 500000 and 50000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-records="${1:-300000}"
+records_small="${1:-500000}"
+records_large="${2:-50000}"
 work="$(mktemp -d)"
 trap 'kill "${broker_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -17,31 +22,87 @@ cargo build --release --quiet -p sliq-pipeline --example raw_consume
 nisshi="$(scripts/broker.sh path)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 url="tcp://127.0.0.1:$port"
+brokers="127.0.0.1:$port"
 "$nisshi" broker --listener-url "$url" --advertised-listener-url "$url" \
   --storage-engine memory://nisshi/ --group-initial-rebalance-delay 0s --silent &
 broker_pid=$!
 sleep 1
-"$nisshi" topic create --broker "$url" --partitions 4 bench >/dev/null
-"$nisshi" topic create --broker "$url" --partitions 1 bench-dlq >/dev/null
 
-./target/release/sliq gen --brokers "127.0.0.1:$port" --topic bench --count "$records" --events-per-second 500
-
-raw="$(./target/release/examples/raw_consume "127.0.0.1:$port" bench "$records")"
-echo "$raw"
-raw_rate="$(echo "$raw" | sed -E 's/.*= ([0-9]+) records\/s/\1/')"
-
-idle=2
-start="$(date +%s.%N)"
-KAFKA_BROKERS="127.0.0.1:$port" SLIQ_TOPIC=bench SLIQ_DLQ_TOPIC=bench-dlq SLIQ_GROUP=bench \
-  OTLP_ENDPOINT="file://$work/metrics.jsonl" SLIQ_ARCHIVE_DIR="$work/archive" SLIQ_STATE_DIR="$work/state" \
-  SLIQ_LOG=warn ./target/release/sliq run --config pipelines/chatbot.yaml --exit-on-idle "${idle}s" --instance-id bench
-end="$(date +%s.%N)"
-python3 - "$start" "$end" "$idle" "$records" "$raw_rate" <<'PY'
-import sys
-start, end, idle, records, raw = map(float, sys.argv[1:])
-busy = end - start - idle
-rate = records / busy
-print(f"sliq run: {int(records)} records in {busy:.3f}s (wall time minus the {idle:.0f}s idle wait, "
-      f"including start-up and the final flush) = {rate:.0f} records/s")
-print(f"ratio sliq / bare consumer: {rate / raw:.2f}")
+# The spec without archive and without export: same SLOs, windows and budgets.
+lean="$work/lean.yaml"
+python3 - pipelines/chatbot.yaml "$lean" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+# Replace the export and archive sections (top-level keys) with disabled ones.
+out, skip = [], False
+for line in text.splitlines():
+    if re.match(r"^(export|archive):", line):
+        skip = True
+        continue
+    if skip and (line.startswith(" ") or not line.strip()):
+        continue
+    skip = False
+    out.append(line)
+out += ["export:", "  enabled: false", "archive:", "  enabled: false", "  dir: ${SLIQ_ARCHIVE_DIR}"]
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
 PY
+
+# measure NAME RECORDS IDLE_SECONDS COMMAND...: one row of the table.
+measure() {
+  local name="$1" records="$2" idle="$3"
+  shift 3
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || {
+    cat "$work/err" >&2
+    return 1
+  }
+  python3 - "$name" "$records" "$idle" "$(cat "$work/time")" "${bare_rate:-0}" <<'PY'
+import sys
+name, records, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+wall, user, sys_, rss_kb = map(float, sys.argv[4].split())
+bare = float(sys.argv[5])
+busy = wall - idle
+rate = records / busy
+ratio = f"{rate / bare:.2f}" if bare else "1.00"
+print(f"| {name} | {rate:,.0f} | {ratio} | {(user + sys_) / records * 1e6:.1f} | {rss_kb / 1024:.0f} MB |")
+PY
+}
+
+table() {
+  local size="$1" records="$2" answer_bytes="$3"
+  local topic="bench-${size// /}"
+  "$nisshi" topic create --broker "$url" --partitions 4 "$topic" >/dev/null
+  "$nisshi" topic create --broker "$url" --partitions 1 "$topic-dlq" >/dev/null
+  ./target/release/sliq gen --brokers "$brokers" --topic "$topic" --count "$records" \
+    --events-per-second 500 --answer-bytes "$answer_bytes" >/dev/null
+  echo
+  echo "### Records of about $size ($records records, 4 partitions)"
+  echo
+  echo "| reader | records/s | ratio to bare | CPU µs/record | peak RSS |"
+  echo "|---|---:|---:|---:|---:|"
+  bare_rate=""
+  local row
+  row="$(measure "bare librdkafka consumer" "$records" 0 \
+    ./target/release/examples/raw_consume "$brokers" "$topic" "$records")"
+  echo "$row"
+  # The bare consumer's own clock starts at its first record; use its wall time like the others.
+  bare_rate="$(echo "$row" | awk -F'|' '{gsub(/[ ,]/, "", $3); print $3}')"
+  local idle=2
+  for variant in full lean; do
+    local spec=pipelines/chatbot.yaml label="sliq run, full spec"
+    if [ "$variant" = lean ]; then spec="$lean" label="sliq run, no archive, no export"; fi
+    rm -rf "$work/archive" "$work/state"
+    measure "$label" "$records" "$idle" env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" \
+      SLIQ_DLQ_TOPIC="$topic-dlq" SLIQ_GROUP="bench-${size// /}-$variant" \
+      OTLP_ENDPOINT="file://$work/metrics.jsonl" SLIQ_ARCHIVE_DIR="$work/archive" \
+      SLIQ_STATE_DIR="$work/state" SLIQ_LOG=warn \
+      ./target/release/sliq run --config "$spec" --exit-on-idle "${idle}s" --instance-id "bench-${size// /}-$variant"
+  done
+}
+
+echo "## End to end: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
+echo
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), \
+$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); broker: Nisshi (memory storage) on loopback."
+echo "Wall time of sliq runs excludes the 2 s idle wait before exit; it includes start-up and the final flush."
+table "1 KB" "$records_small" 0
+table "16 KB" "$records_large" 16000

@@ -35,6 +35,9 @@ pub struct GenConfig {
     pub late_by_ms: i64,
     /// Distributions shift from this nominal event time on.
     pub drift_at_ms: Option<i64>,
+    /// Answers are padded with more steps to at least this many bytes (0: natural length, about
+    /// 1 KB a record), so benchmarks can read records of a chosen size.
+    pub answer_bytes: usize,
 }
 
 impl Default for GenConfig {
@@ -48,6 +51,7 @@ impl Default for GenConfig {
             late_ratio: 0.001,
             late_by_ms: 600_000,
             drift_at_ms: None,
+            answer_bytes: 0,
         }
     }
 }
@@ -363,7 +367,7 @@ impl Generator {
         };
 
         let answer_roll: f64 = self.rng.random();
-        let answer = if answer_roll < 0.03 {
+        let mut answer = if answer_roll < 0.03 {
             (*self.pick(&REFUSALS)).to_owned()
         } else if answer_roll < 0.04 {
             format!("Here is what I found. {}", self.pick(&PII))
@@ -372,6 +376,9 @@ impl Generator {
                 "Sure. To {topic}, follow these steps: first gather the details, then proceed carefully."
             )
         };
+        while answer.len() < self.config.answer_bytes {
+            answer.push_str(" Then check the result against the request and note what changed.");
+        }
         let output_tokens = self.rng.random_range(20..600) as f64;
         let finish_reason = if drifted && self.rng.random_bool(0.3) || self.rng.random_bool(0.04) {
             "length"
@@ -533,6 +540,24 @@ mod tests {
             .count();
         // Binomial(100000, 0.01): sd ≈ 31.5; ±5 sd.
         assert!((843..=1157).contains(&bad), "{bad}");
+    }
+
+    #[test]
+    fn padded_answers_make_records_of_the_chosen_size_and_stay_valid_json() {
+        let config = GenConfig {
+            malformed_ratio: 0.0,
+            answer_bytes: 16_000,
+            ..GenConfig::default()
+        };
+        for r in records(config, 200) {
+            let value: Value = serde_json::from_slice(&r.payload).expect("valid JSON");
+            let answer = value.pointer("/response/text").and_then(Value::as_str);
+            // Error records carry no response; the others hold at least the padded answer.
+            if let Some(answer) = answer {
+                assert!(answer.len() >= 16_000, "{}", answer.len());
+                assert!(r.payload.len() < 16_000 + 2_000, "{}", r.payload.len());
+            }
+        }
     }
 
     #[test]

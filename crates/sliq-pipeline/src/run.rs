@@ -17,7 +17,7 @@ use sliq_core::{
 };
 use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
@@ -116,6 +116,10 @@ pub(crate) struct State {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Records handled per poll batch (one clock read, one pass of the loop's bookkeeping): enough to
+/// amortize both, few enough that a checkpoint is never late by more than a few milliseconds.
+const MAX_BATCH: usize = 1024;
 
 /// Dead letters kept in memory while their topic does not acknowledge; past this reading pauses.
 const MAX_WAITING_LETTERS: usize = 10_000;
@@ -569,44 +573,69 @@ fn consume(
     let mut last_record = Instant::now();
     let mut idle_report = Outage::default();
     let mut poll_outage = Outage::default();
+    let mut longest_pause = Duration::ZERO;
+    let mut polled_at = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        // The reader's pause: from the end of one batch to the start of this poll.
+        longest_pause = longest_pause.max(polled_at.elapsed());
         let polled = consumer.poll(Duration::from_millis(50));
+        // One clock read per batch: the records waiting now share it.
         let now = Instant::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut batch = polled;
+        let mut batch_left = MAX_BATCH;
         let mut st = state.lock();
-        if let Some(e) = st.failure.take() {
-            return Err(e);
-        }
-        match polled {
-            Some(Ok(msg)) => {
-                st.process(&msg, now, chrono::Utc::now().timestamp_millis())?;
-                last_record = now;
-                idle_report.recovered(now);
-                if let Some(lasted) = poll_outage.recovered(now) {
-                    info!("reading from Kafka again after {}", human(lasted));
-                }
-                if limits
-                    .max_records
-                    .is_some_and(|max| st.records_read() >= max)
-                {
-                    return Ok(());
-                }
+        loop {
+            if let Some(e) = st.failure.take() {
+                return Err(e);
             }
-            Some(Err(e)) => {
-                if let Some(lasted) = poll_outage.failed(now) {
-                    warn!(
-                        "Kafka consumer failing for {}: {e}; retrying (librdkafka reconnects and \
-                         rejoins the group by itself)",
-                        human(lasted)
-                    );
+            match batch {
+                Some(Ok(msg)) => {
+                    st.process(&msg, now, now_ms)?;
+                    last_record = now;
+                    idle_report.recovered(now);
+                    if let Some(lasted) = poll_outage.recovered(now) {
+                        info!("reading from Kafka again after {}", human(lasted));
+                    }
+                    if limits
+                        .max_records
+                        .is_some_and(|max| st.records_read() >= max)
+                    {
+                        return Ok(());
+                    }
                 }
+                Some(Err(e)) => {
+                    if let Some(lasted) = poll_outage.failed(now) {
+                        warn!(
+                            "Kafka consumer failing for {}: {e}; retrying (librdkafka reconnects \
+                             and rejoins the group by itself)",
+                            human(lasted)
+                        );
+                    }
+                    break;
+                }
+                None => break,
             }
-            None => {}
+            batch_left -= 1;
+            if batch_left == 0 {
+                break;
+            }
+            // The rebalance callback runs inside poll and takes the lock: never hold it there.
+            drop(st);
+            batch = consumer.poll(Duration::ZERO);
+            st = state.lock();
         }
+        polled_at = Instant::now();
         st.export.pump();
         st.apply_backpressure(consumer);
         if now.duration_since(last_checkpoint) >= limits.checkpoint_every {
             st.checkpoint(consumer, Mode::Regular)?;
             last_checkpoint = Instant::now();
+            debug!(
+                longest_pause_ms = longest_pause.as_millis() as u64,
+                "longest pause between polls in the last interval"
+            );
+            longest_pause = Duration::ZERO;
         }
         drop(st);
         if let Some(idle) = limits.exit_on_idle

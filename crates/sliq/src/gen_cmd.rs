@@ -39,6 +39,9 @@ pub struct GenArgs {
     /// (e.g. `+5m`).
     #[arg(long)]
     drift_at: Option<String>,
+    /// Pad answers to at least this many bytes (records of a chosen size, for benchmarks).
+    #[arg(long, default_value_t = 0)]
+    answer_bytes: usize,
 }
 
 pub fn run(args: GenArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
@@ -87,6 +90,7 @@ fn gen_config(args: &GenArgs) -> anyhow::Result<GenConfig> {
         malformed_ratio: args.malformed_ratio.unwrap_or(defaults.malformed_ratio),
         late_ratio: args.late_ratio.unwrap_or(defaults.late_ratio),
         drift_at_ms,
+        answer_bytes: args.answer_bytes,
         ..defaults
     })
 }
