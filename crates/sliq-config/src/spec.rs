@@ -238,11 +238,27 @@ fn brokers<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 /// Where metrics go.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportSpec {
+    /// `false` sends nothing (an archive-only instance, or measuring what export costs).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
     #[serde(default)]
     pub otlp: OtlpSpec,
+}
+
+impl Default for ExportSpec {
+    fn default() -> Self {
+        ExportSpec {
+            enabled: true,
+            otlp: OtlpSpec::default(),
+        }
+    }
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// The OTLP exporter: `grpc` (default), `http/protobuf`, or a `file://` path for OTLP/JSON lines.

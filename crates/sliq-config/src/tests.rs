@@ -122,6 +122,15 @@ fn file_endpoint_selects_the_file_exporter() {
 }
 
 #[test]
+fn export_is_on_unless_disabled() {
+    let spec = parse(MINIMAL, "s", no_env).unwrap();
+    assert!(spec.export.enabled);
+    let text = format!("{MINIMAL}export:\n  enabled: false\n");
+    let spec = parse(&text, "s", no_env).unwrap();
+    assert!(!spec.export.enabled);
+}
+
+#[test]
 fn every_example_pipeline_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
     let mut seen = 0;

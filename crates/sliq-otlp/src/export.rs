@@ -51,6 +51,9 @@ pub enum Exporter {
         path: PathBuf,
         file: std::fs::File,
     },
+    /// Acknowledges every request without sending it (`export.enabled: false`): the counts still
+    /// go into the checkpoint and the budgets, nothing leaves the process.
+    Disabled,
 }
 
 impl Exporter {
@@ -159,6 +162,7 @@ impl Exporter {
                     )))
                 }
             }
+            Exporter::Disabled => Ok(()),
             Exporter::File { path, file } => {
                 let mut line = serde_json::to_vec(request).map_err(|e| ExportError::File {
                     path: path.clone(),

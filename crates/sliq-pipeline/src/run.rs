@@ -387,6 +387,7 @@ pub fn run(
         .saturating_add(spec.windows.size.millis());
 
     let exporter = match otlp.effective_protocol() {
+        _ if !spec.export.enabled => Ok(Exporter::Disabled),
         Protocol::Grpc => rt.block_on(async { Exporter::grpc(&otlp.endpoint, otlp.timeout.0) }),
         Protocol::HttpProtobuf => {
             Exporter::http(&otlp.endpoint, otlp.timeout.0, otlp.headers.clone())

@@ -92,13 +92,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .monitor(spec.drift_slo())
                     .map_err(anyhow::Error::msg)?;
             }
+            let export = if spec.export.enabled {
+                format!(
+                    "export {:?} to {}",
+                    spec.export.otlp.effective_protocol(),
+                    spec.export.otlp.endpoint
+                )
+            } else {
+                "export disabled".to_owned()
+            };
             println!(
-                "{}: ok ({} SLOs, topics {:?}, export {:?} to {})",
+                "{}: ok ({} SLOs, topics {:?}, {export})",
                 config.display(),
                 spec.slos.len(),
                 spec.source.kafka.topics,
-                spec.export.otlp.effective_protocol(),
-                spec.export.otlp.endpoint
             );
             if let Some(drift) = &spec.drift {
                 println!(
