@@ -156,6 +156,7 @@ fn every_accepted_timestamp_is_read_back_by_duckdb_pyarrow_and_polars() {
             max_rows: 1_000,
             max_age: Duration::from_secs(60),
             zstd_level: 3,
+            ..ArchiveConfig::default()
         },
         &[],
     )

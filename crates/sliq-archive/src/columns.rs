@@ -88,35 +88,79 @@ impl Default for Columns {
     }
 }
 
+/// What one row costs besides its strings and raw bytes: ten 8-byte and one 4-byte fixed-width
+/// value, a 4-byte offset for each of the 17 string, binary and map columns, validity bits.
+const ROW_OVERHEAD_BYTES: usize = 160;
+
+/// What one map entry costs besides its key and string value: the key's offset and up to an
+/// 8-byte value with its offset.
+const ENTRY_OVERHEAD_BYTES: usize = 16;
+
+/// A map value counted in [`ENTRY_OVERHEAD_BYTES`] already (a number or a flag).
+fn fixed_width<T>(_: T) -> usize {
+    0
+}
+
+fn text(s: Option<&str>) -> usize {
+    s.map_or(0, str::len)
+}
+
 /// Absent maps are written as empty maps, so queries need no null check before `map_keys`.
-fn push_map<'a, V: arrow::array::ArrayBuilder, T>(
+/// Returns the bytes appended (keys, plus what `value_bytes` says of each value).
+fn push_map<'a, V: arrow::array::ArrayBuilder, T: Copy>(
     map: &mut MapBuilder<StringBuilder, V>,
     entries: impl Iterator<Item = (&'a str, T)>,
+    value_bytes: impl Fn(T) -> usize,
     mut push_value: impl FnMut(&mut V, T),
-) {
+) -> usize {
+    let mut bytes = 0;
     for (k, v) in entries {
+        bytes += k.len() + value_bytes(v) + ENTRY_OVERHEAD_BYTES;
         map.keys().append_value(k);
         push_value(map.values(), v);
     }
     // Appending to a MapBuilder only fails when keys and values disagree in length, which the
     // loop above rules out.
     let _ = map.append(true);
+    bytes
 }
 
 impl Columns {
+    /// Appends one row; returns the bytes it added by sliq's own count (strings, raw bytes and
+    /// fixed widths), which sizes row groups and bounds the archive's memory.
     pub(crate) fn push(
         &mut self,
         at: SourcePosition<'_>,
         e: &Event<'_>,
         raw: &[u8],
         ingested_at_ms: i64,
-    ) {
+    ) -> usize {
+        let mut bytes = ROW_OVERHEAD_BYTES
+            + raw.len()
+            + at.topic.len()
+            + e.id.len()
+            + e.service.len()
+            + e.operation.len()
+            + e.status.as_str().len()
+            + [
+                e.model,
+                e.request_text,
+                e.response_text,
+                e.finish_reason,
+                e.error_type,
+                e.error_message,
+            ]
+            .into_iter()
+            .map(text)
+            .sum::<usize>();
         self.id.append_value(e.id);
         self.ts.append_value(e.ts_ms);
         self.service.append_value(e.service);
         self.operation.append_value(e.operation);
         self.model.append_option(e.model);
-        push_map(&mut self.labels, e.labels(), |b, v| b.append_value(v));
+        bytes += push_map(&mut self.labels, e.labels(), str::len, |b, v| {
+            b.append_value(v);
+        });
         self.request_text.append_option(e.request_text);
         self.request_tokens.append_option(e.request_tokens);
         self.response_text.append_option(e.response_text);
@@ -127,23 +171,31 @@ impl Columns {
         self.error_message.append_option(e.error_message);
         self.latency_ms.append_option(e.latency_ms);
         self.ttft_ms.append_option(e.ttft_ms);
-        push_map(&mut self.evals, e.evals(), |b, r| b.append_option(r.score));
-        push_map(
+        bytes += push_map(&mut self.evals, e.evals(), fixed_width, |b, r| {
+            b.append_option(r.score);
+        });
+        bytes += push_map(
             &mut self.eval_labels,
             e.evals().filter_map(|(k, r)| r.label.map(|l| (k, l))),
+            str::len,
             |b, l| b.append_value(l),
         );
-        push_map(&mut self.flags, e.flags(), |b, v| b.append_value(v));
+        bytes += push_map(&mut self.flags, e.flags(), fixed_width, |b, v| {
+            b.append_value(v);
+        });
         let tests = e.tests.unwrap_or_default();
         self.tests_passed.append_option(tests.passed);
         self.tests_failed.append_option(tests.failed);
         self.tests_skipped.append_option(tests.skipped);
-        push_map(&mut self.features, e.features(), |b, v| b.append_value(v));
+        bytes += push_map(&mut self.features, e.features(), fixed_width, |b, v| {
+            b.append_value(v);
+        });
         self.raw.append_value(raw);
         self.kafka_topic.append_value(at.topic);
         self.kafka_partition.append_value(at.partition);
         self.kafka_offset.append_value(at.offset);
         self.ingested_at.append_value(ingested_at_ms);
+        bytes
     }
 
     /// All rows as one batch; the schema follows from the builders, so it cannot drift from them.

@@ -5,8 +5,15 @@
 //! partitioned by the event's UTC time, zstd compressed. Each (topic, partition, hour) has at most
 //! one open file; a file closes by row count, by age, or when asked.
 //!
+//! Stages: the caller's thread fills Arrow builders; a writer thread (`sliq-archive`, fed by a
+//! bounded channel) encodes, compresses and appends each row group as the builders reach
+//! `row_group_bytes`, and finishes files. What is buffered (builders + row groups not yet
+//! written) stays within `max_buffered_bytes`: past it [`Archive::append`] waits for the writer.
+//!
 //! Durability, in two phases (Flink's and Arroyo's two-phase commit of files): a file that closes is
-//! written under a hidden `.…inprogress` name and fsynced: it is *pending*. The pipeline lists the
+//! written under a hidden `.…inprogress` name and fsynced by the writer, and is *pending* once the
+//! caller drains its answer ([`Archive::drain_written`]); until then it counts as in memory for
+//! both floors. The pipeline lists the
 //! pending files in its checkpoint, and only once the checkpoint is durable are they *published*
 //! ([`Archive::publish_pending`]: renamed to their final names, folder fsynced). So every
 //! final-named file is listed in a checkpoint, a reader never sees half a file, and at start
@@ -17,18 +24,20 @@
 mod columns;
 pub mod reader;
 pub mod rollups;
+mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sliq_core::Event;
 
 use columns::Columns;
+use writer::{Job, Reply};
 
 /// Where and how files are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +48,10 @@ pub struct ArchiveConfig {
     /// A file closes this long after its first row (checked by [`Archive::roll_due`]).
     pub max_age: Duration,
     pub zstd_level: i32,
+    /// An open file's builders go to the writer as one row group at this many bytes.
+    pub row_group_bytes: usize,
+    /// Bytes in builders plus row groups not yet written, at most (backpressure past it).
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ArchiveConfig {
@@ -48,6 +61,8 @@ impl Default for ArchiveConfig {
             max_rows: 200_000,
             max_age: Duration::from_secs(60),
             zstd_level: 3,
+            row_group_bytes: 8 << 20,
+            max_buffered_bytes: 128 << 20,
         }
     }
 }
@@ -100,6 +115,13 @@ pub enum ArchiveError {
     Parquet { path: PathBuf, detail: String },
     #[error("archive.zstd_level {0} is out of range; use 1 to 22")]
     ZstdLevel(i32),
+    #[error("cannot start the archive writer thread: {source}")]
+    Thread { source: std::io::Error },
+    #[error(
+        "the archive writer thread stopped without saying why; files it had not finished are \
+         written again from Kafka by the next run"
+    )]
+    WriterStopped,
 }
 
 pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError {
@@ -121,31 +143,63 @@ struct FileKey {
 
 #[derive(Debug)]
 struct OpenFile {
+    /// The row group being filled; earlier ones are with the writer.
     columns: Columns,
+    /// What `columns` holds, by sliq's own count ([`Columns::push`]).
+    buffered: usize,
+    /// Where the writer appends its row groups until the file closes.
+    provisional: PathBuf,
     first_offset: i64,
     last_offset: i64,
     rows: usize,
     opened_at: Instant,
 }
 
-/// The archive writer of one pipeline.
+/// Sent to the writer, not yet answered: still only in memory for the floors.
+#[derive(Debug)]
+struct Closing {
+    topic: String,
+    partition: i32,
+    first_offset: i64,
+    path: PathBuf,
+}
+
+/// Chunks and closes queued for the writer before a send waits: the bound that matters is in
+/// bytes ([`ArchiveConfig::max_buffered_bytes`]), this only keeps the queue short.
+const QUEUED_JOBS: usize = 16;
+
+/// The archive of one pipeline: the reader's side (builders, floors, pending files) of the writer
+/// thread it owns.
 #[derive(Debug)]
 pub struct Archive {
     config: ArchiveConfig,
-    properties: WriterProperties,
     /// Few files are open at once (partitions × hours), so a list scanned without allocating
     /// beats a map keyed by owned strings.
     open: Vec<(FileKey, OpenFile)>,
+    /// Bytes in the builders of `open`.
+    in_builders: usize,
+    /// Bytes of chunks sent and not yet answered `Drained`.
+    in_flight: usize,
+    /// The most `buffered_bytes` reached after an append since [`Archive::take_peak_buffered`].
+    peak_buffered: usize,
+    closing: Vec<Closing>,
     /// Written and fsynced, published after the next checkpoint.
     pending: Vec<ClosedFile>,
+    /// Written since the last [`Archive::drain_written`].
+    written: Vec<ClosedFile>,
+    /// `None` only while dropping, to hang up before joining.
+    jobs: Option<SyncSender<Job>>,
+    replies: Receiver<Reply>,
+    thread: Option<JoinHandle<()>>,
 }
 
 const HOUR_MS: i64 = 3_600_000;
 
 impl Archive {
     /// Creates the folder, publishes the files a resumed checkpoint listed as pending (`resumed`,
-    /// by final path: a crash may have come before their rename), and removes every other
-    /// unfinished file a crash left behind (their records are read again).
+    /// by final path: a crash may have come before their rename), removes every other
+    /// unfinished file a crash left behind (their records are read again), and starts the writer
+    /// thread.
     pub fn new(config: ArchiveConfig, resumed: &[PathBuf]) -> Result<Self, ArchiveError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(io("create archive directory", &config.dir))?;
@@ -161,15 +215,30 @@ impl Archive {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .build();
+        let (jobs, job_queue) = mpsc::sync_channel(QUEUED_JOBS);
+        let (reply_to, replies) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("sliq-archive".into())
+            .spawn(move || writer::run(job_queue, reply_to, properties))
+            .map_err(|source| ArchiveError::Thread { source })?;
         Ok(Archive {
             config,
-            properties,
             open: Vec::new(),
+            in_builders: 0,
+            in_flight: 0,
+            peak_buffered: 0,
+            closing: Vec::new(),
             pending: Vec::new(),
+            written: Vec::new(),
+            jobs: Some(jobs),
+            replies,
+            thread: Some(thread),
         })
     }
 
-    /// Adds one record; returns the file this row filled up, if it closed (pending).
+    /// Adds one record. A file's builders that reach `row_group_bytes` go to the writer as a row
+    /// group, a file that reaches `max_rows` closes, and past `max_buffered_bytes` this waits for
+    /// the writer (backpressure).
     pub fn append(
         &mut self,
         at: SourcePosition<'_>,
@@ -177,7 +246,7 @@ impl Archive {
         raw: &[u8],
         ingested_at_ms: i64,
         now: Instant,
-    ) -> Result<Option<ClosedFile>, ArchiveError> {
+    ) -> Result<(), ArchiveError> {
         let hour = event.ts_ms.div_euclid(HOUR_MS);
         let index =
             match self.open.iter().position(|(k, _)| {
@@ -190,8 +259,11 @@ impl Archive {
                         partition: at.partition,
                         hour,
                     };
+                    let provisional = temp_name(&self.file_path(&key, at.offset, None));
                     let file = OpenFile {
                         columns: Columns::default(),
+                        buffered: 0,
+                        provisional,
                         first_offset: at.offset,
                         last_offset: at.offset,
                         rows: 0,
@@ -202,41 +274,160 @@ impl Archive {
                 }
             };
         let file = &mut self.open[index].1;
-        file.columns.push(at, event, raw, ingested_at_ms);
+        let bytes = file.columns.push(at, event, raw, ingested_at_ms);
+        file.buffered += bytes;
+        self.in_builders += bytes;
         file.first_offset = file.first_offset.min(at.offset);
         file.last_offset = file.last_offset.max(at.offset);
         file.rows += 1;
         if file.rows >= self.config.max_rows {
-            return self.close(index).map(Some);
+            self.close(index)?;
+        } else if file.buffered >= self.config.row_group_bytes {
+            self.send_row_group(index)?;
         }
-        Ok(None)
+        self.stay_within_bound()?;
+        self.peak_buffered = self.peak_buffered.max(self.buffered_bytes());
+        Ok(())
     }
 
-    /// Closes files older than `max_age` (pending).
-    pub fn roll_due(&mut self, now: Instant) -> Result<Vec<ClosedFile>, ArchiveError> {
+    /// Bytes held for the archive: rows in builders plus row groups the writer has not finished.
+    pub fn buffered_bytes(&self) -> usize {
+        self.in_builders + self.in_flight
+    }
+
+    /// The most [`Archive::buffered_bytes`] reached after an append since the last call (at most
+    /// `max_buffered_bytes`), for the `sliq.buffered.bytes` gauge; starts again from now.
+    pub fn take_peak_buffered(&mut self) -> usize {
+        let now = self.buffered_bytes();
+        std::mem::replace(&mut self.peak_buffered, now)
+    }
+
+    /// Past the bound, first the largest builder goes out early as a smaller row group, then
+    /// the reader waits for the writer; more builders go out only while nothing is in flight to
+    /// wait for.
+    fn stay_within_bound(&mut self) -> Result<(), ArchiveError> {
+        let max = self.config.max_buffered_bytes;
+        if self.buffered_bytes() <= max {
+            return Ok(());
+        }
+        self.receive(false)?;
+        let mut flushed = false;
+        while self.buffered_bytes() > max {
+            if !flushed || self.in_flight == 0 {
+                let largest = (0..self.open.len()).max_by_key(|&i| self.open[i].1.buffered);
+                if let Some(i) = largest {
+                    self.send_row_group(i)?;
+                }
+                flushed = true;
+            } else {
+                self.receive(true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the builders of open file `index` to the writer as one row group.
+    fn send_row_group(&mut self, index: usize) -> Result<(), ArchiveError> {
+        let file = &mut self.open[index].1;
+        if file.buffered == 0 {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut file.columns).finish();
+        let bytes = std::mem::take(&mut file.buffered);
+        let provisional = file.provisional.clone();
+        self.in_builders -= bytes;
+        self.in_flight += bytes;
+        self.send(Job::Chunk {
+            provisional,
+            batch,
+            bytes,
+        })
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), ArchiveError> {
+        match &self.jobs {
+            Some(jobs) if jobs.send(job).is_ok() => Ok(()),
+            // The writer stopped: its reply says why.
+            _ => Err(self.writer_stopped()),
+        }
+    }
+
+    /// Takes the writer's answers: every one waiting, or (`wait`) at least one.
+    fn receive(&mut self, wait: bool) -> Result<(), ArchiveError> {
+        let mut first = wait;
+        loop {
+            let reply = if first {
+                first = false;
+                match self.replies.recv() {
+                    Ok(r) => r,
+                    Err(_) => return Err(self.writer_stopped()),
+                }
+            } else {
+                match self.replies.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => return Ok(()),
+                }
+            };
+            match reply {
+                Reply::Drained(bytes) => self.in_flight -= bytes,
+                Reply::Written(file) => {
+                    self.closing.retain(|c| c.path != file.path);
+                    self.pending.push(file.clone());
+                    self.written.push(file);
+                }
+                Reply::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Why the writer is gone: the error it sent last, or that it ended without one.
+    fn writer_stopped(&mut self) -> ArchiveError {
+        while let Ok(reply) = self.replies.try_recv() {
+            if let Reply::Failed(e) = reply {
+                return e;
+            }
+        }
+        ArchiveError::WriterStopped
+    }
+
+    /// Files the writer finished since the last call; they are pending from now on. Never waits.
+    pub fn drain_written(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
+        self.receive(false)?;
+        Ok(std::mem::take(&mut self.written))
+    }
+
+    /// Waits until every file sent to close is written, then drains them like
+    /// [`Archive::drain_written`].
+    pub fn wait_written(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
+        while !self.closing.is_empty() {
+            self.receive(true)?;
+        }
+        self.drain_written()
+    }
+
+    /// Sends files older than `max_age` to close; they are pending once written.
+    pub fn roll_due(&mut self, now: Instant) -> Result<(), ArchiveError> {
         let max_age = self.config.max_age;
         self.close_where(|f| now.duration_since(f.opened_at) >= max_age)
     }
 
-    /// Closes every open file (pending).
+    /// Closes every open file and waits until all are written (pending): before partitions move
+    /// and at a stop. Returns the files written since the last drain.
     pub fn close_all(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
-        self.close_where(|_| true)
+        self.close_where(|_| true)?;
+        self.wait_written()
     }
 
-    fn close_where(
-        &mut self,
-        mut due: impl FnMut(&OpenFile) -> bool,
-    ) -> Result<Vec<ClosedFile>, ArchiveError> {
-        let mut closed = Vec::new();
+    fn close_where(&mut self, mut due: impl FnMut(&OpenFile) -> bool) -> Result<(), ArchiveError> {
         let mut i = 0;
         while i < self.open.len() {
             if due(&self.open[i].1) {
-                closed.push(self.close(i)?);
+                self.close(i)?;
             } else {
                 i += 1;
             }
         }
-        Ok(closed)
+        Ok(())
     }
 
     /// The lowest offset of (topic, partition) in a file not yet published: what a Kafka commit
@@ -253,17 +444,24 @@ impl Archive {
             .min()
     }
 
-    /// The lowest offset of (topic, partition) still only in memory: a checkpoint lists the pending
-    /// files, so a resumed run re-archives from here.
+    /// The lowest offset of (topic, partition) still only in memory (in builders, or sent to
+    /// the writer and not yet written): a checkpoint lists the pending files, so a resumed run
+    /// re-archives from here.
     pub fn unwritten_floor(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.open
+        let open = self
+            .open
             .iter()
             .filter(|(k, _)| k.partition == partition && k.topic == topic)
-            .map(|(_, f)| f.first_offset)
-            .min()
+            .map(|(_, f)| f.first_offset);
+        let closing = self
+            .closing
+            .iter()
+            .filter(|c| c.partition == partition && c.topic == topic)
+            .map(|c| c.first_offset);
+        open.chain(closing).min()
     }
 
-    /// Files written and fsynced but not yet published.
+    /// Files written and fsynced (and drained) but not yet published.
     pub fn pending(&self) -> &[ClosedFile] {
         &self.pending
     }
@@ -276,22 +474,36 @@ impl Archive {
         Ok(std::mem::take(&mut self.pending))
     }
 
-    fn close(&mut self, index: usize) -> Result<ClosedFile, ArchiveError> {
-        let (key, file) = self.open.swap_remove(index);
+    /// Where the file of `key` starting at `first` goes; without `last` (still open), the name
+    /// of its provisional file.
+    fn file_path(&self, key: &FileKey, first: i64, last: Option<i64>) -> PathBuf {
         let start = chrono::DateTime::from_timestamp_millis(key.hour * HOUR_MS).unwrap_or_default();
         let folder = self
             .config
             .dir
             .join(start.format("date=%Y-%m-%d").to_string())
             .join(start.format("hour=%H").to_string());
-        std::fs::create_dir_all(&folder).map_err(io("create archive directory", &folder))?;
-        let name = format!(
-            "{}.p{}.o{:020}-{:020}.parquet",
-            key.topic, key.partition, file.first_offset, file.last_offset
-        );
-        let path = folder.join(&name);
-        let batch = file.columns.finish();
-        self.write(&temp_name(&path), &batch)?;
+        let name = match last {
+            Some(last) => format!(
+                "{}.p{}.o{first:020}-{last:020}.parquet",
+                key.topic, key.partition
+            ),
+            None => format!("{}.p{}.o{first:020}.open.parquet", key.topic, key.partition),
+        };
+        folder.join(name)
+    }
+
+    /// Sends the last row group and the close; the file is pending once its `Written` is drained.
+    fn close(&mut self, index: usize) -> Result<(), ArchiveError> {
+        self.send_row_group(index)?;
+        let (key, file) = self.open.swap_remove(index);
+        let path = self.file_path(&key, file.first_offset, Some(file.last_offset));
+        self.closing.push(Closing {
+            topic: key.topic.clone(),
+            partition: key.partition,
+            first_offset: file.first_offset,
+            path: path.clone(),
+        });
         let closed = ClosedFile {
             path,
             topic: key.topic,
@@ -301,21 +513,21 @@ impl Archive {
             rows: file.rows,
             hour: key.hour,
         };
-        self.pending.push(closed.clone());
-        Ok(closed)
+        self.send(Job::Close {
+            provisional: file.provisional,
+            closed,
+        })
     }
+}
 
-    fn write(&self, temp: &Path, batch: &RecordBatch) -> Result<(), ArchiveError> {
-        let parquet_error = |e: parquet::errors::ParquetError| ArchiveError::Parquet {
-            path: temp.to_path_buf(),
-            detail: e.to_string(),
-        };
-        let file = File::create(temp).map_err(io("create", temp))?;
-        let mut writer = ArrowWriter::try_new(&file, batch.schema(), Some(self.properties.clone()))
-            .map_err(parquet_error)?;
-        writer.write(batch).map_err(parquet_error)?;
-        writer.close().map_err(parquet_error)?;
-        file.sync_all().map_err(io("fsync", temp))
+impl Drop for Archive {
+    /// Hangs up and joins the writer: files still open stay unfinished (hidden, removed at the
+    /// next start; their records are replayed).
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sliq_core::{Decoder, FieldMap};
 
@@ -10,6 +11,7 @@ fn config(dir: &Path, max_rows: usize) -> ArchiveConfig {
         max_rows,
         max_age: Duration::from_secs(60),
         zstd_level: 3,
+        ..ArchiveConfig::default()
     }
 }
 
@@ -17,7 +19,7 @@ fn record(id: &str, ts: &str) -> Vec<u8> {
     format!(r#"{{"id":"{id}","ts":"{ts}","service":"chat","model":"m","labels":{{"tier":"gold"}},"latency_ms":12.5,"evals":{{"f":0.9,"q":{{"score":0.5,"label":"fair"}}}},"flags":{{"h":true}},"tests":{{"passed":3}},"features":{{"x":1}}}}"#).into_bytes()
 }
 
-fn append(a: &mut Archive, offset: i64, raw: &[u8], now: Instant) -> Option<ClosedFile> {
+fn append(a: &mut Archive, offset: i64, raw: &[u8], now: Instant) {
     let d = Decoder::new(FieldMap::default(), 1 << 20);
     let v = d.parse(raw).unwrap();
     let e = d.decode(&v).unwrap();
@@ -32,7 +34,7 @@ fn append(a: &mut Archive, offset: i64, raw: &[u8], now: Instant) -> Option<Clos
         1_000,
         now,
     )
-    .unwrap()
+    .unwrap();
 }
 
 fn read(path: &Path) -> RecordBatch {
@@ -123,15 +125,15 @@ fn rolls_by_rows_and_names_offset_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Archive::new(config(dir.path(), 3), &[]).unwrap();
     let now = Instant::now();
-    let mut closed = Vec::new();
     for off in 10..17 {
-        closed.extend(append(
+        append(
             &mut a,
             off,
             &record(&format!("r{off}"), "2026-01-01T10:00:00Z"),
             now,
-        ));
+        );
     }
+    let mut closed = a.wait_written().unwrap();
     // Two full files are pending (written, not yet published): they still hold commits back.
     assert_eq!(a.open_floor("logs", 2), Some(10));
     assert_eq!(a.unwritten_floor("logs", 2), Some(16));
@@ -161,7 +163,8 @@ fn hours_go_to_their_own_folders_and_age_rolls() {
         t0 + Duration::from_secs(30),
     );
     assert_eq!(a.open_floor("logs", 2), Some(1));
-    let rolled = a.roll_due(t0 + Duration::from_secs(60)).unwrap();
+    a.roll_due(t0 + Duration::from_secs(60)).unwrap();
+    let rolled = a.wait_written().unwrap();
     assert_eq!(rolled.len(), 1);
     assert!(
         rolled[0]
@@ -261,4 +264,123 @@ fn files_are_published_only_after_the_checkpoint_and_resumed_ones_are_finished()
     ));
     assert!(!unlisted.exists() && !hidden.exists());
     assert!(path.exists());
+}
+
+fn offsets(batch: &RecordBatch) -> Vec<i64> {
+    let column = batch.column_by_name("kafka_offset").unwrap();
+    column.as_primitive::<Int64Type>().values().to_vec()
+}
+
+fn row_groups(path: &Path) -> usize {
+    let file = File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .metadata()
+        .num_row_groups()
+}
+
+#[test]
+fn a_file_is_written_in_row_groups_as_its_builders_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ArchiveConfig {
+        row_group_bytes: 2_000,
+        ..config(dir.path(), 1_000)
+    };
+    let mut a = Archive::new(cfg, &[]).unwrap();
+    let now = Instant::now();
+    for off in 0..40 {
+        append(
+            &mut a,
+            off,
+            &record(&format!("r{off}"), "2026-01-01T10:00:00Z"),
+            now,
+        );
+        // At most one row group of a file sits in its builders.
+        assert!(a.in_builders < 2_000);
+    }
+    let files = a.close_all().unwrap();
+    a.publish_pending().unwrap();
+    assert_eq!(files.len(), 1);
+    // A record costs a few hundred bytes: several rows per group, several groups per file.
+    let groups = row_groups(&files[0].path);
+    assert!((4..40).contains(&groups), "{groups} row groups");
+    let batch = read(&files[0].path);
+    assert_eq!(offsets(&batch), (0..40).collect::<Vec<i64>>());
+    let ids = batch.column_by_name("id").unwrap().as_string::<i32>();
+    assert_eq!(ids.value(39), "r39");
+}
+
+#[test]
+fn buffered_bytes_stay_within_the_bound_while_the_writer_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 4_000;
+    let cfg = ArchiveConfig {
+        // Only the bound sends row groups out: builders of five open files compete for it.
+        row_group_bytes: 1 << 20,
+        max_buffered_bytes: max,
+        ..config(dir.path(), 1_000_000)
+    };
+    let mut a = Archive::new(cfg, &[]).unwrap();
+    let now = Instant::now();
+    for off in 0..500 {
+        let ts = format!("2026-01-01T1{}:00:00Z", off % 5);
+        append(&mut a, off, &record(&format!("r{off}"), &ts), now);
+        assert!(a.buffered_bytes() <= max, "{} > {max}", a.buffered_bytes());
+    }
+    assert!(a.take_peak_buffered() <= max);
+    let files = a.close_all().unwrap();
+    assert_eq!(a.buffered_bytes(), 0);
+    a.publish_pending().unwrap();
+    assert_eq!(files.len(), 5);
+    let mut all: Vec<i64> = files.iter().flat_map(|f| offsets(&read(&f.path))).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..500).collect::<Vec<i64>>());
+    assert!(files.iter().all(|f| row_groups(&f.path) > 1));
+}
+
+#[test]
+fn a_file_sent_to_close_holds_both_floors_until_its_written_is_drained() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    let t0 = Instant::now();
+    append(&mut a, 5, &record("a", "2026-01-01T10:00:00Z"), t0);
+    append(&mut a, 6, &record("b", "2026-01-01T10:00:01Z"), t0);
+    a.roll_due(t0 + Duration::from_secs(60)).unwrap();
+    // Sent to the writer, no answer taken yet: still in memory for a resumed run and a commit.
+    assert!(a.pending().is_empty());
+    assert_eq!(a.unwritten_floor("logs", 2), Some(5));
+    assert_eq!(a.open_floor("logs", 2), Some(5));
+    // A later record of the same hour opens a new file.
+    append(&mut a, 7, &record("c", "2026-01-01T10:00:02Z"), t0);
+    let written = a.wait_written().unwrap();
+    assert_eq!(written.len(), 1);
+    assert_eq!(a.pending(), written.as_slice());
+    assert_eq!(a.unwritten_floor("logs", 2), Some(7));
+    assert_eq!(a.open_floor("logs", 2), Some(5));
+    assert!(
+        a.drain_written().unwrap().is_empty(),
+        "each file is drained once"
+    );
+    a.publish_pending().unwrap();
+    assert_eq!(a.open_floor("logs", 2), Some(7));
+}
+
+#[test]
+fn a_writer_failure_reaches_the_reader_and_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    // A plain file where the writer needs the day's folder.
+    std::fs::write(dir.path().join("date=2026-01-01"), b"in the way").unwrap();
+    append(
+        &mut a,
+        1,
+        &record("a", "2026-01-01T10:00:00Z"),
+        Instant::now(),
+    );
+    let text = a.close_all().unwrap_err().to_string();
+    assert!(
+        text.contains("date=2026-01-01") && text.contains("archive.dir"),
+        "{text}"
+    );
+    assert_eq!(a.unwritten_floor("logs", 2), Some(1));
 }

@@ -319,6 +319,9 @@ pub enum Temporality {
     Delta,
 }
 
+/// The smallest `archive.row_group_bytes` accepted: below it, row groups are mostly metadata.
+const MIN_ROW_GROUP_BYTES: usize = 64 << 10;
+
 /// The Parquet archive.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -327,6 +330,11 @@ pub struct ArchiveSpec {
     pub max_rows: usize,
     pub max_age: Span,
     pub zstd_level: i32,
+    /// An open file's rows go to the writer thread as one row group at this many bytes.
+    pub row_group_bytes: usize,
+    /// Rows in memory for the archive (filling or waiting for the writer), at most; past it
+    /// reading waits for the writer.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ArchiveSpec {
@@ -336,6 +344,8 @@ impl Default for ArchiveSpec {
             max_rows: 200_000,
             max_age: Span(Duration::from_secs(60)),
             zstd_level: 3,
+            row_group_bytes: 8 << 20,
+            max_buffered_bytes: 128 << 20,
         }
     }
 }
@@ -512,6 +522,29 @@ impl PipelineSpec {
                     "{} bytes is too small to hold one export; write at least 1048576 (1 MiB), \
                      e.g. 67108864 (64 MiB, the default)",
                     self.export.otlp.max_backlog_bytes
+                ),
+            ));
+        }
+        let archive = &self.archive;
+        if archive.row_group_bytes < MIN_ROW_GROUP_BYTES {
+            return Err((
+                key("archive.row_group_bytes", Some("row_group_bytes:")),
+                format!(
+                    "{} bytes makes row groups too small to compress or skip well; write at \
+                     least 65536 (64 KiB), e.g. 8388608 (8 MiB, the default)",
+                    archive.row_group_bytes
+                ),
+            ));
+        }
+        if archive.max_buffered_bytes < 2 * archive.row_group_bytes {
+            return Err((
+                key("archive.max_buffered_bytes", Some("max_buffered_bytes:")),
+                format!(
+                    "{} bytes cannot hold a row group filling while another is written; write at \
+                     least twice archive.row_group_bytes ({}), e.g. 134217728 (128 MiB, the \
+                     default)",
+                    archive.max_buffered_bytes,
+                    2 * archive.row_group_bytes
                 ),
             ));
         }

@@ -521,3 +521,37 @@ fn missing_required_keys_say_what_to_write() {
     let e = err(&MINIMAL.replace("    dead_letter_topic: logs-dlq\n", ""));
     assert!(e.message.contains("dead_letter_topic: ai-logs-dlq"), "{e}");
 }
+
+#[test]
+fn archive_memory_keys_default_and_refuse_what_cannot_work() {
+    let spec = parse(MINIMAL, "spec.yaml", no_env).unwrap();
+    assert_eq!(spec.archive.row_group_bytes, 8 << 20);
+    assert_eq!(spec.archive.max_buffered_bytes, 128 << 20);
+    let spec = parse(
+        &format!("{MINIMAL}archive:\n  row_group_bytes: 65536\n  max_buffered_bytes: 131072\n"),
+        "s",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            spec.archive.row_group_bytes,
+            spec.archive.max_buffered_bytes
+        ),
+        (65_536, 131_072)
+    );
+    let e = err(&format!("{MINIMAL}archive:\n  row_group_bytes: 1000\n"));
+    assert_eq!(e.line, Some(12), "{e}");
+    assert!(
+        e.message.contains("archive.row_group_bytes") && e.message.contains("at least 65536"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}archive:\n  row_group_bytes: 1048576\n  max_buffered_bytes: 1048576\n"
+    ));
+    assert_eq!(e.line, Some(13), "{e}");
+    assert!(
+        e.message.contains("archive.max_buffered_bytes") && e.message.contains("2097152"),
+        "{e}"
+    );
+}

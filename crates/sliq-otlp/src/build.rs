@@ -73,6 +73,9 @@ pub struct ExportBatch<'a> {
     pub now_ms: i64,
     /// Drift verdicts of the closed windows, and the features that name their series.
     pub drift: Option<(&'a [DriftPoint], &'a Features)>,
+    /// Bytes each stage holds in memory, by stage name (`archive`, `export`), for
+    /// `sliq.buffered.bytes`: how close each is to its bound.
+    pub buffered: &'a [(&'a str, u64)],
 }
 
 /// Builds export requests and keeps the cumulative state of every series.
@@ -233,6 +236,7 @@ impl MetricsBuilder {
             latency_series,
             now_ms,
             drift,
+            buffered,
         } = *batch;
         let mut event_points = Vec::new();
         for w in windows {
@@ -340,6 +344,25 @@ impl MetricsBuilder {
                 "{event}",
                 points,
                 AggregationTemporality::Cumulative,
+            ));
+        }
+        if !buffered.is_empty() {
+            let points = buffered
+                .iter()
+                .map(|(stage, bytes)| {
+                    gauge_point(
+                        vec![kv("sliq.stage", stage)],
+                        now_ns,
+                        number_data_point::Value::AsInt(i64::try_from(*bytes).unwrap_or(i64::MAX)),
+                    )
+                })
+                .collect();
+            metrics.push(gauge(
+                "sliq.buffered.bytes",
+                "Bytes a stage holds in memory (archive: the most since the previous point), \
+                 bounded by archive.max_buffered_bytes and export.otlp.max_backlog_bytes.",
+                "By",
+                points,
             ));
         }
         metrics.push(sum(
@@ -633,6 +656,7 @@ mod tests {
             latency_series: None,
             now_ms,
             drift: None,
+            buffered: &[],
         }
     }
 
@@ -844,6 +868,7 @@ mod tests {
             latency_series: None,
             now_ms: 1,
             drift: None,
+            buffered: &[("archive", 4096), ("export", 512)],
         };
         let req = MetricsBuilder::new("i", Temporality::Cumulative, 0).build(&batch, &ev);
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
@@ -883,6 +908,13 @@ mod tests {
         ];
         let with = |extra: &[(&str, &str)]| attrs(&[&base[..], extra].concat());
         let t = 120_000_000_000;
+        assert_eq!(
+            gauge("sliq.buffered.bytes"),
+            vec![
+                (attrs(&[("sliq.stage", "archive")]), 1_000_000, 4096.0),
+                (attrs(&[("sliq.stage", "export")]), 1_000_000, 512.0)
+            ]
+        );
         assert_eq!(gauge("sliq.slo.objective"), vec![(with(&[]), t, 0.99)]);
         assert_eq!(
             gauge("sliq.slo.budget.remaining"),

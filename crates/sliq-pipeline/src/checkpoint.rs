@@ -129,6 +129,10 @@ impl State {
                     "features drifted in closed windows"
                 );
             }
+            let buffered = [
+                ("archive", self.archive.take_peak_buffered() as u64),
+                ("export", self.export.backlog_bytes() as u64),
+            ];
             let batch = ExportBatch {
                 windows: &windows,
                 budgets: &budgets,
@@ -141,6 +145,7 @@ impl State {
                     .drift
                     .as_ref()
                     .map(|m| (&drift_points[..], &m.features)),
+                buffered: &buffered,
             };
             let request = self.builder.build(&batch, &self.evaluator);
             let mut holds: BTreeMap<SourceId, i64> = BTreeMap::new();
@@ -152,12 +157,17 @@ impl State {
             self.exported_counts = self.counts;
             self.dirty = true;
         }
-        let closed = match mode {
-            Mode::Regular => self.archive.roll_due(now)?,
+        // Files are pending (listed by this checkpoint) only once the writer answered `Written`;
+        // before partitions move or at a stop, every file is closed and waited for.
+        let written = match mode {
+            Mode::Regular => {
+                self.archive.roll_due(now)?;
+                self.archive.drain_written()?
+            }
             Mode::Rebalance(..) | Mode::Final(_) => self.archive.close_all()?,
         };
-        self.note_archived(&closed);
-        self.dirty |= !closed.is_empty() || !self.archive.pending().is_empty();
+        self.note_archived(&written);
+        self.dirty |= !written.is_empty() || !self.archive.pending().is_empty();
         // A checkpoint says every refused record below its cut is dead-lettered: while the
         // dead-letter topic does not acknowledge, no checkpoint is written (a crash replays from
         // the previous one, exactly) and nothing is committed past the waiting letters.

@@ -239,6 +239,11 @@ impl ExportQueue {
         }
     }
 
+    /// Encoded bytes of the requests not yet acknowledged (the backlog's own count).
+    pub(crate) fn backlog_bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Reading must pause: the backlog holds `max_backlog_bytes`.
     pub(crate) fn is_full(&self) -> bool {
         self.bytes >= self.max_bytes

@@ -210,10 +210,8 @@ impl State {
             partition: msg.partition(),
             offset,
         };
-        let closed = self
-            .archive
+        self.archive
             .append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
-        self.note_archived(closed.as_slice());
         Ok(())
     }
 
@@ -245,14 +243,13 @@ impl State {
             offset: msg.offset(),
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let closed = self
-            .archive
+        self.archive
             .append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
-        self.note_archived(closed.as_slice());
         Ok(())
     }
 
-    /// Remembers written files per partition, for the checkpoint's replay list.
+    /// Remembers written files per partition, for the checkpoint's replay list (when their
+    /// `Written` is drained, at the checkpoint cut).
     pub(crate) fn note_archived(&mut self, closed: &[ClosedFile]) {
         for f in closed {
             if let Some(id) = self.sources.find(&f.topic, f.partition) {
@@ -409,6 +406,8 @@ pub fn run(
             max_rows: spec.archive.max_rows,
             max_age: spec.archive.max_age.0,
             zstd_level: spec.archive.zstd_level,
+            row_group_bytes: spec.archive.row_group_bytes,
+            max_buffered_bytes: spec.archive.max_buffered_bytes,
         },
         &pending_files,
     )?;
