@@ -97,6 +97,30 @@ table() {
       SLIQ_STATE_DIR="$work/state" SLIQ_LOG=warn \
       ./target/release/sliq run --config "$spec" --exit-on-idle "${idle}s" --instance-id "bench-${size// /}-$variant"
   done
+  # Two instances in one group share the partitions: per-process CPU per record should stay flat.
+  rm -rf "$work/archive" "$work"/state-*
+  local t0 t1
+  t0="$(date +%s.%N)"
+  for i in 1 2; do
+    env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" SLIQ_DLQ_TOPIC="$topic-dlq" \
+      SLIQ_GROUP="bench-${size// /}-pair" OTLP_ENDPOINT="file://$work/metrics-$i.jsonl" \
+      SLIQ_ARCHIVE_DIR="$work/archive" SLIQ_STATE_DIR="$work/state-$i" SLIQ_LOG=warn \
+      /usr/bin/time -f "%e %U %S %M" -o "$work/time-$i" \
+      ./target/release/sliq run --config pipelines/chatbot.yaml --exit-on-idle "${idle}s" \
+      --instance-id "bench-${size// /}-pair-$i" >/dev/null 2>"$work/err-$i" &
+  done
+  wait
+  t1="$(date +%s.%N)"
+  python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$work/time-1" "$work/time-2" <<'PY'
+import sys
+records, idle, t0, t1, bare = int(sys.argv[1]), float(sys.argv[2]), *map(float, sys.argv[3:6])
+runs = [list(map(float, open(f).read().split())) for f in sys.argv[6:8]]
+rate = records / (t1 - t0 - idle)
+cpu = sum(u + s for _, u, s, _ in runs)
+rss = max(kb for *_, kb in runs)
+print(f"| 2 × sliq run in one group, full spec | {rate:,.0f} | {rate / bare:.2f} | "
+      f"{cpu / records * 1e6:.1f} | {rss / 1024:.0f} MB each at most |")
+PY
 }
 
 echo "## End to end: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"

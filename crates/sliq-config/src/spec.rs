@@ -326,6 +326,8 @@ const MIN_ROW_GROUP_BYTES: usize = 64 << 10;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveSpec {
+    /// `false` archives nothing (metrics only; no audit trail of the raw records).
+    pub enabled: bool,
     pub dir: PathBuf,
     pub max_rows: usize,
     pub max_age: Span,
@@ -340,6 +342,7 @@ pub struct ArchiveSpec {
 impl Default for ArchiveSpec {
     fn default() -> Self {
         ArchiveSpec {
+            enabled: true,
             dir: PathBuf::from("sliq-archive"),
             max_rows: 200_000,
             max_age: Span(Duration::from_secs(60)),

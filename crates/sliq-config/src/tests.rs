@@ -131,6 +131,13 @@ fn export_is_on_unless_disabled() {
 }
 
 #[test]
+fn archive_is_on_unless_disabled() {
+    assert!(parse(MINIMAL, "s", no_env).unwrap().archive.enabled);
+    let text = format!("{MINIMAL}archive:\n  enabled: false\n");
+    assert!(!parse(&text, "s", no_env).unwrap().archive.enabled);
+}
+
+#[test]
 fn every_example_pipeline_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
     let mut seen = 0;

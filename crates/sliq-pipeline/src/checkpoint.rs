@@ -29,8 +29,9 @@ use crate::run::State;
 use crate::source::Source;
 
 /// How long a regular checkpoint waits for dead-letter acknowledgements before it leaves them
-/// for the next one (reading goes on meanwhile).
-const DEAD_LETTER_WAIT: Duration = Duration::from_millis(500);
+/// for the next one: reading stops meanwhile, so this stays short (a healthy topic acknowledges
+/// within the producer's linger of a few milliseconds).
+const DEAD_LETTER_WAIT: Duration = Duration::from_millis(50);
 
 /// Why a checkpoint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +131,12 @@ impl State {
                 );
             }
             let buffered = [
-                ("archive", self.archive.take_peak_buffered() as u64),
+                (
+                    "archive",
+                    self.archive
+                        .as_mut()
+                        .map_or(0, |a| a.take_peak_buffered() as u64),
+                ),
                 ("export", self.export.backlog_bytes() as u64),
             ];
             let batch = ExportBatch {
@@ -159,15 +165,17 @@ impl State {
         }
         // Files are pending (listed by this checkpoint) only once the writer answered `Written`;
         // before partitions move or at a stop, every file is closed and waited for.
-        let written = match mode {
-            Mode::Regular => {
-                self.archive.roll_due(now)?;
-                self.archive.drain_written()?
-            }
-            Mode::Rebalance(..) | Mode::Final(_) => self.archive.close_all()?,
-        };
-        self.note_archived(&written);
-        self.dirty |= !written.is_empty() || !self.archive.pending().is_empty();
+        if let Some(archive) = &mut self.archive {
+            let written = match mode {
+                Mode::Regular => {
+                    archive.roll_due(now)?;
+                    archive.drain_written()?
+                }
+                Mode::Rebalance(..) | Mode::Final(_) => archive.close_all()?,
+            };
+            self.dirty |= !written.is_empty() || !archive.pending().is_empty();
+            self.note_archived(&written);
+        }
         // A checkpoint says every refused record below its cut is dead-lettered: while the
         // dead-letter topic does not acknowledge, no checkpoint is written (a crash replays from
         // the previous one, exactly) and nothing is committed past the waiting letters.
@@ -216,8 +224,9 @@ impl State {
                 )?;
             }
             self.write_checkpoint()?;
-            let published = self.archive.publish_pending()?;
-            self.archive_files += published.len();
+            if let Some(archive) = &mut self.archive {
+                self.archive_files += archive.publish_pending()?.len();
+            }
             self.budgets.checkpointed(self.seq)?;
             self.dirty = false;
         }
@@ -252,11 +261,13 @@ impl State {
     fn floor(&self, id: SourceId, pending_published: bool) -> Option<i64> {
         let s = self.sources.get(id);
         let next = s.next_offset?;
-        let archive = if pending_published {
-            self.archive.unwritten_floor(&s.topic, s.partition)
-        } else {
-            self.archive.open_floor(&s.topic, s.partition)
-        };
+        let archive = self.archive.as_ref().and_then(|a| {
+            if pending_published {
+                a.unwritten_floor(&s.topic, s.partition)
+            } else {
+                a.open_floor(&s.topic, s.partition)
+            }
+        });
         [
             Some(next),
             self.windows.hold_floor(id),
@@ -281,14 +292,16 @@ impl State {
                 next.max(r.count_from),
                 r.replayed_to.min(
                     self.archive
-                        .unwritten_floor(&s.topic, s.partition)
+                        .as_ref()
+                        .and_then(|a| a.unwritten_floor(&s.topic, s.partition))
                         .unwrap_or(i64::MAX),
                 ),
             ),
             None => (
                 next,
                 self.archive
-                    .unwritten_floor(&s.topic, s.partition)
+                    .as_ref()
+                    .and_then(|a| a.unwritten_floor(&s.topic, s.partition))
                     .unwrap_or(next)
                     .min(next),
             ),
@@ -372,8 +385,8 @@ impl State {
             backlog,
             pending_files: self
                 .archive
-                .pending()
                 .iter()
+                .flat_map(|a| a.pending())
                 .map(|f| f.path.clone())
                 .collect(),
             dead_letter_ends: self.dead_letters.ends(),

@@ -71,7 +71,8 @@ pub(crate) struct State {
     pub(crate) decoder: Decoder,
     pub(crate) evaluator: Evaluator,
     pub(crate) windows: Windows,
-    pub(crate) archive: Archive,
+    /// `None` with `archive.enabled: false`.
+    pub(crate) archive: Option<Archive>,
     pub(crate) export: ExportQueue,
     pub(crate) builder: MetricsBuilder,
     pub(crate) dead_letters: DeadLetters,
@@ -151,7 +152,7 @@ impl State {
                 return Ok(());
             }
             if offset < resume.count_from {
-                return self.archive_again(id, msg, now);
+                return self.archive_again(id, msg, now, now_ms);
             }
             source.resume = None;
         }
@@ -210,8 +211,9 @@ impl State {
             partition: msg.partition(),
             offset,
         };
-        self.archive
-            .append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
+        if let Some(archive) = &mut self.archive {
+            archive.append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
+        }
         Ok(())
     }
 
@@ -222,6 +224,7 @@ impl State {
         id: SourceId,
         msg: &BorrowedMessage<'_>,
         now: Instant,
+        now_ms: i64,
     ) -> Result<(), PipelineError> {
         let payload = msg.payload();
         let Ok(value) = self.decoder.parse_payload(payload) else {
@@ -242,9 +245,9 @@ impl State {
             partition: msg.partition(),
             offset: msg.offset(),
         };
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        self.archive
-            .append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
+        if let Some(archive) = &mut self.archive {
+            archive.append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
+        }
         Ok(())
     }
 
@@ -400,17 +403,23 @@ pub fn run(
         .as_ref()
         .map(|c| c.pending_files.clone())
         .unwrap_or_default();
-    let archive = Archive::new(
-        ArchiveConfig {
-            dir: spec.archive.dir.clone(),
-            max_rows: spec.archive.max_rows,
-            max_age: spec.archive.max_age.0,
-            zstd_level: spec.archive.zstd_level,
-            row_group_bytes: spec.archive.row_group_bytes,
-            max_buffered_bytes: spec.archive.max_buffered_bytes,
-        },
-        &pending_files,
-    )?;
+    let archive = spec
+        .archive
+        .enabled
+        .then(|| {
+            Archive::new(
+                ArchiveConfig {
+                    dir: spec.archive.dir.clone(),
+                    max_rows: spec.archive.max_rows,
+                    max_age: spec.archive.max_age.0,
+                    zstd_level: spec.archive.zstd_level,
+                    row_group_bytes: spec.archive.row_group_bytes,
+                    max_buffered_bytes: spec.archive.max_buffered_bytes,
+                },
+                &pending_files,
+            )
+        })
+        .transpose()?;
 
     let mut dead_letters = DeadLetters::new(
         client_config(kafka, &instance_id),

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Memory under sustained traffic: `sliq run` on pipelines/chatbot.yaml reads a 16-partition topic of
+# ~16 KB records while they are produced at RATE records/s for MINUTES minutes (event time = wall
+# time), on a Nisshi broker with sqlite storage (memory storage would hold every record in RAM).
+# Samples sliq's resident memory every 5 s and prints the peak, and the spread after the first
+# minute (flat means within ±10% of its mean).
+#
+#   scripts/soak-memory.sh [MINUTES] [RATE]      (defaults 10 and 500)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes="${1:-10}"
+rate="${2:-500}"
+work="$(mktemp -d)"
+trap 'kill "${gen_pid:-0}" "${sliq_pid:-0}" "${broker_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release --quiet -p sliq
+nisshi="$(realpath "$(scripts/broker.sh path)")"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+url="tcp://127.0.0.1:$port"
+brokers="127.0.0.1:$port"
+(cd "$work" && exec "$nisshi" broker --listener-url "$url" --advertised-listener-url "$url" \
+  --storage-engine sqlite://nisshi.db --group-initial-rebalance-delay 0s --silent) &
+broker_pid=$!
+sleep 1
+"$nisshi" topic create --broker "$url" --partitions 16 soak >/dev/null
+"$nisshi" topic create --broker "$url" --partitions 1 soak-dlq >/dev/null
+
+count=$((rate * 60 * minutes))
+./target/release/sliq gen --brokers "$brokers" --topic soak --count "$count" --rate "$rate" \
+  --events-per-second "$rate" --start "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --answer-bytes 16000 \
+  >"$work/gen.log" &
+gen_pid=$!
+KAFKA_BROKERS="$brokers" SLIQ_TOPIC=soak SLIQ_DLQ_TOPIC=soak-dlq SLIQ_GROUP=soak \
+  OTLP_ENDPOINT="file://$work/metrics.jsonl" SLIQ_ARCHIVE_DIR="$work/archive" \
+  SLIQ_STATE_DIR="$work/state" SLIQ_LOG=warn \
+  ./target/release/sliq run --config pipelines/chatbot.yaml --exit-on-idle 10s --instance-id soak \
+  >"$work/sliq.log" 2>&1 &
+sliq_pid=$!
+
+start="$(date +%s)"
+: >"$work/rss"
+while kill -0 "$sliq_pid" 2>/dev/null; do
+  rss="$(awk '/VmRSS/ {print $2}' "/proc/$sliq_pid/status" 2>/dev/null || true)"
+  [ -n "$rss" ] && echo "$(($(date +%s) - start)) $rss" >>"$work/rss"
+  sleep 5
+done
+wait "$gen_pid"
+wait "$sliq_pid" || { echo "sliq run failed:"; tail -20 "$work/sliq.log"; exit 1; }
+cat "$work/gen.log"
+python3 - "$work/rss" "$count" "$rate" "$minutes" <<'PY'
+import sys
+rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+count, rate, minutes = map(int, sys.argv[2:5])
+peak = max(kb for _, kb in rows)
+after = [kb for t, kb in rows if t >= 60]
+mean = sum(after) / len(after)
+lo, hi = min(after), max(after)
+print(f"{count} records of ~16 KB at {rate}/s over {minutes} min, 16 partitions, {len(rows)} samples")
+print(f"peak RSS {peak / 1024:.0f} MB; after the first minute: min {lo / 1024:.0f} MB, "
+      f"max {hi / 1024:.0f} MB, mean {mean / 1024:.0f} MB, spread {(lo / mean - 1) * 100:+.1f}% / "
+      f"{(hi / mean - 1) * 100:+.1f}% of the mean")
+PY
