@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use sliq_core::Decoder;
 use sliq_core::drift::BaselineBuilder;
 
 #[derive(Debug, Args)]
