@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::Deserializer;
 
-use sliq_core::{Dimension, FieldMap, Slo, WindowConfig};
+use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
 
 use crate::drift_spec::DriftSpec;
 use crate::slo_spec::SloSpec;
@@ -605,6 +605,19 @@ impl PipelineSpec {
             }
         }
         Ok(())
+    }
+
+    /// The decoder of this spec's records: its field map, and every other pointer the pipeline reads
+    /// after decoding (drift features, cascade correlation keys), so one pass over a record
+    /// captures them all.
+    pub fn decoder(&self, max_record_bytes: usize) -> Decoder {
+        let features = self.drift.as_ref().map(DriftSpec::features);
+        let slos = self.slos();
+        Decoder::new(self.fields.field_map(), max_record_bytes).reading(
+            slos.iter()
+                .map(|s| s.correlate_by.as_str())
+                .chain(features.iter().flatten().map(|f| f.pointer.as_str())),
+        )
     }
 
     /// The name of the drift SLO, if the spec declares one.

@@ -418,16 +418,18 @@ fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
     // A baseline with only one of the two features.
     let mut builder =
         sliq_core::drift::BaselineBuilder::new(drift.features()[..1].to_vec(), drift.dimensions());
-    let record = serde_json::json!({"id": "1", "ts": 0, "service": "s", "request": {"tokens": 5}});
-    let decoder = sliq_core::Decoder::new(spec.fields.field_map(), 1 << 20);
-    builder.add(&decoder.decode(&record).unwrap());
+    let record = br#"{"id": "1", "ts": 0, "service": "s", "request": {"tokens": 5}}"#;
+    let decoder = spec.decoder(1 << 20);
+    let record = decoder.parse(record).unwrap();
+    let event = decoder.decode(&record).unwrap();
+    builder.add(&event);
     let baseline = builder.finish("test".into());
     std::fs::write(&path, serde_json::to_string(&baseline).unwrap()).unwrap();
     let e = drift.monitor(None).unwrap_err();
     assert!(e.contains("no feature \"finish_reason\""), "{e}");
     // A baseline made per other dimensions.
     let mut builder = sliq_core::drift::BaselineBuilder::new(drift.features(), vec![]);
-    builder.add(&decoder.decode(&record).unwrap());
+    builder.add(&event);
     std::fs::write(
         &path,
         serde_json::to_string(&builder.finish("test".into())).unwrap(),
@@ -440,7 +442,7 @@ fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
     );
     // A hand-edited sketch whose counts do not add up.
     let mut builder = sliq_core::drift::BaselineBuilder::new(drift.features(), drift.dimensions());
-    builder.add(&decoder.decode(&record).unwrap());
+    builder.add(&event);
     let text = serde_json::to_string(&builder.finish("test".into())).unwrap();
     std::fs::write(&path, &text).unwrap();
     assert!(drift.monitor(None).is_ok());

@@ -5,8 +5,10 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
 
 use crate::event::{Event, Status, TestCounts};
 
@@ -20,32 +22,64 @@ pub const MIN_EVENT_TS_MS: i64 = -62_135_596_800_000;
 /// The latest event time sliq accepts: 9999-12-31T23:59:59.999Z, in ms since the Unix epoch.
 pub const MAX_EVENT_TS_MS: i64 = 253_402_300_799_999;
 
-/// Where each canonical field lives in a record, as JSON Pointers (RFC 6901).
+/// Where each canonical field lives in a record, as JSON Pointers (RFC 6901). The decoder keeps
+/// the same shape with each pointer's capture slot (`FieldMap<Field>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldMap {
-    pub id: String,
-    pub ts: String,
-    pub service: String,
-    pub operation: String,
-    pub model: String,
-    pub labels: String,
-    pub request_text: String,
-    pub request_tokens: String,
-    pub response_text: String,
-    pub response_tokens: String,
-    pub finish_reason: String,
-    pub status: String,
-    pub error: String,
-    pub error_type: String,
-    pub error_message: String,
-    pub latency_ms: String,
-    pub ttft_ms: String,
-    pub evals: String,
-    pub flags: String,
-    pub tests_passed: String,
-    pub tests_failed: String,
-    pub tests_skipped: String,
-    pub features: String,
+pub struct FieldMap<P = String> {
+    pub id: P,
+    pub ts: P,
+    pub service: P,
+    pub operation: P,
+    pub model: P,
+    pub labels: P,
+    pub request_text: P,
+    pub request_tokens: P,
+    pub response_text: P,
+    pub response_tokens: P,
+    pub finish_reason: P,
+    pub status: P,
+    pub error: P,
+    pub error_type: P,
+    pub error_message: P,
+    pub latency_ms: P,
+    pub ttft_ms: P,
+    pub evals: P,
+    pub flags: P,
+    pub tests_passed: P,
+    pub tests_failed: P,
+    pub tests_skipped: P,
+    pub features: P,
+}
+
+impl<P> FieldMap<P> {
+    /// The same fields, each converted by `f`.
+    pub fn map<Q>(&self, mut f: impl FnMut(&P) -> Q) -> FieldMap<Q> {
+        FieldMap {
+            id: f(&self.id),
+            ts: f(&self.ts),
+            service: f(&self.service),
+            operation: f(&self.operation),
+            model: f(&self.model),
+            labels: f(&self.labels),
+            request_text: f(&self.request_text),
+            request_tokens: f(&self.request_tokens),
+            response_text: f(&self.response_text),
+            response_tokens: f(&self.response_tokens),
+            finish_reason: f(&self.finish_reason),
+            status: f(&self.status),
+            error: f(&self.error),
+            error_type: f(&self.error_type),
+            error_message: f(&self.error_message),
+            latency_ms: f(&self.latency_ms),
+            ttft_ms: f(&self.ttft_ms),
+            evals: f(&self.evals),
+            flags: f(&self.flags),
+            tests_passed: f(&self.tests_passed),
+            tests_failed: f(&self.tests_failed),
+            tests_skipped: f(&self.tests_skipped),
+            features: f(&self.features),
+        }
+    }
 }
 
 impl Default for FieldMap {
@@ -144,25 +178,80 @@ impl Reject {
     }
 }
 
+/// A field's pointer and the slot its value is captured in (`None`: the pointer does not start
+/// with `/`, so it never resolves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub pointer: String,
+    slot: Option<usize>,
+}
+
 /// Turns record bytes into events according to a [`FieldMap`].
+///
+/// Every pointer the spec reads (the field map's, and those given to [`Decoder::reading`]) is
+/// compiled into one trie at construction; [`Decoder::parse`] walks the JSON once, descends only
+/// into keys on the trie, captures what they hold as borrowed values and skips the rest, still
+/// refusing a key repeated in one object anywhere.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    fields: FieldMap,
+    fields: FieldMap<Field>,
+    trie: Node,
+    /// Every registered pointer and its slot, sorted by pointer, for [`Event::value_at`].
+    pointers: Vec<(Box<str>, usize)>,
     max_record_bytes: usize,
 }
 
 impl Decoder {
     pub fn new(fields: FieldMap, max_record_bytes: usize) -> Self {
-        Decoder {
-            fields,
-            max_record_bytes,
+        let mut trie = Node::default();
+        let mut slots = 0;
+        let fields = fields.map(|pointer| Field {
+            pointer: pointer.clone(),
+            slot: trie.insert(pointer, &mut slots),
+        });
+        for map in [
+            &fields.labels,
+            &fields.evals,
+            &fields.flags,
+            &fields.features,
+        ] {
+            if let Some(node) = trie.find_mut(&map.pointer) {
+                node.keeps_entries = true;
+            }
         }
+        let mut decoder = Decoder {
+            fields,
+            trie,
+            pointers: Vec::new(),
+            max_record_bytes,
+        };
+        decoder.reindex(slots);
+        decoder
+    }
+
+    /// Also captures these pointers (drift features, cascade correlation keys), so that
+    /// [`Event::value_at`] finds them: only registered pointers are read from a record.
+    pub fn reading<'p>(mut self, pointers: impl IntoIterator<Item = &'p str>) -> Self {
+        let mut slots = self.pointers.len();
+        for pointer in pointers {
+            self.trie.insert(pointer, &mut slots);
+        }
+        self.reindex(slots);
+        self
+    }
+
+    fn reindex(&mut self, slots: usize) {
+        let mut pointers = Vec::with_capacity(slots);
+        self.trie
+            .collect_pointers(&mut String::new(), &mut pointers);
+        pointers.sort_unstable();
+        self.pointers = pointers;
     }
 
     /// Parses the bytes of one record. The size check comes first so an oversized record costs
     /// nothing. An empty or whitespace-only payload is [`Reject::EmptyRecord`]; a key repeated in
     /// one object, at any depth, is [`Reject::DuplicateKey`].
-    pub fn parse(&self, bytes: &[u8]) -> Result<Value, Reject> {
+    pub fn parse<'a>(&'a self, bytes: &'a [u8]) -> Result<Record<'a>, Reject> {
         if bytes.len() > self.max_record_bytes {
             return Err(Reject::Oversized {
                 size: bytes.len(),
@@ -173,29 +262,64 @@ impl Decoder {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Reject::EmptyRecord);
         }
-        let value = parse_unique(bytes)?;
-        if !value.is_object() {
+        let mut walk = WalkState {
+            slots: vec![Captured::default(); self.pointers.len()],
+            seen: Vec::new(),
+            duplicate: None,
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let root = Walk {
+            state: &mut walk,
+            node: Some(&self.trie),
+            keep: self.trie.slot.is_some(),
+            eval: None,
+        }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+        let root = match (root, walk.duplicate) {
+            (Ok(v), _) => v,
+            (Err(_), Some(mut path)) => {
+                // Segments were pushed innermost first, as the error unwound.
+                path.reverse();
+                let mut pointer = String::new();
+                for seg in path {
+                    pointer.push('/');
+                    pointer.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+                }
+                return Err(Reject::DuplicateKey { pointer });
+            }
+            (Err(e), None) => return Err(Reject::NotJson(e.to_string())),
+        };
+        if !matches!(root, Json::Object) {
             return Err(Reject::NotObject);
         }
-        Ok(value)
+        let mut slots = walk.slots;
+        if let Some(slot) = self.trie.slot {
+            slots[slot].value = root;
+        }
+        Ok(Record {
+            slots,
+            pointers: &self.pointers,
+        })
     }
 
     /// [`Decoder::parse`] for a Kafka payload as the client hands it: `None` (a tombstone) is
     /// [`Reject::EmptyRecord`].
-    pub fn parse_payload(&self, payload: Option<&[u8]>) -> Result<Value, Reject> {
+    pub fn parse_payload<'a>(&'a self, payload: Option<&'a [u8]>) -> Result<Record<'a>, Reject> {
         self.parse(payload.ok_or(Reject::EmptyRecord)?)
     }
 
     /// Extracts and type-checks the canonical fields of a parsed record.
-    pub fn decode<'a>(&self, record: &'a Value) -> Result<Event<'a>, Reject> {
+    pub fn decode<'a>(&self, record: &'a Record<'a>) -> Result<Event<'a>, Reject> {
         let f = &self.fields;
-        let error = get(record, &f.error);
-        let status = match opt_str(record, &f.status)? {
+        let r = record;
+        let error = r.get(&f.error);
+        let status = match opt_str(r, &f.status)? {
             Some("ok") => Status::Ok,
             Some("error") => Status::Error,
             Some(_) => {
                 return Err(Reject::WrongType {
-                    pointer: f.status.clone(),
+                    pointer: f.status.pointer.clone(),
                     expected: "\"ok\" or \"error\"",
                     found: "another string",
                 });
@@ -205,142 +329,181 @@ impl Decoder {
         };
         Ok(Event {
             record,
-            id: required_str(record, &f.id)?,
-            ts_ms: timestamp(record, &f.ts)?,
-            service: required_str(record, &f.service)?,
-            operation: opt_str(record, &f.operation)?.unwrap_or("default"),
-            model: opt_str(record, &f.model)?,
-            request_text: opt_str(record, &f.request_text)?,
-            request_tokens: opt_num(record, &f.request_tokens)?,
-            response_text: opt_str(record, &f.response_text)?,
-            response_tokens: opt_num(record, &f.response_tokens)?,
-            finish_reason: opt_str(record, &f.finish_reason)?,
+            id: required_str(r, &f.id)?,
+            ts_ms: timestamp(r, &f.ts)?,
+            service: required_str(r, &f.service)?,
+            operation: opt_str(r, &f.operation)?.unwrap_or("default"),
+            model: opt_str(r, &f.model)?,
+            request_text: opt_str(r, &f.request_text)?,
+            request_tokens: opt_num(r, &f.request_tokens)?,
+            response_text: opt_str(r, &f.response_text)?,
+            response_tokens: opt_num(r, &f.response_tokens)?,
+            finish_reason: opt_str(r, &f.finish_reason)?,
             status,
-            error_type: opt_str(record, &f.error_type)?,
-            error_message: opt_str(record, &f.error_message)?,
-            latency_ms: opt_num(record, &f.latency_ms)?,
-            ttft_ms: opt_num(record, &f.ttft_ms)?,
-            tests: tests(record, f)?,
-            labels: opt_map(record, &f.labels, "a string or null", |v| {
-                v.is_string() || v.is_null()
+            error_type: opt_str(r, &f.error_type)?,
+            error_message: opt_str(r, &f.error_message)?,
+            latency_ms: opt_num(r, &f.latency_ms)?,
+            ttft_ms: opt_num(r, &f.ttft_ms)?,
+            tests: tests(r, f)?,
+            labels: opt_map(r, &f.labels, "a string or null", |e| {
+                matches!(e.value, Json::String(_) | Json::Null)
             })?,
-            evals: opt_map(record, &f.evals, "a number or {score, label}", valid_eval)?,
-            flags: opt_map(record, &f.flags, "a boolean or null", |v| {
-                v.is_boolean() || v.is_null()
+            evals: opt_map(r, &f.evals, "a number or {score, label}", valid_eval)?,
+            flags: opt_map(r, &f.flags, "a boolean or null", |e| {
+                matches!(e.value, Json::Bool(_) | Json::Null)
             })?,
-            features: opt_map(record, &f.features, "a number or null", |v| {
-                v.is_number() || v.is_null()
+            features: opt_map(r, &f.features, "a number or null", |e| {
+                matches!(e.value, Json::Number(_) | Json::Null)
             })?,
         })
     }
 }
 
-/// A pointer lookup where JSON `null` counts as absent.
-/// Resolves a JSON Pointer without allocating (serde_json's `Value::pointer` allocates a String per
-/// segment, which dominated decoding); only segments with `~` escapes are unescaped into a copy.
-pub(crate) fn get<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
-    let mut value = record;
-    if !pointer.is_empty() {
-        for token in pointer.strip_prefix('/')?.split('/') {
-            value = if token.contains('~') {
-                step(value, &token.replace("~1", "/").replace("~0", "~"))?
-            } else {
-                step(value, token)?
-            };
-        }
-    }
-    Some(value).filter(|v| !v.is_null())
+/// One record's captured values: one slot per registered pointer, borrowed from the record's bytes
+/// (strings with escapes are unescaped into owned copies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<'a> {
+    slots: Vec<Captured<'a>>,
+    pointers: &'a [(Box<str>, usize)],
 }
 
-fn step<'a>(value: &'a Value, token: &str) -> Option<&'a Value> {
-    match value {
-        Value::Object(map) => map.get(token),
-        Value::Array(items) => {
-            // RFC 6901 array indices: digits, no leading zero (except "0" itself).
-            let canonical = !token.is_empty()
-                && token.bytes().all(|b| b.is_ascii_digit())
-                && (token == "0" || !token.starts_with('0'));
-            canonical
-                .then(|| token.parse::<usize>().ok())
-                .flatten()
-                .and_then(|i| items.get(i))
+impl<'a> Record<'a> {
+    /// The value at a field's pointer; JSON `null` counts as absent.
+    fn get(&self, field: &Field) -> Option<&Captured<'a>> {
+        field
+            .slot
+            .map(|s| &self.slots[s])
+            .filter(|c| !matches!(c.value, Json::Null))
+    }
+
+    /// The scalar at a registered pointer; `None` when absent, `null`, an array or an object.
+    pub(crate) fn value_at(&self, pointer: &str) -> Option<Leaf<'_>> {
+        let i = self
+            .pointers
+            .binary_search_by(|(p, _)| (**p).cmp(pointer))
+            .ok()?;
+        match &self.slots[self.pointers[i].1].value {
+            Json::Bool(b) => Some(Leaf::Bool(*b)),
+            Json::Number(n) => Some(Leaf::Number(n)),
+            Json::String(s) => Some(Leaf::String(s)),
+            Json::Null | Json::Array | Json::Object => None,
         }
-        _ => None,
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// A scalar read at a registered pointer, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Leaf<'a> {
+    Bool(bool),
+    Number(&'a serde_json::Number),
+    String(&'a str),
+}
+
+/// What a pointer found: the value (containers only by kind) and, for the four maps, their
+/// entries sorted by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Captured<'a> {
+    pub(crate) value: Json<'a>,
+    pub(crate) entries: Vec<Entry<'a>>,
+}
+
+/// A JSON value as far as decoding needs it: scalars in full, containers by kind only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum Json<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Cow<'a, str>),
+    Array,
+    Object,
+}
+
+/// One entry of a map field; `score` and `label` are the fields of an object value
+/// (`{score, label}` evaluator results), `Null` when absent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry<'a> {
+    pub(crate) key: Cow<'a, str>,
+    pub(crate) value: Json<'a>,
+    pub(crate) score: Json<'a>,
+    pub(crate) label: Json<'a>,
+}
+
+fn type_name(v: &Json<'_>) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array => "an array",
+        Json::Object => "an object",
     }
 }
 
-fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> Reject {
+fn wrong_type(field: &Field, expected: &'static str, found: &Json<'_>) -> Reject {
     Reject::WrongType {
-        pointer: pointer.to_owned(),
+        pointer: field.pointer.clone(),
         expected,
         found: type_name(found),
     }
 }
 
-fn opt_str<'a>(record: &'a Value, pointer: &str) -> Result<Option<&'a str>, Reject> {
-    match get(record, pointer) {
+fn opt_str<'a>(record: &'a Record<'a>, field: &Field) -> Result<Option<&'a str>, Reject> {
+    match record.get(field).map(|c| &c.value) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong_type(pointer, "a string", other)),
+        Some(Json::String(s)) => Ok(Some(s.as_ref())),
+        Some(other) => Err(wrong_type(field, "a string", other)),
     }
 }
 
-fn required_str<'a>(record: &'a Value, pointer: &str) -> Result<&'a str, Reject> {
-    match opt_str(record, pointer)? {
+fn required_str<'a>(record: &'a Record<'a>, field: &Field) -> Result<&'a str, Reject> {
+    match opt_str(record, field)? {
         Some(s) if !s.is_empty() => Ok(s),
         _ => Err(Reject::MissingField {
-            pointer: pointer.to_owned(),
+            pointer: field.pointer.clone(),
         }),
     }
 }
 
-fn opt_num(record: &Value, pointer: &str) -> Result<Option<f64>, Reject> {
-    match get(record, pointer) {
+fn opt_num(record: &Record<'_>, field: &Field) -> Result<Option<f64>, Reject> {
+    match record.get(field).map(|c| &c.value) {
         None => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(other) => Err(wrong_type(pointer, "a number", other)),
+        Some(Json::Number(n)) => Ok(n.as_f64()),
+        Some(other) => Err(wrong_type(field, "a number", other)),
     }
 }
 
 fn opt_map<'a>(
-    record: &'a Value,
-    pointer: &str,
+    record: &'a Record<'a>,
+    field: &Field,
     expected_values: &'static str,
-    valid: fn(&Value) -> bool,
-) -> Result<Option<&'a Map<String, Value>>, Reject> {
-    match get(record, pointer) {
+    valid: fn(&Entry<'_>) -> bool,
+) -> Result<Option<&'a [Entry<'a>]>, Reject> {
+    match record.get(field) {
         None => Ok(None),
-        Some(Value::Object(map)) => match map.values().find(|v| !valid(v)) {
-            None => Ok(Some(map)),
-            Some(bad) => Err(wrong_type(pointer, expected_values, bad)),
+        Some(Captured {
+            value: Json::Object,
+            entries,
+        }) => match entries.iter().find(|e| !valid(e)) {
+            None => Ok(Some(entries)),
+            Some(bad) => Err(wrong_type(field, expected_values, &bad.value)),
         },
-        Some(other) => Err(wrong_type(pointer, "an object", other)),
+        Some(other) => Err(wrong_type(field, "an object", &other.value)),
     }
 }
 
-fn valid_eval(v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Number(_) => true,
-        Value::Object(o) => {
-            o.get("score").is_none_or(|s| s.is_number() || s.is_null())
-                && o.get("label").is_none_or(|l| l.is_string() || l.is_null())
+fn valid_eval(e: &Entry<'_>) -> bool {
+    match e.value {
+        Json::Null | Json::Number(_) => true,
+        Json::Object => {
+            matches!(e.score, Json::Number(_) | Json::Null)
+                && matches!(e.label, Json::String(_) | Json::Null)
         }
         _ => false,
     }
 }
 
-fn tests(record: &Value, f: &FieldMap) -> Result<Option<TestCounts>, Reject> {
+fn tests(record: &Record<'_>, f: &FieldMap<Field>) -> Result<Option<TestCounts>, Reject> {
     let counts = TestCounts {
         passed: opt_num(record, &f.tests_passed)?,
         failed: opt_num(record, &f.tests_failed)?,
@@ -349,22 +512,22 @@ fn tests(record: &Value, f: &FieldMap) -> Result<Option<TestCounts>, Reject> {
     Ok((counts != TestCounts::default()).then_some(counts))
 }
 
-fn timestamp(record: &Value, pointer: &str) -> Result<i64, Reject> {
+fn timestamp(record: &Record<'_>, field: &Field) -> Result<i64, Reject> {
     let bad = |detail: String| Reject::BadTimestamp {
-        pointer: pointer.to_owned(),
+        pointer: field.pointer.clone(),
         detail,
     };
-    match get(record, pointer) {
+    match record.get(field).map(|c| &c.value) {
         None => Err(Reject::MissingField {
-            pointer: pointer.to_owned(),
+            pointer: field.pointer.clone(),
         }),
-        Some(Value::String(s)) => {
+        Some(Json::String(s)) => {
             let ms = chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.timestamp_millis())
                 .map_err(|e| bad(format!("{s:?}: {e}")))?;
             in_range(ms).ok_or_else(|| bad(format!("{s:?} is {}", RANGE_TEXT)))
         }
-        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        Some(Json::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(ms), _, _) => in_range(ms).ok_or_else(|| bad(format!("{ms} ms is {RANGE_TEXT}"))),
             (None, Some(_), _) => Err(bad(format!("{n} ms is {RANGE_TEXT}"))),
             (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 => {
@@ -372,7 +535,7 @@ fn timestamp(record: &Value, pointer: &str) -> Result<i64, Reject> {
             }
             _ => Err(bad(format!("{n} is not an integer"))),
         },
-        Some(other) => Err(wrong_type(pointer, "an RFC 3339 string or epoch ms", other)),
+        Some(other) => Err(wrong_type(field, "an RFC 3339 string or epoch ms", other)),
     }
 }
 
@@ -439,134 +602,306 @@ fn fmt_span(ms: i64) -> String {
     parts.join(" ")
 }
 
-/// Parses one JSON value like `serde_json::from_slice::<Value>`, but refuses a key that appears
-/// twice in one object. The `Value` is built in the same pass (an occupied map entry is the
-/// duplicate), so the cost is that of serde_json's own `Value` visitor.
-fn parse_unique(bytes: &[u8]) -> Result<Value, Reject> {
-    let mut duplicate: Option<Vec<String>> = None;
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = UniqueValue {
-        duplicate: &mut duplicate,
-    }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v));
-    match (parsed, duplicate) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(mut path)) => {
-            // Segments were pushed innermost first, as the error unwound.
-            path.reverse();
-            let mut pointer = String::new();
-            for seg in path {
-                pointer.push('/');
-                pointer.push_str(&seg.replace('~', "~0").replace('/', "~1"));
-            }
-            Err(Reject::DuplicateKey { pointer })
+/// The pointer trie: one node per pointer prefix.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// Sorted by key (the unescaped token).
+    children: Vec<Child>,
+    /// Where the value at this node's pointer is captured, if a pointer ends here.
+    slot: Option<usize>,
+    /// A map field ends here: its entries are captured too.
+    keeps_entries: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Child {
+    key: Box<str>,
+    /// The array index this token stands for, if it is one (RFC 6901: digits, no leading zero).
+    index: Option<usize>,
+    node: Node,
+}
+
+/// RFC 6901 reference tokens of a pointer, unescaped; `None` for a pointer that does not start
+/// with `/` (it never resolves).
+fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
+    let tokens = match pointer {
+        "" => None,
+        p => Some(p.strip_prefix('/')?.split('/')),
+    };
+    Some(tokens.into_iter().flatten().map(|t| {
+        if t.contains('~') {
+            Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
+        } else {
+            Cow::Borrowed(t)
         }
-        (Err(e), None) => Err(Reject::NotJson(e.to_string())),
+    }))
+}
+
+impl Node {
+    /// Adds a pointer, returning its slot (a new one from `slots` unless it was already there).
+    fn insert(&mut self, pointer: &str, slots: &mut usize) -> Option<usize> {
+        let mut node = self;
+        for token in tokens(pointer)? {
+            let at = match node.children.binary_search_by(|c| (*c.key).cmp(&token)) {
+                Ok(at) => at,
+                Err(at) => {
+                    let canonical = !token.is_empty()
+                        && token.bytes().all(|b| b.is_ascii_digit())
+                        && (token == "0" || !token.starts_with('0'));
+                    let child = Child {
+                        index: canonical.then(|| token.parse().ok()).flatten(),
+                        key: token.into(),
+                        node: Node::default(),
+                    };
+                    node.children.insert(at, child);
+                    at
+                }
+            };
+            node = &mut node.children[at].node;
+        }
+        Some(*node.slot.get_or_insert_with(|| {
+            *slots += 1;
+            *slots - 1
+        }))
+    }
+
+    fn find_mut(&mut self, pointer: &str) -> Option<&mut Node> {
+        let mut node = self;
+        for token in tokens(pointer)? {
+            let at = node
+                .children
+                .binary_search_by(|c| (*c.key).cmp(&token))
+                .ok()?;
+            node = &mut node.children[at].node;
+        }
+        Some(node)
+    }
+
+    /// Every pointer that has a slot, escaped again, with its slot.
+    fn collect_pointers(&self, prefix: &mut String, out: &mut Vec<(Box<str>, usize)>) {
+        if let Some(slot) = self.slot {
+            out.push((prefix.as_str().into(), slot));
+        }
+        for child in &self.children {
+            let len = prefix.len();
+            prefix.push('/');
+            prefix.push_str(&child.key.replace('~', "~0").replace('/', "~1"));
+            child.node.collect_pointers(prefix, out);
+            prefix.truncate(len);
+        }
+    }
+
+    fn key_child(&self, key: &str) -> Option<&Node> {
+        let at = self.children.binary_search_by(|c| (*c.key).cmp(key)).ok()?;
+        Some(&self.children[at].node)
+    }
+
+    fn index_child(&self, index: usize) -> Option<&Node> {
+        self.children
+            .iter()
+            .find(|c| c.index == Some(index))
+            .map(|c| &c.node)
     }
 }
 
-/// A `Value` seed that records where a duplicate key was found (innermost segment first).
-struct UniqueValue<'p> {
-    duplicate: &'p mut Option<Vec<String>>,
+/// Objects up to this many keys are checked for duplicates by a linear scan; larger ones by hash,
+/// so a record of many keys costs O(n), not O(n²).
+const LINEAR_KEYS: usize = 16;
+
+/// What one walk over a record fills in.
+struct WalkState<'de> {
+    slots: Vec<Captured<'de>>,
+    /// Keys of the objects being walked, innermost last, for the duplicate check.
+    seen: Vec<Cow<'de, str>>,
+    /// Where a duplicate key was found, innermost segment first.
+    duplicate: Option<Vec<String>>,
 }
 
-impl<'de> DeserializeSeed<'de> for UniqueValue<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+/// Walks one JSON value: descends where `node` has children, captures what `keep` asks for, and
+/// skips everything else (checking objects for duplicate keys all the same).
+struct Walk<'w, 'de, 't> {
+    state: &'w mut WalkState<'de>,
+    node: Option<&'t Node>,
+    /// Whether the caller keeps this value (a skipped escaped string is not copied).
+    keep: bool,
+    /// A map entry's value: the `score` and `label` of an object go here.
+    eval: Option<&'w mut (Json<'de>, Json<'de>)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, 'de, '_> {
+    type Value = Json<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for UniqueValue<'_> {
-    type Value = Value;
+impl<'de> Visitor<'de> for Walk<'_, 'de, '_> {
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(v.into()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        // JSON has no NaN or infinity; `from` would make them null.
-        Ok(Value::from(v))
+    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
+        // JSON has no NaN or infinity; a non-finite number would count as null, like `Value`'s.
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        // Only a string with escapes lands here: copied when kept, else only its kind matters.
+        Ok(Json::String(if self.keep {
+            Cow::Owned(v.to_owned())
+        } else {
+            Cow::Borrowed("")
+        }))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut index = 0;
         loop {
-            let seed = UniqueValue {
-                duplicate: &mut *self.duplicate,
+            let child = self.node.and_then(|n| n.index_child(index));
+            let walk = Walk {
+                state: &mut *self.state,
+                node: child,
+                keep: child.is_some_and(|c| c.slot.is_some()),
+                eval: None,
             };
-            match seq.next_element_seed(seed) {
-                Ok(Some(v)) => items.push(v),
-                Ok(None) => return Ok(Value::Array(items)),
+            match seq.next_element_seed(walk) {
+                Ok(Some(value)) => {
+                    if let Some(slot) = child.and_then(|c| c.slot) {
+                        self.state.slots[slot].value = value;
+                    }
+                }
+                Ok(None) => return Ok(Json::Array),
                 Err(e) => {
-                    if let Some(path) = self.duplicate.as_mut() {
-                        path.push(items.len().to_string());
+                    if let Some(path) = self.state.duplicate.as_mut() {
+                        path.push(index.to_string());
                     }
                     return Err(e);
                 }
             }
+            index += 1;
         }
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut values = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let seed = UniqueValue {
-                duplicate: &mut *self.duplicate,
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let keeps_entries = self.node.is_some_and(|n| n.keeps_entries);
+        let mut entries = Vec::new();
+        let base = self.state.seen.len();
+        let mut many: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(key) = map.next_key_seed(Key)? {
+            let child = self.node.and_then(|n| n.key_child(&key));
+            let slot = child.and_then(|c| c.slot);
+            let eval_field = match (&self.eval, &*key) {
+                (Some(_), "score") => Some(0),
+                (Some(_), "label") => Some(1),
+                _ => None,
             };
-            let value = match map.next_value_seed(seed) {
+            let mut eval = (Json::Null, Json::Null);
+            let walk = Walk {
+                state: &mut *self.state,
+                node: child,
+                keep: slot.is_some() || keeps_entries || eval_field.is_some(),
+                eval: keeps_entries.then_some(&mut eval),
+            };
+            let value = match map.next_value_seed(walk) {
                 Ok(v) => v,
                 Err(e) => {
-                    if let Some(path) = self.duplicate.as_mut() {
-                        path.push(key);
+                    if let Some(path) = self.state.duplicate.as_mut() {
+                        path.push(key.into_owned());
                     }
                     return Err(e);
                 }
             };
-            match values.entry(key) {
-                serde_json::map::Entry::Vacant(slot) => {
-                    slot.insert(value);
+            let seen = &mut self.state.seen;
+            if many.is_none() && seen.len() - base >= LINEAR_KEYS {
+                many = Some(seen.drain(base..).collect());
+            }
+            let repeated = match &mut many {
+                Some(set) => set.contains(&key),
+                None => seen[base..].contains(&key),
+            };
+            if repeated {
+                self.state.duplicate = Some(vec![key.into_owned()]);
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            if let Some(slot) = slot {
+                self.state.slots[slot].value = value.clone();
+            }
+            if let (Some(eval), Some(field)) = (self.eval.as_deref_mut(), eval_field) {
+                *if field == 0 { &mut eval.0 } else { &mut eval.1 } = value.clone();
+            }
+            if keeps_entries {
+                entries.push(Entry {
+                    key: key.clone(),
+                    value,
+                    score: eval.0,
+                    label: eval.1,
+                });
+            }
+            match &mut many {
+                Some(set) => {
+                    set.insert(key);
                 }
-                serde_json::map::Entry::Occupied(slot) => {
-                    *self.duplicate = Some(vec![slot.key().clone()]);
-                    return Err(serde::de::Error::custom("duplicate key"));
-                }
+                None => self.state.seen.push(key),
             }
         }
-        Ok(Value::Object(values))
+        self.state.seen.truncate(base);
+        if keeps_entries {
+            // The order of `serde_json::Map` (a BTreeMap), which readers of the maps keep.
+            entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            if let Some(slot) = self.node.and_then(|n| n.slot) {
+                self.state.slots[slot].entries = entries;
+            }
+        }
+        Ok(Json::Object)
+    }
+}
+
+/// An object key, borrowed unless it has escapes.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn decoder() -> Decoder {
         Decoder::new(FieldMap::default(), 1 << 20)
-    }
-
-    fn decode_ok(v: &Value) -> Event<'_> {
-        decoder().decode(v).expect("valid record")
     }
 
     #[test]
@@ -578,7 +913,8 @@ mod tests {
             "latency_ms": 812.5, "ttft_ms": 120, "evals": {"faithfulness": 0.91, "tone": {"score": 0.5, "label": "neutral"}},
             "flags": {"hallucination": false}, "tests": {"passed": 9, "failed": 1}, "features": {"prompt_len": 42}
         });
-        let e = decode_ok(&v);
+        let d = decoder();
+        decoded!(e = d, v);
         assert_eq!(e.id, "r1");
         assert_eq!(e.ts_ms, 1_795_341_601_250);
         assert_eq!(
@@ -608,7 +944,8 @@ mod tests {
     #[test]
     fn epoch_millis_and_defaults() {
         let v = json!({"id": "a", "ts": 1_700_000_000_123_i64, "service": "s"});
-        let e = decode_ok(&v);
+        let d = decoder();
+        decoded!(e = d, v);
         assert_eq!(e.ts_ms, 1_700_000_000_123);
         assert_eq!(e.operation, "default");
         assert_eq!(e.status, Status::Ok);
@@ -618,11 +955,13 @@ mod tests {
     #[test]
     fn error_object_without_status_means_error() {
         let v = json!({"id": "a", "ts": 1, "service": "s", "error": {"type": "timeout"}});
-        let e = decode_ok(&v);
+        let d = decoder();
+        decoded!(e = d, v);
         assert_eq!(e.status, Status::Error);
         assert_eq!(e.error_type, Some("timeout"));
         let v = json!({"id": "a", "ts": 1, "service": "s", "status": "ok", "error": {"type": "x"}});
-        assert_eq!(decode_ok(&v).status, Status::Ok, "explicit status wins");
+        decoded!(explicit = d, v);
+        assert_eq!(explicit.status, Status::Ok, "explicit status wins");
     }
 
     #[test]
@@ -686,24 +1025,48 @@ mod tests {
 
     #[test]
     fn pointers_resolve_like_rfc_6901() {
-        let v = json!({"a/b": {"m~n": [10, {"x": 1}]}, "arr": [5, 6], "n": null});
+        let v = json!({"a/b": {"m~n": [10, {"x": 1}]}, "arr": [5, 6], "n": null, "s": "t"});
+        let pointers = [
+            "/a~1b/m~0n/0",
+            "/a~1b/m~0n/1/x",
+            "/arr/1",
+            "/arr/01",
+            "/arr/-",
+            "/arr/2",
+            "/n",
+            "/s",
+            "/missing/deeper",
+            "no-slash",
+            "/arr",
+        ];
+        let d = decoder().reading(pointers);
+        let bytes = v.to_string();
+        let record = d.parse(bytes.as_bytes()).expect("valid JSON");
+        let num = |n: i64| serde_json::Number::from(n);
         for (p, want) in [
-            ("/a~1b/m~0n/0", Some(json!(10))),
-            ("/a~1b/m~0n/1/x", Some(json!(1))),
-            ("/arr/1", Some(json!(6))),
+            ("/a~1b/m~0n/0", Some(Leaf::Number(&num(10)))),
+            ("/a~1b/m~0n/1/x", Some(Leaf::Number(&num(1)))),
+            ("/arr/1", Some(Leaf::Number(&num(6)))),
+            ("/s", Some(Leaf::String("t"))),
             ("/arr/01", None),
             ("/arr/-", None),
             ("/arr/2", None),
             ("/n", None),
             ("/missing/deeper", None),
             ("no-slash", None),
+            // Containers are not leaves; a pointer never registered is never read.
+            ("/arr", None),
+            ("/arr/0", None),
         ] {
-            assert_eq!(get(&v, p).cloned(), want, "{p}");
-            if want.is_some() {
-                assert_eq!(get(&v, p), v.pointer(p), "agrees with serde_json for {p}");
+            assert_eq!(record.value_at(p), want, "{p}");
+            if let Some(Leaf::Number(n)) = want {
+                assert_eq!(
+                    v.pointer(p),
+                    Some(&Value::Number(n.clone())),
+                    "agrees with serde_json for {p}"
+                );
             }
         }
-        assert_eq!(get(&v, "").cloned(), Some(v.clone()));
     }
 
     #[test]
@@ -717,7 +1080,7 @@ mod tests {
         };
         let v = json!({"meta": {"request_id": "x", "time": "2026-01-01T00:00:00Z"}, "app": "bot", "timing": {"total": 5}});
         let d = Decoder::new(fields, 1 << 20);
-        let e = d.decode(&v).unwrap();
+        decoded!(e = d, v);
         assert_eq!((e.id, e.service, e.latency_ms), ("x", "bot", Some(5.0)));
         assert_eq!(e.ts_ms, 1_767_225_600_000);
     }
@@ -774,9 +1137,18 @@ mod tests {
         let bytes = br#"{"id": "a", "ts": 1, "service": "s", "labels": {"k": "1"},
             "evals": {"k": {"score": 1e308, "label": "x"}}, "arr": [{"k": 1}, {"k": 2}],
             "n": [-9223372036854775808, 18446744073709551615, -0.0, 1.5e-300, null, true]}"#;
-        let ours = decoder().parse(bytes).expect("valid");
+        let pointers = ["/arr/1/k", "/n/0", "/n/1", "/n/2", "/n/3", "/labels/k"];
+        let d = decoder().reading(pointers);
+        let ours = d.parse(bytes).expect("valid");
         let theirs: Value = serde_json::from_slice(bytes).expect("valid");
-        assert_eq!(ours, theirs);
+        for p in pointers {
+            let leaf = ours.value_at(p).map(|l| match l {
+                Leaf::Bool(b) => Value::Bool(b),
+                Leaf::Number(n) => Value::Number(n.clone()),
+                Leaf::String(s) => Value::String(s.to_owned()),
+            });
+            assert_eq!(leaf.as_ref(), theirs.pointer(p), "{p}");
+        }
     }
 
     #[test]
@@ -813,8 +1185,10 @@ mod tests {
     }
 
     fn ts_of(ts: Value) -> Result<i64, Reject> {
-        let v = json!({"id": "a", "ts": ts, "service": "s"});
-        decoder().decode(&v).map(|e| e.ts_ms)
+        let bytes = json!({"id": "a", "ts": ts, "service": "s"}).to_string();
+        let d = decoder();
+        d.parse(bytes.as_bytes())
+            .and_then(|r| d.decode(&r).map(|e| e.ts_ms))
     }
 
     #[test]

@@ -24,6 +24,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::decode::Leaf;
+
 pub use categorical::{CategoricalSketch, DEFAULT_CAPACITY, OTHER_CATEGORY};
 pub use methods::{
     Method, PSI_EMPTY_BIN, Score, chi_square, compare_categorical, compare_numeric, jensen_shannon,
@@ -223,19 +225,23 @@ impl Features {
     pub fn extract<'a>(&mut self, event: &Event<'a>, out: &mut Vec<(u32, Observation<'a>)>) {
         let mut dims: Option<u32> = None;
         for f in 0..self.features.len() {
-            let Some(value) = crate::decode::get(event.record, &self.features[f].pointer) else {
+            let Some(value) = event.value_at(&self.features[f].pointer) else {
                 continue;
             };
             let observation = match (self.features[f].kind, value) {
-                (FeatureKind::Numeric, Value::Number(n)) => match n.as_f64() {
+                (FeatureKind::Numeric, Leaf::Number(n)) => match n.as_f64() {
                     Some(x) if x.is_finite() => Observation::Number(x),
                     _ => continue,
                 },
-                (FeatureKind::Categorical, Value::String(s)) => {
+                (FeatureKind::Categorical, Leaf::String(s)) => {
                     Observation::Category(Cow::Borrowed(s))
                 }
-                (FeatureKind::Categorical, Value::Bool(_) | Value::Number(_)) => {
-                    Observation::Category(Cow::Owned(value.to_string()))
+                // As JSON text, like the number or boolean's `serde_json::Value`.
+                (FeatureKind::Categorical, Leaf::Bool(b)) => {
+                    Observation::Category(Cow::Borrowed(if b { "true" } else { "false" }))
+                }
+                (FeatureKind::Categorical, Leaf::Number(n)) => {
+                    Observation::Category(Cow::Owned(n.to_string()))
                 }
                 _ => continue,
             };

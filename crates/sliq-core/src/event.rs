@@ -1,9 +1,10 @@
-//! The canonical request/response event, borrowed from one parsed JSON record.
+//! The canonical request/response event, borrowed from one parsed record.
 //!
-//! `Event` borrows every string from the record's `serde_json::Value`, so decoding allocates nothing
-//! beyond the parse itself; the archive copies straight from these borrows into Arrow builders.
+//! `Event` borrows every string from the [`Record`] the decoder captured (itself borrowed from the
+//! record's bytes), so decoding copies nothing; the archive copies straight from these borrows into
+//! Arrow builders.
 
-use serde_json::{Map, Value};
+use crate::decode::{Entry, Json, Leaf, Record};
 
 /// Whether the AI service answered. Defaults to `Error` when an `error` object is present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,8 @@ pub struct EvalResult<'a> {
 /// so their accessors never meet a value of the wrong type.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
-    /// The whole parsed record, for fields read by pointer after decoding (correlation keys).
-    pub record: &'a Value,
+    /// The captured record, for pointers read after decoding (drift features, correlation keys).
+    pub(crate) record: &'a Record<'a>,
     pub id: &'a str,
     /// Event time, milliseconds since the Unix epoch (UTC).
     pub ts_ms: i64,
@@ -60,70 +61,96 @@ pub struct Event<'a> {
     pub latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub tests: Option<TestCounts>,
-    pub(crate) labels: Option<&'a Map<String, Value>>,
-    pub(crate) evals: Option<&'a Map<String, Value>>,
-    pub(crate) flags: Option<&'a Map<String, Value>>,
-    pub(crate) features: Option<&'a Map<String, Value>>,
+    pub(crate) labels: Option<&'a [Entry<'a>]>,
+    pub(crate) evals: Option<&'a [Entry<'a>]>,
+    pub(crate) flags: Option<&'a [Entry<'a>]>,
+    pub(crate) features: Option<&'a [Entry<'a>]>,
 }
 
 impl<'a> Event<'a> {
+    /// The scalar at a pointer registered with the decoder ([`crate::Decoder::reading`] or the
+    /// field map); `None` when absent, `null`, a container, or never registered.
+    pub fn value_at(&self, pointer: &str) -> Option<Leaf<'a>> {
+        self.record.value_at(pointer)
+    }
+
     /// `labels` as string pairs (null values were dropped by the decoder's type check).
     pub fn labels(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.labels
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+        entries(self.labels).filter_map(|(k, e)| as_str(&e.value).map(|v| (k, v)))
     }
 
     /// One label's value.
     pub fn label(&self, key: &str) -> Option<&'a str> {
-        self.labels?.get(key)?.as_str()
+        as_str(&find(self.labels, key)?.value)
     }
 
     /// Evaluator results by name.
     pub fn evals(&self) -> impl Iterator<Item = (&'a str, EvalResult<'a>)> + 'a {
-        self.evals
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| eval_result(v).map(|r| (k.as_str(), r)))
+        entries(self.evals).filter_map(|(k, e)| eval_result(e).map(|r| (k, r)))
     }
 
     /// One evaluator's result.
     pub fn eval(&self, name: &str) -> Option<EvalResult<'a>> {
-        eval_result(self.evals?.get(name)?)
+        eval_result(find(self.evals, name)?)
     }
 
     /// Boolean flags by name (hallucination, toxicity, ...).
     pub fn flags(&self) -> impl Iterator<Item = (&'a str, bool)> + 'a {
-        self.flags
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_bool().map(|b| (k.as_str(), b)))
+        entries(self.flags).filter_map(|(k, e)| as_bool(&e.value).map(|b| (k, b)))
     }
 
     /// One flag's value.
     pub fn flag(&self, name: &str) -> Option<bool> {
-        self.flags?.get(name)?.as_bool()
+        as_bool(&find(self.flags, name)?.value)
     }
 
     /// Numeric features by name.
     pub fn features(&self) -> impl Iterator<Item = (&'a str, f64)> + 'a {
-        self.features
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_f64().map(|x| (k.as_str(), x)))
+        entries(self.features).filter_map(|(k, e)| as_f64(&e.value).map(|x| (k, x)))
     }
 }
 
-fn eval_result(v: &Value) -> Option<EvalResult<'_>> {
+fn entries<'a>(map: Option<&'a [Entry<'a>]>) -> impl Iterator<Item = (&'a str, &'a Entry<'a>)> {
+    map.into_iter().flatten().map(|e| (e.key.as_ref(), e))
+}
+
+/// Entries are sorted by key (the decoder sorts them), so lookups bisect.
+fn find<'a>(map: Option<&'a [Entry<'a>]>, key: &str) -> Option<&'a Entry<'a>> {
+    let map = map?;
+    let at = map.binary_search_by(|e| (*e.key).cmp(key)).ok()?;
+    Some(&map[at])
+}
+
+fn as_str<'a>(v: &'a Json<'a>) -> Option<&'a str> {
     match v {
-        Value::Number(n) => Some(EvalResult {
+        Json::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &Json<'_>) -> Option<bool> {
+    match v {
+        Json::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+fn as_f64(v: &Json<'_>) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+fn eval_result<'a>(e: &'a Entry<'a>) -> Option<EvalResult<'a>> {
+    match &e.value {
+        Json::Number(n) => Some(EvalResult {
             score: n.as_f64(),
             label: None,
         }),
-        Value::Object(o) => Some(EvalResult {
-            score: o.get("score").and_then(Value::as_f64),
-            label: o.get("label").and_then(Value::as_str),
+        Json::Object => Some(EvalResult {
+            score: as_f64(&e.score),
+            label: as_str(&e.label),
         }),
         _ => None,
     }

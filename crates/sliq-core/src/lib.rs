@@ -3,13 +3,26 @@
 //! Invariant: this crate performs no I/O, spawns nothing and knows no clock; time arrives as
 //! arguments. That keeps every number sliq exports reproducible from a test.
 
+/// Test support: decodes a `json!` record with the decoder `$d` and binds the event to `$e`; the
+/// record's bytes and captures live in the caller's scope, as the event borrows them.
+#[cfg(test)]
+macro_rules! decoded {
+    ($e:ident = $d:expr, $v:expr) => {
+        let bytes = serde_json::to_vec(&$v).expect("serializable");
+        let record = $d.parse(&bytes).expect("valid JSON");
+        let $e = $d.decode(&record).expect("valid record");
+    };
+}
+
 pub mod budget;
 pub mod decode;
 pub mod drift;
 pub mod event;
 pub mod histogram;
 
-pub use decode::{Decoder, FieldMap, MAX_EVENT_TS_MS, MIN_EVENT_TS_MS, Reject, check_future_skew};
+pub use decode::{
+    Decoder, FieldMap, Leaf, MAX_EVENT_TS_MS, MIN_EVENT_TS_MS, Record, Reject, check_future_skew,
+};
 pub use event::{EvalResult, Event, Status, TestCounts};
 pub mod sli;
 pub mod slo;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::budget::BudgetConfig;
+use crate::decode::Leaf;
 use crate::event::Event;
 use crate::sli::{Sli, Verdict};
 use crate::window::{SeriesCount, WindowCounts};
@@ -186,10 +187,10 @@ const KEY_SEPARATOR: char = '\u{1f}';
 
 /// The request key of an event under a correlation pointer: a string, or a number's text.
 fn correlation_key(event: &Event<'_>, pointer: &str) -> Option<Box<str>> {
-    match crate::decode::get(event.record, pointer)? {
-        serde_json::Value::String(s) => Some(s.as_str().into()),
-        serde_json::Value::Number(n) => Some(n.to_string().into()),
-        _ => None,
+    match event.value_at(pointer)? {
+        Leaf::String(s) => Some(s.into()),
+        Leaf::Number(n) => Some(n.to_string().into()),
+        Leaf::Bool(_) => None,
     }
 }
 
@@ -566,7 +567,8 @@ mod tests {
         ];
         let mut out = Vec::new();
         for r in &recs {
-            ev.evaluate(&d.decode(r).unwrap(), &mut out);
+            decoded!(e = d, r);
+            ev.evaluate(&e, &mut out);
         }
         let ids: Vec<u32> = out.iter().map(|(id, _)| id.0).collect();
         assert_eq!(ids, vec![0, 1, 0, 1, 2, 1, 3, 1]);
@@ -603,8 +605,10 @@ mod tests {
         let mut out = Vec::new();
         let p = json!({"id": "1", "ts": 0, "service": "s", "labels": {"tier": "platinum"}, "latency_ms": 2000});
         let s = json!({"id": "2", "ts": 0, "service": "s", "labels": {"tier": "silver"}, "latency_ms": 2000});
-        ev.evaluate(&d.decode(&p).unwrap(), &mut out);
-        ev.evaluate(&d.decode(&s).unwrap(), &mut out);
+        decoded!(e = d, p);
+        ev.evaluate(&e, &mut out);
+        decoded!(e = d, s);
+        ev.evaluate(&e, &mut out);
         // 2 s is too slow for platinum (1 s) and fine for silver (5 s); each event judged once.
         assert_eq!(
             out,
@@ -622,7 +626,8 @@ mod tests {
         let mut out = Vec::new();
         for tenant in ["t1", "t2", "t3", "t4", "t1", "t3"] {
             let r = json!({"id": "1", "ts": 0, "service": "s", "labels": {"tenant": tenant}});
-            ev.evaluate(&d.decode(&r).unwrap(), &mut out);
+            decoded!(e = d, r);
+            ev.evaluate(&e, &mut out);
         }
         let ids: Vec<u32> = out.iter().map(|(id, _)| id.0).collect();
         assert_eq!(ids, vec![0, 1, 2, 2, 0, 2]);
@@ -652,10 +657,11 @@ mod tests {
 
     #[test]
     fn remembered_bad_requests_survive_a_restart() {
-        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let d = Decoder::new(FieldMap::default(), 1 << 20).reading(["/request_id"]);
         let mut before = answer_after_retrieval();
         let bad = json!({"id": "b1", "request_id": "q1", "ts": 2000, "service": "r", "evals": {"recall": 0.2}});
-        before.evaluate(&d.decode(&bad).unwrap(), &mut Vec::new());
+        decoded!(e = d, bad);
+        before.evaluate(&e, &mut Vec::new());
         let stored = before.bad_requests();
         assert_eq!(
             stored,
@@ -671,7 +677,8 @@ mod tests {
         assert!(stored.iter().all(|r| after.restore_bad_request(r)));
         let answer = json!({"id": "a1", "request_id": "q1", "ts": 3000, "service": "a"});
         let mut out = Vec::new();
-        after.evaluate(&d.decode(&answer).unwrap(), &mut out);
+        decoded!(e = d, answer);
+        after.evaluate(&e, &mut out);
         assert_eq!(
             out.iter().map(|(_, v)| (v.good, v.bad)).collect::<Vec<_>>(),
             vec![(0, 1)]
@@ -690,7 +697,7 @@ mod tests {
             allowed_lateness_ms: 0,
             max_out_of_orderness_ms: 0,
         });
-        let d = Decoder::new(FieldMap::default(), 1 << 20);
+        let d = Decoder::new(FieldMap::default(), 1 << 20).reading(["/request_id"]);
         let records = [
             // q1: the answer first (judged good, waits), then its retrieval, bad.
             json!({"id": "a1", "request_id": "q1", "ts": 1000, "service": "answer"}),
@@ -705,7 +712,7 @@ mod tests {
         ];
         let mut immediate = Vec::new();
         for (offset, r) in records.iter().enumerate() {
-            let e = d.decode(r).unwrap();
+            decoded!(e = d, r);
             let mut out = Vec::new();
             ev.evaluate(&e, &mut out);
             immediate.push((out.len(), ev.deferred().len()));

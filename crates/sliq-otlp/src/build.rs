@@ -618,9 +618,10 @@ mod tests {
         let d = Decoder::new(FieldMap::default(), 1 << 20);
         let mut out = Vec::new();
         for rec in [
-            serde_json::json!({"id": "1", "ts": 0, "service": "chat", "labels": {"tier": "gold"}}),
-            serde_json::json!({"id": "2", "ts": 0, "service": "code"}),
+            &br#"{"id": "1", "ts": 0, "service": "chat", "labels": {"tier": "gold"}}"#[..],
+            br#"{"id": "2", "ts": 0, "service": "code"}"#,
         ] {
+            let rec = d.parse(rec).unwrap();
             ev.evaluate(&d.decode(&rec).unwrap(), &mut out);
         }
         ev

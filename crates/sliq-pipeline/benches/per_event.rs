@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sliq_archive::{Archive, ArchiveConfig, SourcePosition};
-use sliq_core::{Decoder, Evaluator, SourceId, Windows};
+use sliq_core::{Evaluator, SourceId, Windows};
 use sliq_gen::{GenConfig, Generator, RecordKind};
 
 fn records() -> Vec<Vec<u8>> {
@@ -33,7 +33,7 @@ fn chatbot() -> sliq_config::PipelineSpec {
 fn per_event(c: &mut Criterion) {
     let records = records();
     let spec = chatbot();
-    let decoder = Decoder::new(spec.fields.field_map(), 1 << 20);
+    let decoder = spec.decoder(1 << 20);
     let mut group = c.benchmark_group("per_event");
     group.throughput(Throughput::Elements(records.len() as u64));
 

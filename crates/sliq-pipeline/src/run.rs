@@ -454,7 +454,7 @@ pub fn run(
     )?;
     let lineage_started_ms = resumed.as_ref().map_or(now_ms, |c| c.lineage_started_ms);
     let mut state = State {
-        decoder: Decoder::new(spec.fields.field_map(), kafka.max_record_bytes),
+        decoder: spec.decoder(kafka.max_record_bytes),
         slo_totals: vec![[0, 0]; evaluator.slos().len()],
         evaluator,
         budgets,

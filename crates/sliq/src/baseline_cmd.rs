@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use sliq_core::Decoder;
 use sliq_core::drift::BaselineBuilder;
 
 #[derive(Debug, Args)]
@@ -59,7 +58,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
         parse_time("since", args.since.as_ref())?,
         parse_time("until", args.until.as_ref())?,
     );
-    let decoder = Decoder::new(spec.fields.field_map(), spec.source.kafka.max_record_bytes);
+    let decoder = spec.decoder(spec.source.kafka.max_record_bytes);
     let mut builder = BaselineBuilder::new(drift.features(), drift.dimensions());
     let mut used = 0u64;
     let mut refused: BTreeMap<&'static str, (u64, String)> = BTreeMap::new();

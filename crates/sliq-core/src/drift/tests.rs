@@ -245,11 +245,12 @@ fn features() -> Vec<Feature> {
 
 #[test]
 fn monitor_judges_windows_against_a_baseline_and_counts_the_drift_slo() {
-    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let decoder = drift_decoder();
     let mut builder = BaselineBuilder::new(features(), vec![Dimension::Service]);
     for i in 0..1000 {
         let v = event_json("chat", f64::from(100 + i % 50), "stop");
-        builder.add(&decoder.decode(&v).expect("decodes"));
+        decoded!(event = decoder, v);
+        builder.add(&event);
     }
     let baseline = builder.finish("test".into());
     assert_eq!(baseline.features[0].series.len(), 1);
@@ -285,7 +286,7 @@ fn monitor_judges_windows_against_a_baseline_and_counts_the_drift_slo() {
             let mut v = event_json(service, f64::from(100 + (i % 50) as i32) * factor, "stop");
             let ts = window * 60_000 + i * 10;
             v["ts"] = json!(ts);
-            let event = decoder.decode(&v).expect("decodes");
+            decoded!(event = decoder, v);
             let mut out = Vec::new();
             monitor.observe(&event, &mut out);
             windows.add(source, i, ts, &[], &[], None);
@@ -327,7 +328,7 @@ fn monitor_judges_windows_against_a_baseline_and_counts_the_drift_slo() {
 
 #[test]
 fn trailing_and_first_events_references_build_from_the_stream() {
-    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let decoder = drift_decoder();
     let config = |reference| DriftConfig {
         reference,
         min_events: 20,
@@ -357,7 +358,7 @@ fn trailing_and_first_events_references_build_from_the_stream() {
             let mut v = event_json("chat", f64::from(100 + (i % 25) as i32) * factor, "stop");
             let ts = window * 60_000 + i * 100;
             v["ts"] = json!(ts);
-            let event = decoder.decode(&v).expect("decodes");
+            decoded!(event = decoder, v);
             for (monitor, windows) in [
                 (&mut trailing, &mut windows_t),
                 (&mut first, &mut windows_f),
@@ -440,10 +441,11 @@ fn a_trailing_reference_keeps_a_bounded_number_of_steps() {
         };
         // The series must exist in the monitor's interner.
         if minute == 0 {
-            let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+            let decoder = drift_decoder();
             let v = event_json("chat", 1.0, "stop");
             let mut out = Vec::new();
-            monitor.observe(&decoder.decode(&v).expect("decodes"), &mut out);
+            decoded!(event = decoder, v);
+            monitor.observe(&event, &mut out);
         }
         let points = monitor.judge(&mut window, &mut evaluator);
         if let Some(p) = points.first() {
@@ -461,7 +463,7 @@ fn a_trailing_reference_keeps_a_bounded_number_of_steps() {
 
 /// Feeds 100 events of one minute (prompt tokens × `factor`) and judges the closed window.
 fn judge_minute(monitor: &mut DriftMonitor, minute: i64, factor: f64) -> Vec<DriftPoint> {
-    let decoder = Decoder::new(FieldMap::default(), 1 << 20);
+    let decoder = drift_decoder();
     let mut windows = crate::window::Windows::new(crate::window::WindowConfig {
         size_ms: 60_000,
         allowed_lateness_ms: 0,
@@ -471,7 +473,7 @@ fn judge_minute(monitor: &mut DriftMonitor, minute: i64, factor: f64) -> Vec<Dri
         let mut v = event_json("chat", f64::from(100 + (i % 25) as i32) * factor, "stop");
         let ts = minute * 60_000 + i * 100;
         v["ts"] = json!(ts);
-        let event = decoder.decode(&v).expect("decodes");
+        decoded!(event = decoder, v);
         let mut out = Vec::new();
         monitor.observe(&event, &mut out);
         windows.add(crate::window::SourceId(0), i, ts, &[], &[], None);
@@ -706,4 +708,10 @@ fn a_category_named_other_stays_apart_from_the_unheld_mass() {
         (js.value - std::f64::consts::LN_2.sqrt()).abs() < 1e-12,
         "{js:?}"
     );
+}
+
+/// A decoder that also reads the watched features' pointers.
+fn drift_decoder() -> Decoder {
+    Decoder::new(FieldMap::default(), 1 << 20)
+        .reading(features().iter().map(|f| f.pointer.as_str()))
 }

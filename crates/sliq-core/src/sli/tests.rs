@@ -14,7 +14,7 @@ fn judge(sli: &Sli, extra: Value) -> Option<Verdict> {
         o.extend(add);
     }
     let d = Decoder::new(FieldMap::default(), 1 << 20);
-    let e = d.decode(&record).expect("valid test record");
+    decoded!(e = d, record);
     sli.evaluate(&e)
 }
 
@@ -334,7 +334,8 @@ fn non_finite_measurements_are_not_judged() {
     // measurement is never a verdict.
     let d = Decoder::new(FieldMap::default(), 1 << 20);
     let record = json!({"id": "x", "ts": 0, "service": "s", "response": {"tokens": 10}, "tests": {"passed": 1}});
-    let mut e = d.decode(&record).unwrap();
+    decoded!(event = d, record);
+    let mut e = event;
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         e.latency_ms = Some(bad);
         e.ttft_ms = Some(1.0);
