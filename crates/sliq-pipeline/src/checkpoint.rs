@@ -67,53 +67,57 @@ impl State {
     ) -> Result<(), PipelineError> {
         let now = Instant::now();
         if mode == Mode::Regular {
-            for (id, s) in self.sources.iter_mut() {
-                let silent = now.duration_since(s.last_record_at) >= self.idle_after;
+            for (id, s) in self.reader.sources.iter_mut() {
+                let silent = now.duration_since(s.last_record_at) >= self.reader.idle_after;
                 if s.assigned && !s.idle && silent && caught_up(consumer, s) {
                     s.idle = true;
-                    self.windows.set_idle(id);
+                    self.reader.windows.set_idle(id);
                 }
             }
         }
-        let mut windows = self.windows.close_ready();
+        let mut windows = self.reader.windows.close_ready();
         match mode {
             Mode::Regular => {}
             Mode::Rebalance(revoked, _) => {
                 for id in revoked {
-                    windows.extend(self.windows.drain_source(*id));
+                    windows.extend(self.reader.windows.drain_source(*id));
                 }
             }
-            Mode::Final(_) => windows.extend(self.windows.close_all()),
+            Mode::Final(_) => windows.extend(self.reader.windows.close_all()),
         }
         for w in &mut windows {
-            self.evaluator.resolve(w);
+            self.reader.evaluator.resolve(w);
         }
-        let config = self.windows.config();
-        self.evaluator.forget_requests_before(
-            self.windows
+        let config = self.reader.windows.config();
+        self.reader.evaluator.forget_requests_before(
+            self.reader
+                .windows
                 .closed_before()
                 .saturating_sub(config.size_ms + config.allowed_lateness_ms),
         );
         let mut drift_points = Vec::new();
-        if let Some(monitor) = &mut self.drift {
+        if let Some(monitor) = &mut self.reader.drift {
             for w in windows.iter_mut().filter(|w| w.closed) {
                 let before = w.counts.len();
-                drift_points.extend(monitor.judge(w, &mut self.evaluator));
+                drift_points.extend(monitor.judge(w, &mut self.reader.evaluator));
                 // The drift SLO's window verdicts, for the live table.
                 for c in &w.counts[before..] {
-                    let slo = self.evaluator.series(c.series).slo;
-                    self.slo_totals[slo][0] += c.good;
-                    self.slo_totals[slo][1] += c.bad;
+                    let slo = self.reader.evaluator.series(c.series).slo;
+                    self.reader.slo_totals[slo][0] += c.good;
+                    self.reader.slo_totals[slo][1] += c.bad;
                 }
             }
         }
-        let (budgets, budget_time_ms) = self.budgets.update(&windows, &self.evaluator);
-        let folded: Vec<u64> = (0..self.evaluator.slos().len())
-            .map(|i| self.evaluator.folded_events(i))
+        let (budgets, budget_time_ms) = self
+            .checkpoints
+            .budgets
+            .update(&windows, &self.reader.evaluator);
+        let folded: Vec<u64> = (0..self.reader.evaluator.slos().len())
+            .map(|i| self.reader.evaluator.folded_events(i))
             .collect();
         for (i, n) in folded.iter().enumerate() {
-            if *n > 0 && self.folded_warned.insert(i) {
-                let slo = &self.evaluator.slos()[i];
+            if *n > 0 && self.reader.folded_warned.insert(i) {
+                let slo = &self.reader.evaluator.slos()[i];
                 warn!(
                     slo = %slo.name,
                     max_series = slo.max_series,
@@ -121,7 +125,10 @@ impl State {
                 );
             }
         }
-        if !windows.is_empty() || !budgets.is_empty() || self.counts != self.exported_counts {
+        if !windows.is_empty()
+            || !budgets.is_empty()
+            || self.reader.counts != self.export.exported_counts
+        {
             let drifted = drift_points.iter().filter(|p| p.detected).count();
             if drifted > 0 {
                 info!(
@@ -137,31 +144,32 @@ impl State {
                         .as_mut()
                         .map_or(0, |a| a.take_peak_buffered() as u64),
                 ),
-                ("export", self.export.backlog_bytes() as u64),
+                ("export", self.export.queue.backlog_bytes() as u64),
             ];
             let batch = ExportBatch {
                 windows: &windows,
                 budgets: &budgets,
                 budget_time_ms,
-                records: self.counts,
+                records: self.reader.counts,
                 folded: &folded,
-                latency_series: Some(&self.latency_series),
+                latency_series: Some(&self.reader.latency_series),
                 now_ms: chrono::Utc::now().timestamp_millis(),
                 drift: self
+                    .reader
                     .drift
                     .as_ref()
                     .map(|m| (&drift_points[..], &m.features)),
                 buffered: &buffered,
             };
-            let request = self.builder.build(&batch, &self.evaluator);
+            let request = self.export.builder.build(&batch, &self.reader.evaluator);
             let mut holds: BTreeMap<SourceId, i64> = BTreeMap::new();
             for (source, offset) in windows.iter().flat_map(|w| &w.holds) {
                 let hold = holds.entry(*source).or_insert(*offset);
                 *hold = (*hold).min(*offset);
             }
-            self.export.push(request, holds.into_iter().collect());
-            self.exported_counts = self.counts;
-            self.dirty = true;
+            self.export.queue.push(request, holds.into_iter().collect());
+            self.export.exported_counts = self.reader.counts;
+            self.checkpoints.dirty = true;
         }
         // Files are pending (listed by this checkpoint) only once the writer answered `Written`;
         // before partitions move or at a stop, every file is closed and waited for.
@@ -173,7 +181,7 @@ impl State {
                 }
                 Mode::Rebalance(..) | Mode::Final(_) => archive.close_all()?,
             };
-            self.dirty |= !written.is_empty() || !archive.pending().is_empty();
+            self.checkpoints.dirty |= !written.is_empty() || !archive.pending().is_empty();
             self.note_archived(&written);
         }
         // A checkpoint says every refused record below its cut is dead-lettered: while the
@@ -190,7 +198,8 @@ impl State {
 
         // Closed windows' rollups go with the next checkpoint written (this one, unless dead
         // letters are still waiting).
-        self.rollups_due
+        self.checkpoints
+            .rollups_due
             .extend(
                 windows
                     .iter()
@@ -206,46 +215,51 @@ impl State {
                         holds: Vec::new(),
                     }),
             );
-        if self.dirty && settled {
-            self.seq += 1;
-            if !self.rollups_due.is_empty() {
-                self.budgets
-                    .persist(&self.rollups_due, &self.evaluator, self.seq)?;
-                self.rollups_due.clear();
+        if self.checkpoints.dirty && settled {
+            self.checkpoints.seq += 1;
+            if !self.checkpoints.rollups_due.is_empty() {
+                self.checkpoints.budgets.persist(
+                    &self.checkpoints.rollups_due,
+                    &self.reader.evaluator,
+                    self.checkpoints.seq,
+                )?;
+                self.checkpoints.rollups_due.clear();
             }
             // The reference covers only windows whose counts are in this checkpoint.
-            if let Some(monitor) = &mut self.drift
+            if let Some(monitor) = &mut self.reader.drift
                 && (monitor.take_reference_changed() || matches!(mode, Mode::Final(_)))
             {
                 crate::persist::drift_reference::save(
-                    self.state_dir.path(),
-                    self.state_dir.instance_id(),
+                    self.checkpoints.state_dir.path(),
+                    self.checkpoints.state_dir.instance_id(),
                     monitor,
                 )?;
             }
             self.write_checkpoint()?;
             if let Some(archive) = &mut self.archive {
-                self.archive_files += archive.publish_pending()?.len();
+                self.checkpoints.archive_files += archive.publish_pending()?.len();
             }
-            self.budgets.checkpointed(self.seq)?;
-            self.dirty = false;
+            self.checkpoints
+                .budgets
+                .checkpointed(self.checkpoints.seq)?;
+            self.checkpoints.dirty = false;
         }
 
         match mode {
             // The loop moves the backlog between cycles.
             Mode::Regular => {}
             Mode::Rebalance(_, deadline) | Mode::Final(deadline) => {
-                if !self.export.flush_until(deadline) {
+                if !self.export.queue.flush_until(deadline) {
                     warn!(
                         "{} export requests were not acknowledged within {}: they stay in the \
                          checkpoint and are sent later; offsets are committed only below them",
-                        self.export.len(),
+                        self.export.queue.len(),
                         human(self.shutdown_timeout)
                     );
                 }
                 // The floors moved with the acknowledgements: record them before committing.
                 if settled {
-                    self.seq += 1;
+                    self.checkpoints.seq += 1;
                     self.write_checkpoint()?;
                 }
             }
@@ -259,7 +273,7 @@ impl State {
     /// With `pending_published`, archive files written but not yet published count as published
     /// (they are, right after the checkpoint that lists them).
     fn floor(&self, id: SourceId, pending_published: bool) -> Option<i64> {
-        let s = self.sources.get(id);
+        let s = self.reader.sources.get(id);
         let next = s.next_offset?;
         let archive = self.archive.as_ref().and_then(|a| {
             if pending_published {
@@ -270,8 +284,8 @@ impl State {
         });
         [
             Some(next),
-            self.windows.hold_floor(id),
-            self.export.hold_floor(id),
+            self.reader.windows.hold_floor(id),
+            self.export.queue.hold_floor(id),
             archive,
             self.dead_letters.pending_floor(&s.topic, s.partition),
         ]
@@ -283,7 +297,7 @@ impl State {
     /// One assigned partition's checkpoint entry (`None` before it has a position).
     pub(crate) fn partition_state(&mut self, id: SourceId) -> Option<PartitionState> {
         let commit = self.floor(id, true)?;
-        let s = self.sources.get(id);
+        let s = self.reader.sources.get(id);
         let next = s.next_offset?;
         let (count_from, archive_from) = match &s.resume {
             // Still reading again what the resumed checkpoint had counted: archived up to where
@@ -313,8 +327,8 @@ impl State {
             .filter(|a| a.last >= archive_from)
             .copied()
             .collect();
-        let snapshot = self.windows.source_snapshot(id);
-        let parts = self.names().store_parts(&snapshot.parts);
+        let snapshot = self.reader.windows.source_snapshot(id);
+        let parts = self.reader.names().store_parts(&snapshot.parts);
         Some(PartitionState {
             topic,
             partition,
@@ -329,34 +343,37 @@ impl State {
 
     fn write_checkpoint(&mut self) -> Result<(), PipelineError> {
         let mut partitions: Vec<PartitionState> = self
+            .reader
             .sources
             .assigned()
             .into_iter()
             .filter_map(|id| self.partition_state(id))
             .collect();
-        self.recorded_commits.clear();
+        self.checkpoints.recorded_commits.clear();
         for p in &partitions {
-            let Some(id) = self.sources.find(&p.topic, p.partition) else {
+            let Some(id) = self.reader.sources.find(&p.topic, p.partition) else {
                 continue;
             };
-            self.recorded_commits.insert(id, p.commit);
+            self.checkpoints.recorded_commits.insert(id, p.commit);
             // Written files below the archive floor are never read again.
-            self.sources
+            self.reader
+                .sources
                 .get_mut(id)
                 .archived
                 .retain(|a| a.last >= p.archive_from);
         }
-        partitions.extend(self.resumable.values().cloned());
+        partitions.extend(self.checkpoints.resumable.values().cloned());
         let names = Names {
-            evaluator: &mut self.evaluator,
-            latency: &mut self.latency_series,
-            features: self.drift.as_mut().map(|m| &mut m.features),
+            evaluator: &mut self.reader.evaluator,
+            latency: &mut self.reader.latency_series,
+            features: self.reader.drift.as_mut().map(|m| &mut m.features),
         };
-        let series = names.store_totals(self.builder.totals());
-        let latency = names.store_latency_totals(self.builder.latency_totals());
-        self.export.persist(self.seq)?;
+        let series = names.store_totals(self.export.builder.totals());
+        let latency = names.store_latency_totals(self.export.builder.latency_totals());
+        self.export.queue.persist(self.checkpoints.seq)?;
         let backlog = self
             .export
+            .queue
             .pending()
             .map(|p| StoredExport {
                 file: p.file.clone().unwrap_or_default(),
@@ -364,7 +381,7 @@ impl State {
                     .holds
                     .iter()
                     .map(|(id, offset)| {
-                        let s = self.sources.get(*id);
+                        let s = self.reader.sources.get(*id);
                         StoredHold {
                             topic: s.topic.clone(),
                             partition: s.partition,
@@ -376,10 +393,10 @@ impl State {
             .collect();
         let checkpoint = Checkpoint {
             format: FORMAT.into(),
-            seq: self.seq,
-            lineage_started_ms: self.builder.started_ms(),
-            closed_before: self.windows.closed_before(),
-            records: self.counts.into(),
+            seq: self.checkpoints.seq,
+            lineage_started_ms: self.export.builder.started_ms(),
+            closed_before: self.reader.windows.closed_before(),
+            records: self.reader.counts.into(),
             series,
             latency,
             backlog,
@@ -391,6 +408,7 @@ impl State {
                 .collect(),
             dead_letter_ends: self.dead_letters.ends(),
             bad_requests: self
+                .reader
                 .evaluator
                 .bad_requests()
                 .into_iter()
@@ -399,11 +417,11 @@ impl State {
             partitions,
         };
         crate::persist::checkpoint::write(
-            self.state_dir.path(),
-            self.state_dir.instance_id(),
+            self.checkpoints.state_dir.path(),
+            self.checkpoints.state_dir.instance_id(),
             &checkpoint,
         )?;
-        self.export.checkpointed();
+        self.export.queue.checkpointed();
         Ok(())
     }
 
@@ -413,17 +431,17 @@ impl State {
     fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, mode: Mode<'_>) {
         let mut offsets = TopicPartitionList::new();
         let mut planned = Vec::new();
-        for id in self.sources.assigned() {
+        for id in self.reader.sources.assigned() {
             // Never past what the last checkpoint recorded: a restart compares the group's offset
             // with it to tell whether another instance read the partition since.
             let Some(floor) = self
                 .floor(id, false)
-                .zip(self.recorded_commits.get(&id))
+                .zip(self.checkpoints.recorded_commits.get(&id))
                 .map(|(f, r)| f.min(*r))
             else {
                 continue;
             };
-            let s = self.sources.get(id);
+            let s = self.reader.sources.get(id);
             let next = s.next_offset.unwrap_or(floor);
             // Commit when the floor rose, or when more was read (the metadata tells the group).
             if s.committed.is_some_and(|c| floor <= c)
@@ -449,16 +467,16 @@ impl State {
         match consumer.commit(&offsets, commit_mode) {
             Ok(()) => {
                 for (id, floor, next) in planned {
-                    let s = self.sources.get_mut(id);
+                    let s = self.reader.sources.get_mut(id);
                     s.committed = Some(floor);
                     s.committed_counted = Some(next);
                 }
-                if let Some(lasted) = self.commit_outage.recovered(Instant::now()) {
+                if let Some(lasted) = self.checkpoints.commit_outage.recovered(Instant::now()) {
                     info!("offset commits work again after {}", human(lasted));
                 }
             }
             Err(e) => {
-                if let Some(lasted) = self.commit_outage.failed(Instant::now()) {
+                if let Some(lasted) = self.checkpoints.commit_outage.failed(Instant::now()) {
                     warn!(
                         "committing offsets failing for {}: {e}; retried every checkpoint (the \
                          checkpoint under state.dir keeps counts exact; a restart meanwhile reads \
@@ -471,14 +489,15 @@ impl State {
     }
 
     pub(crate) fn publish_progress(&self) {
-        let Some(progress) = &self.progress else {
+        let Some(progress) = &self.reader.progress else {
             return;
         };
         let slos: Vec<SloProgress> = self
+            .reader
             .evaluator
             .slos()
             .iter()
-            .zip(&self.slo_totals)
+            .zip(&self.reader.slo_totals)
             .map(|(slo, [good, bad])| SloProgress {
                 name: slo.name.clone(),
                 objective: slo.objective,
@@ -488,9 +507,11 @@ impl State {
             .collect();
         progress.update(
             &slos,
-            self.counts.accepted + self.counts.dead_lettered + self.counts.late,
-            self.counts.dead_lettered,
-            self.counts.late,
+            self.reader.counts.accepted
+                + self.reader.counts.dead_lettered
+                + self.reader.counts.late,
+            self.reader.counts.dead_lettered,
+            self.reader.counts.late,
         );
     }
 }

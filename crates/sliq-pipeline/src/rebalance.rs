@@ -62,7 +62,7 @@ impl ConsumerContext for SourceContext {
         let ids: Vec<SourceId> = revoked
             .elements()
             .iter()
-            .filter_map(|tp| state.sources.find(tp.topic(), tp.partition()))
+            .filter_map(|tp| state.reader.sources.find(tp.topic(), tp.partition()))
             .collect();
         let deadline = Instant::now() + state.shutdown_timeout;
         if let Err(e) = state.checkpoint(consumer, Mode::Rebalance(&ids, deadline)) {
@@ -122,11 +122,12 @@ impl State {
     /// (drained by the rebalance checkpoint).
     fn release(&mut self, id: SourceId) {
         if let Some(entry) = self.partition_state(id) {
-            self.resumable
+            self.checkpoints
+                .resumable
                 .insert((entry.topic.clone(), entry.partition), entry);
         }
-        self.windows.remove_source(id);
-        let s = self.sources.get_mut(id);
+        self.reader.windows.remove_source(id);
+        let s = self.reader.sources.get_mut(id);
         s.assigned = false;
         s.forget_position();
     }
@@ -140,18 +141,18 @@ impl State {
         counted: Option<i64>,
     ) {
         let now = Instant::now();
-        let id = self.sources.id(topic, partition, now);
+        let id = self.reader.sources.id(topic, partition, now);
         {
-            let s = self.sources.get_mut(id);
+            let s = self.reader.sources.get_mut(id);
             s.assigned = true;
             s.idle = false;
             s.last_record_at = now;
             s.forget_position();
         }
         let key = (topic.to_owned(), partition);
-        if let Some(entry) = self.resumable.remove(&key) {
+        if let Some(entry) = self.checkpoints.resumable.remove(&key) {
             if committed.is_none_or(|c| c <= entry.commit) {
-                let (snapshot, dropped) = self.names().restore_partition(&entry);
+                let (snapshot, dropped) = self.reader.names().restore_partition(&entry);
                 if dropped > 0 {
                     warn!(
                         topic,
@@ -160,8 +161,8 @@ impl State {
                         "parts of the checkpoint no longer fit the spec (SLOs or features removed)"
                     );
                 }
-                self.windows.restore_source(id, snapshot);
-                let s = self.sources.get_mut(id);
+                self.reader.windows.restore_source(id, snapshot);
+                let s = self.reader.sources.get_mut(id);
                 s.resume = Some(Resume {
                     archive_from: entry.archive_from,
                     count_from: entry.count_from,
@@ -188,13 +189,13 @@ impl State {
                 entry.commit
             );
         }
-        self.windows.add_source(id);
+        self.reader.windows.add_source(id);
         if let (Some(from), Some(until)) = (committed, counted)
             && until > from
         {
             // The previous owner counted up to `until` but committed only `from` (it crashed with
             // windows open): records in between are counted again here, and say so.
-            self.sources.get_mut(id).replay_until = Some(until);
+            self.reader.sources.get_mut(id).replay_until = Some(until);
             warn!(
                 topic,
                 partition,

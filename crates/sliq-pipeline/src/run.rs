@@ -66,35 +66,60 @@ pub struct RunSummary {
     pub exports: u64,
 }
 
-/// Everything the loop and the rebalance callback share.
+/// Everything the loop and the rebalance callback share: one field per stage (ARCHITECTURE.md,
+/// "Stages and threads"), each owning its state, and the loop's own flags.
 pub(crate) struct State {
+    pub(crate) reader: Reader,
+    /// The archive stage's handle (its writer runs on its own thread); `None` with
+    /// `archive.enabled: false`.
+    pub(crate) archive: Option<Archive>,
+    pub(crate) export: Export,
+    pub(crate) dead_letters: DeadLetters,
+    pub(crate) checkpoints: Checkpoints,
+    /// Records whose dead letters reached the topic after the resumed checkpoint: not sent again.
+    sent_before: HashSet<SourceOffset>,
+    /// A failure inside the rebalance callback, raised by the loop.
+    pub(crate) failure: Option<PipelineError>,
+    /// Partitions paused because the export backlog is full.
+    pub(crate) paused: bool,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// The reader stage: polls, decodes and judges; owns the partitions' positions, the windows and
+/// every series.
+pub(crate) struct Reader {
     pub(crate) decoder: Decoder,
     pub(crate) evaluator: Evaluator,
     pub(crate) windows: Windows,
-    /// `None` with `archive.enabled: false`.
-    pub(crate) archive: Option<Archive>,
-    pub(crate) export: ExportQueue,
-    pub(crate) builder: MetricsBuilder,
-    pub(crate) dead_letters: DeadLetters,
-    pub(crate) sources: Sources,
-    pub(crate) counts: RecordCounts,
-    pub(crate) exported_counts: RecordCounts,
-    /// Per SLO: [good, bad] counted so far, for the live table.
-    pub(crate) slo_totals: Vec<[u64; 2]>,
-    outcomes: Vec<(SeriesId, Verdict)>,
-    pub(crate) idle_after: Duration,
-    pub(crate) archive_files: usize,
-    pub(crate) progress: Option<Arc<Progress>>,
-    pub(crate) budgets: Budgets,
     pub(crate) latency_series: LatencySeries,
-    /// SLOs whose folding into `other` was already warned about.
-    pub(crate) folded_warned: std::collections::BTreeSet<usize>,
-    /// A failure inside the rebalance callback, raised by the loop.
-    pub(crate) failure: Option<PipelineError>,
     /// Drift detection, when the spec has a `drift:` section.
     pub(crate) drift: Option<DriftMonitor>,
+    pub(crate) sources: Sources,
+    pub(crate) counts: RecordCounts,
+    /// Per SLO: [good, bad] counted so far, for the live table.
+    pub(crate) slo_totals: Vec<[u64; 2]>,
+    /// SLOs whose folding into `other` was already warned about.
+    pub(crate) folded_warned: std::collections::BTreeSet<usize>,
+    pub(crate) max_future_skew_ms: i64,
+    pub(crate) idle_after: Duration,
+    pub(crate) progress: Option<Arc<Progress>>,
+    /// The reused buffer of one event's verdicts.
+    outcomes: Vec<(SeriesId, Verdict)>,
     /// The reused buffer of one event's feature values.
     observations: Vec<(u32, Observation<'static>)>,
+}
+
+/// The export stage as the reader sees it: the cumulative state of every series, and the queue
+/// whose task sends requests off the reader thread.
+pub(crate) struct Export {
+    pub(crate) builder: MetricsBuilder,
+    pub(crate) queue: ExportQueue,
+    /// The record counters as of the last request built.
+    pub(crate) exported_counts: RecordCounts,
+}
+
+/// The checkpoint and commit stage: what survives a restart and what was last made durable.
+pub(crate) struct Checkpoints {
     pub(crate) state_dir: StateDir,
     /// The sequence number of the last checkpoint written.
     pub(crate) seq: u64,
@@ -103,17 +128,15 @@ pub(crate) struct State {
     /// Partitions this instance checkpointed but does not hold now, by (topic, partition): used
     /// if one comes back and nobody else moved it meanwhile.
     pub(crate) resumable: HashMap<(String, i32), PartitionState>,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) max_future_skew_ms: i64,
-    /// Partitions paused because the export backlog is full.
-    pub(crate) paused: bool,
-    pub(crate) commit_outage: Outage,
     /// Per partition, the commit the last checkpoint written recorded: commits never pass it.
     pub(crate) recorded_commits: HashMap<SourceId, i64>,
-    /// Records whose dead letters reached the topic after the resumed checkpoint: not sent again.
-    sent_before: HashSet<SourceOffset>,
     /// Closed windows' counts whose rollups the next checkpoint written appends.
     pub(crate) rollups_due: Vec<sliq_core::WindowCounts>,
+    /// Budget rollups and statuses, persisted with each checkpoint.
+    pub(crate) budgets: Budgets,
+    pub(crate) commit_outage: Outage,
+    /// Archive files published so far.
+    pub(crate) archive_files: usize,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -125,6 +148,21 @@ const MAX_BATCH: usize = 1024;
 /// Dead letters kept in memory while their topic does not acknowledge; past this reading pauses.
 const MAX_WAITING_LETTERS: usize = 10_000;
 
+impl Reader {
+    fn records_read(&self) -> u64 {
+        self.counts.accepted + self.counts.dead_lettered + self.counts.late
+    }
+
+    /// The names of this process's series ids, for a checkpoint.
+    pub(crate) fn names(&mut self) -> Names<'_> {
+        Names {
+            evaluator: &mut self.evaluator,
+            latency: &mut self.latency_series,
+            features: self.drift.as_mut().map(|m| &mut m.features),
+        }
+    }
+}
+
 impl State {
     fn process(
         &mut self,
@@ -132,15 +170,15 @@ impl State {
         now: Instant,
         now_ms: i64,
     ) -> Result<(), PipelineError> {
-        let id = self.sources.id(msg.topic(), msg.partition(), now);
+        let id = self.reader.sources.id(msg.topic(), msg.partition(), now);
         let offset = msg.offset();
-        let source = self.sources.get_mut(id);
+        let source = self.reader.sources.get_mut(id);
         source.next_offset = Some(offset + 1);
         source.last_record_at = now;
         source.idle = false;
         source.assigned = true;
-        self.dirty = true;
-        if let Some(p) = &self.progress {
+        self.checkpoints.dirty = true;
+        if let Some(p) = &self.reader.progress {
             p.record_read();
         }
         let payload = msg.payload();
@@ -157,54 +195,58 @@ impl State {
             source.resume = None;
         }
         if source.replay_until.is_some_and(|until| offset < until) {
-            self.counts.replayed += 1;
+            self.reader.counts.replayed += 1;
         }
-        let value = match self.decoder.parse_payload(payload) {
+        let value = match self.reader.decoder.parse_payload(payload) {
             Ok(v) => v,
             Err(reject) => return self.dead_letter(msg, &reject),
         };
-        let event = match self.decoder.decode(&value) {
+        let event = match self.reader.decoder.decode(&value) {
             Ok(e) => e,
             Err(reject) => return self.dead_letter(msg, &reject),
         };
         if let Err(reject) =
-            sliq_core::check_future_skew(event.ts_ms, now_ms, self.max_future_skew_ms)
+            sliq_core::check_future_skew(event.ts_ms, now_ms, self.reader.max_future_skew_ms)
         {
             return self.dead_letter(msg, &reject);
         }
-        self.outcomes.clear();
-        self.evaluator.evaluate(&event, &mut self.outcomes);
-        let latency = self.latency_series.observe(&event);
-        match self.windows.add(
+        self.reader.outcomes.clear();
+        self.reader
+            .evaluator
+            .evaluate(&event, &mut self.reader.outcomes);
+        let latency = self.reader.latency_series.observe(&event);
+        match self.reader.windows.add(
             id,
             offset,
             event.ts_ms,
-            &self.outcomes,
-            self.evaluator.deferred(),
+            &self.reader.outcomes,
+            self.reader.evaluator.deferred(),
             latency,
         ) {
             Admission::Counted => {
-                self.counts.accepted += 1;
-                if let Some(monitor) = &mut self.drift {
-                    let mut observations = recycle(std::mem::take(&mut self.observations));
+                self.reader.counts.accepted += 1;
+                if let Some(monitor) = &mut self.reader.drift {
+                    let mut observations = recycle(std::mem::take(&mut self.reader.observations));
                     monitor.observe(&event, &mut observations);
-                    self.windows
+                    self.reader
+                        .windows
                         .add_drift(id, offset, event.ts_ms, &observations);
-                    self.observations = recycle(observations);
+                    self.reader.observations = recycle(observations);
                 }
                 // The live table counts waiting (deferred) verdicts as judged so far.
                 let waiting = self
+                    .reader
                     .evaluator
                     .deferred()
                     .iter()
                     .map(|d| (d.series, d.verdict));
-                for (series, verdict) in self.outcomes.iter().copied().chain(waiting) {
-                    let slo = self.evaluator.series(series).slo;
-                    self.slo_totals[slo][0] += verdict.good;
-                    self.slo_totals[slo][1] += verdict.bad;
+                for (series, verdict) in self.reader.outcomes.iter().copied().chain(waiting) {
+                    let slo = self.reader.evaluator.series(series).slo;
+                    self.reader.slo_totals[slo][0] += verdict.good;
+                    self.reader.slo_totals[slo][1] += verdict.bad;
                 }
             }
-            Admission::Late => self.counts.late += 1,
+            Admission::Late => self.reader.counts.late += 1,
         }
         let at = SourcePosition {
             topic: msg.topic(),
@@ -227,13 +269,14 @@ impl State {
         now_ms: i64,
     ) -> Result<(), PipelineError> {
         let payload = msg.payload();
-        let Ok(value) = self.decoder.parse_payload(payload) else {
+        let Ok(value) = self.reader.decoder.parse_payload(payload) else {
             return Ok(());
         };
-        let Ok(event) = self.decoder.decode(&value) else {
+        let Ok(event) = self.reader.decoder.decode(&value) else {
             return Ok(());
         };
         if self
+            .reader
             .sources
             .get(id)
             .is_archived(event.ts_ms.div_euclid(HOUR_MS), msg.offset())
@@ -255,12 +298,16 @@ impl State {
     /// `Written` is drained, at the checkpoint cut).
     pub(crate) fn note_archived(&mut self, closed: &[ClosedFile]) {
         for f in closed {
-            if let Some(id) = self.sources.find(&f.topic, f.partition) {
-                self.sources.get_mut(id).archived.push(ArchivedRange {
-                    hour: f.hour,
-                    first: f.first_offset,
-                    last: f.last_offset,
-                });
+            if let Some(id) = self.reader.sources.find(&f.topic, f.partition) {
+                self.reader
+                    .sources
+                    .get_mut(id)
+                    .archived
+                    .push(ArchivedRange {
+                        hour: f.hour,
+                        first: f.first_offset,
+                        last: f.last_offset,
+                    });
             }
         }
     }
@@ -270,7 +317,7 @@ impl State {
         msg: &BorrowedMessage<'_>,
         reject: &Reject,
     ) -> Result<(), PipelineError> {
-        self.counts.dead_lettered += 1;
+        self.reader.counts.dead_lettered += 1;
         if !self.sent_before.is_empty()
             && self.sent_before.remove(&SourceOffset {
                 topic: msg.topic().to_owned(),
@@ -283,28 +330,17 @@ impl State {
         self.dead_letters.send(msg, reject)
     }
 
-    fn records_read(&self) -> u64 {
-        self.counts.accepted + self.counts.dead_lettered + self.counts.late
-    }
-
-    /// The names of this process's series ids, for a checkpoint.
-    pub(crate) fn names(&mut self) -> Names<'_> {
-        Names {
-            evaluator: &mut self.evaluator,
-            latency: &mut self.latency_series,
-            features: self.drift.as_mut().map(|m| &mut m.features),
-        }
-    }
-
     /// Continues from this instance's checkpoint: the cumulative series, the record counters, the
     /// export backlog and the window frontier now; each partition's entry when it is assigned.
     fn resume(&mut self, checkpoint: crate::persist::checkpoint::Checkpoint, horizon_ms: i64) {
         let now = Instant::now();
-        self.seq = checkpoint.seq;
-        self.counts = checkpoint.records.into();
-        self.exported_counts = self.counts;
+        self.checkpoints.seq = checkpoint.seq;
+        self.reader.counts = checkpoint.records.into();
+        self.export.exported_counts = self.reader.counts;
         if checkpoint.closed_before <= horizon_ms {
-            self.windows.restore_closed_before(checkpoint.closed_before);
+            self.reader
+                .windows
+                .restore_closed_before(checkpoint.closed_before);
         } else {
             warn!(
                 "the checkpoint's windows reach past this machine's clock (a poisoned timestamp \
@@ -312,16 +348,16 @@ impl State {
             );
         }
         for request in checkpoint.bad_requests {
-            self.evaluator.restore_bad_request(&request.into());
+            self.reader.evaluator.restore_bad_request(&request.into());
         }
-        let mut names = self.names();
+        let mut names = self.reader.names();
         let (totals, dropped) = names.restore_totals(checkpoint.series);
         let latency = names.restore_latency_totals(checkpoint.latency);
         for (id, total) in totals {
-            self.builder.restore_total(id, total);
+            self.export.builder.restore_total(id, total);
         }
         for (id, total) in latency {
-            self.builder.restore_latency_total(id, total);
+            self.export.builder.restore_latency_total(id, total);
         }
         if dropped > 0 {
             warn!(
@@ -336,12 +372,12 @@ impl State {
                 let holds = stored
                     .holds
                     .iter()
-                    .map(|h| (self.sources.id(&h.topic, h.partition, now), h.offset))
+                    .map(|h| (self.reader.sources.id(&h.topic, h.partition, now), h.offset))
                     .collect();
                 (stored.file, holds)
             })
             .collect();
-        if let Err(e) = self.export.restore(backlog) {
+        if let Err(e) = self.export.queue.restore(backlog) {
             warn!(
                 "{e}; those exports are lost, their windows' counts reach the collector with later points"
             );
@@ -351,14 +387,16 @@ impl State {
                 p.newest_ts = None;
                 p.parts.retain(|part| part.start_ms() <= horizon_ms);
             }
-            self.resumable.insert((p.topic.clone(), p.partition), p);
+            self.checkpoints
+                .resumable
+                .insert((p.topic.clone(), p.partition), p);
         }
         info!(
-            seq = self.seq,
-            partitions = self.resumable.len(),
-            unexported = self.export.len(),
+            seq = self.checkpoints.seq,
+            partitions = self.checkpoints.resumable.len(),
+            unexported = self.export.queue.len(),
             "resuming the checkpoint in {}",
-            self.state_dir.path().display()
+            self.checkpoints.state_dir.path().display()
         );
     }
 }
@@ -454,44 +492,50 @@ pub fn run(
     )?;
     let lineage_started_ms = resumed.as_ref().map_or(now_ms, |c| c.lineage_started_ms);
     let mut state = State {
-        decoder: spec.decoder(kafka.max_record_bytes),
-        slo_totals: vec![[0, 0]; evaluator.slos().len()],
-        evaluator,
-        budgets,
-        folded_warned: std::collections::BTreeSet::new(),
-        latency_series: LatencySeries::default(),
-        windows: Windows::new(spec.windows.window_config()),
+        reader: Reader {
+            decoder: spec.decoder(kafka.max_record_bytes),
+            slo_totals: vec![[0, 0]; evaluator.slos().len()],
+            evaluator,
+            windows: Windows::new(spec.windows.window_config()),
+            latency_series: LatencySeries::default(),
+            drift,
+            sources: Sources::default(),
+            counts: RecordCounts::default(),
+            folded_warned: std::collections::BTreeSet::new(),
+            max_future_skew_ms: spec.windows.max_future_skew_ms(),
+            idle_after: spec.windows.idle_partition_after.0,
+            progress,
+            outcomes: Vec::new(),
+            observations: Vec::new(),
+        },
         archive,
-        export: ExportQueue::new(
-            exporter,
-            &otlp.endpoint,
-            otlp.max_backlog_bytes,
-            state_dir.path(),
-            rt,
-        ),
-        builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
+        export: Export {
+            builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
+            queue: ExportQueue::new(
+                exporter,
+                &otlp.endpoint,
+                otlp.max_backlog_bytes,
+                state_dir.path(),
+                rt,
+            ),
+            exported_counts: RecordCounts::default(),
+        },
         dead_letters,
-        sources: Sources::default(),
-        counts: RecordCounts::default(),
-        exported_counts: RecordCounts::default(),
-        outcomes: Vec::new(),
-        idle_after: spec.windows.idle_partition_after.0,
-        archive_files: 0,
-        progress,
-        failure: None,
-        drift,
-        observations: Vec::new(),
-        state_dir,
-        seq: 0,
-        dirty: false,
-        resumable: HashMap::new(),
-        shutdown_timeout: spec.shutdown_timeout.0,
-        max_future_skew_ms: spec.windows.max_future_skew_ms(),
-        paused: false,
-        commit_outage: Outage::default(),
-        recorded_commits: HashMap::new(),
+        checkpoints: Checkpoints {
+            state_dir,
+            seq: 0,
+            dirty: false,
+            resumable: HashMap::new(),
+            recorded_commits: HashMap::new(),
+            rollups_due: Vec::new(),
+            budgets,
+            commit_outage: Outage::default(),
+            archive_files: 0,
+        },
         sent_before,
-        rollups_due: Vec::new(),
+        failure: None,
+        paused: false,
+        shutdown_timeout: spec.shutdown_timeout.0,
     };
     if let Some(checkpoint) = resumed {
         state.resume(checkpoint, horizon_ms);
@@ -549,14 +593,14 @@ pub fn run(
     st.shutdown_timeout = Duration::ZERO;
     let summary = RunSummary {
         instance_id: instance_id.clone(),
-        accepted: st.counts.accepted,
-        dead_lettered: st.counts.dead_lettered,
-        late: st.counts.late,
-        replayed: st.counts.replayed,
-        archive_files: st.archive_files,
-        exports: st.export.acknowledged(),
+        accepted: st.reader.counts.accepted,
+        dead_lettered: st.reader.counts.dead_lettered,
+        late: st.reader.counts.late,
+        replayed: st.reader.counts.replayed,
+        archive_files: st.checkpoints.archive_files,
+        exports: st.export.queue.acknowledged(),
     };
-    let unexported = st.export.len();
+    let unexported = st.export.queue.len();
     drop(st);
     consumer.unsubscribe();
     if unexported > 0 {
@@ -608,7 +652,7 @@ fn consume(
                     }
                     if limits
                         .max_records
-                        .is_some_and(|max| st.records_read() >= max)
+                        .is_some_and(|max| st.reader.records_read() >= max)
                     {
                         return Ok(());
                     }
@@ -635,7 +679,7 @@ fn consume(
             st = state.lock();
         }
         polled_at = Instant::now();
-        st.export.pump();
+        st.export.queue.pump();
         st.apply_backpressure(consumer);
         if now.duration_since(last_checkpoint) >= limits.checkpoint_every {
             st.checkpoint(consumer, Mode::Regular)?;
@@ -693,8 +737,8 @@ impl State {
     /// room again.
     fn apply_backpressure(&mut self, consumer: &BaseConsumer<SourceContext>) {
         let letters = self.dead_letters.pending();
-        let pause = self.export.is_full() || letters >= MAX_WAITING_LETTERS;
-        let room = self.export.has_room() && letters < MAX_WAITING_LETTERS / 2;
+        let pause = self.export.queue.is_full() || letters >= MAX_WAITING_LETTERS;
+        let room = self.export.queue.has_room() && letters < MAX_WAITING_LETTERS / 2;
         if pause == self.paused || (!pause && !room) {
             return;
         }
@@ -713,7 +757,7 @@ impl State {
                     warn!(
                         "{} export requests wait for the collector and {letters} dead letters for \
                          the dead-letter topic: reading is paused until they drain",
-                        self.export.len()
+                        self.export.queue.len()
                     );
                 } else {
                     info!("exports and dead letters drained: reading again");
