@@ -55,15 +55,19 @@ measure() {
     cat "$work/err" >&2
     return 1
   }
-  python3 - "$name" "$records" "$idle" "$(cat "$work/time")" "${bare_rate:-0}" <<'PY'
-import sys
+  python3 - "$name" "$records" "$idle" "$(cat "$work/time")" "${bare_rate:-0}" "$work/err" <<'PY'
+import re, sys
 name, records, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 wall, user, sys_, rss_kb = map(float, sys.argv[4].split())
 bare = float(sys.argv[5])
 busy = wall - idle
 rate = records / busy
 ratio = f"{rate / bare:.2f}" if bare else "1.00"
-print(f"| {name} | {rate:,.0f} | {ratio} | {(user + sys_) / records * 1e6:.1f} | {rss_kb / 1024:.0f} MB |")
+# sliq logs its longest pause between polls once per checkpoint interval (at debug).
+pauses = [int(m) for m in re.findall(r"longest_pause_ms=(\d+)", open(sys.argv[6]).read())]
+pause = f"{max(pauses)} ms" if pauses else "–"
+print(f"| {name} | {rate:,.0f} | {ratio} | {(user + sys_) / records * 1e6:.1f} | "
+      f"{rss_kb / 1024:.0f} MB | {pause} |")
 PY
 }
 
@@ -77,8 +81,8 @@ table() {
   echo
   echo "### Records of about $size ($records records, 4 partitions)"
   echo
-  echo "| reader | records/s | ratio to bare | CPU µs/record | peak RSS |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| reader | records/s | ratio to bare | CPU µs/record | peak RSS | longest pause between polls |"
+  echo "|---|---:|---:|---:|---:|---:|"
   bare_rate=""
   local row
   row="$(measure "bare librdkafka consumer" "$records" 0 \
@@ -94,7 +98,7 @@ table() {
     measure "$label" "$records" "$idle" env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" \
       SLIQ_DLQ_TOPIC="$topic-dlq" SLIQ_GROUP="bench-${size// /}-$variant" \
       OTLP_ENDPOINT="file://$work/metrics.jsonl" SLIQ_ARCHIVE_DIR="$work/archive" \
-      SLIQ_STATE_DIR="$work/state" SLIQ_LOG=warn \
+      SLIQ_STATE_DIR="$work/state" SLIQ_LOG=warn,sliq_pipeline::run=debug \
       ./target/release/sliq run --config "$spec" --exit-on-idle "${idle}s" --instance-id "bench-${size// /}-$variant"
   done
   # Two instances in one group share the partitions: per-process CPU per record should stay flat.
@@ -119,7 +123,7 @@ rate = records / (t1 - t0 - idle)
 cpu = sum(u + s for _, u, s, _ in runs)
 rss = max(kb for *_, kb in runs)
 print(f"| 2 × sliq run in one group, full spec | {rate:,.0f} | {rate / bare:.2f} | "
-      f"{cpu / records * 1e6:.1f} | {rss / 1024:.0f} MB each at most |")
+      f"{cpu / records * 1e6:.1f} | {rss / 1024:.0f} MB each at most | – |")
 PY
 }
 
