@@ -8,6 +8,8 @@
 //! B=$(ls -t target/release/deps/allocations-* | grep -v '\.d$' | head -1)
 //! for n in 2 3; do SLIQ_PASSES=$n valgrind $B 2>&1 | grep 'total heap usage'; done
 //! ```
+//!
+//! `SLIQ_STAGES=decode` stops after parse → decode, to count the decoder's share alone.
 
 use std::path::Path;
 
@@ -41,6 +43,7 @@ fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(2);
+    let decode_only = std::env::var("SLIQ_STAGES").is_ok_and(|s| s == "decode");
     let mut judged = 0u64;
     for _ in 0..passes {
         for r in &records {
@@ -51,6 +54,9 @@ fn main() {
                 continue;
             };
             judged += 1;
+            if decode_only {
+                continue;
+            }
             verdicts.clear();
             evaluator.evaluate(&event, &mut verdicts);
             if let Some(monitor) = &mut drift {
