@@ -54,12 +54,6 @@ enum Command {
     Baseline(baseline_cmd::BaselineArgs),
 }
 
-/// mimalloc, also in place of C's malloc (feature `override`): librdkafka allocates each message on
-/// its broker thread and the reader frees it, and glibc's arena lock made the reader wait on every
-/// free (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Demo(_)) {
