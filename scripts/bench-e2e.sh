@@ -10,6 +10,9 @@
 # from getrusage, via GNU time) and peak RSS, with the machine, commit and date.
 #
 #   scripts/bench-e2e.sh [RECORDS_1KB] [RECORDS_16KB]     (defaults 500000 and 50000)
+#
+# COMPARE_BINARY=path (and COMPARE_LABEL=text) adds a row for another build of sliq on the full
+# spec (another allocator or release profile), measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records_small="${1:-500000}"
@@ -88,22 +91,26 @@ table() {
   row="$(measure "bare librdkafka consumer" "$records" 0 \
     ./target/release/examples/raw_consume "$brokers" "$topic" "$records")"
   echo "$row"
+  bare_own="$(sed -E 's/.*= ([0-9]+) records\/s/\1/' "$work/out")"
   # The bare consumer's own clock starts at its first record; use its wall time like the others.
   bare_rate="$(echo "$row" | awk -F'|' '{gsub(/[ ,]/, "", $3); print $3}')"
   local idle=2
-  for variant in full lean; do
-    local spec=pipelines/chatbot.yaml label="sliq run, full spec"
+  for variant in full lean ${COMPARE_BINARY:+compare}; do
+    local spec=pipelines/chatbot.yaml label="sliq run, full spec" binary=./target/release/sliq
     if [ "$variant" = lean ]; then spec="$lean" label="sliq run, no archive, no export"; fi
+    if [ "$variant" = compare ]; then
+      binary="$COMPARE_BINARY" label="sliq run, full spec, ${COMPARE_LABEL:-$COMPARE_BINARY}"
+    fi
     rm -rf "$work/archive" "$work/state"
     measure "$label" "$records" "$idle" env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" \
       SLIQ_DLQ_TOPIC="$topic-dlq" SLIQ_GROUP="bench-${size// /}-$variant" \
       OTLP_ENDPOINT="file://$work/metrics.jsonl" SLIQ_ARCHIVE_DIR="$work/archive" \
       SLIQ_STATE_DIR="$work/state" SLIQ_LOG=warn,sliq_pipeline::run=debug \
-      ./target/release/sliq run --config "$spec" --exit-on-idle "${idle}s" --instance-id "bench-${size// /}-$variant"
+      "$binary" run --config "$spec" --exit-on-idle "${idle}s" --instance-id "bench-${size// /}-$variant"
   done
   # Two instances in one group share the partitions: per-process CPU per record should stay flat.
   rm -rf "$work/archive" "$work"/state-*
-  local t0 t1
+  local t0 t1 pair=()
   t0="$(date +%s.%N)"
   for i in 1 2; do
     env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" SLIQ_DLQ_TOPIC="$topic-dlq" \
@@ -112,8 +119,9 @@ table() {
       /usr/bin/time -f "%e %U %S %M" -o "$work/time-$i" \
       ./target/release/sliq run --config pipelines/chatbot.yaml --exit-on-idle "${idle}s" \
       --instance-id "bench-${size// /}-pair-$i" >/dev/null 2>"$work/err-$i" &
+    pair+=($!)
   done
-  wait
+  wait "${pair[@]}"
   t1="$(date +%s.%N)"
   python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$work/time-1" "$work/time-2" <<'PY'
 import sys
@@ -125,6 +133,9 @@ rss = max(kb for *_, kb in runs)
 print(f"| 2 × sliq run in one group, full spec | {rate:,.0f} | {rate / bare:.2f} | "
       f"{cpu / records * 1e6:.1f} | {rss / 1024:.0f} MB each at most | – |")
 PY
+  echo
+  echo "Rates include start-up (joining the group: the same for every reader). The bare consumer's"
+  echo "own rate from its first record to its last: $bare_own records/s."
 }
 
 echo "## End to end: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
