@@ -10,6 +10,9 @@ use sliq_core::{
     Verdict, WindowConfig, Windows, check_future_skew,
 };
 
+mod json_tree;
+use json_tree::{Json, number};
+
 /// Every `sliq.reason` the decoder and the wall-clock guard may give.
 const CODES: [&str; 9] = [
     "oversized",
@@ -23,94 +26,17 @@ const CODES: [&str; 9] = [
     "future_timestamp",
 ];
 
-/// A JSON text tree whose objects may repeat keys (a `Value` cannot).
-#[derive(Debug, Clone)]
-enum Json {
-    Null,
-    Bool(bool),
-    /// Already-rendered number text.
-    Num(String),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn render(&self, out: &mut String) {
-        match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Num(n) => out.push_str(n),
-            Json::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
-            Json::Arr(items) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    v.render(out);
-                }
-                out.push(']');
-            }
-            Json::Obj(fields) => {
-                out.push('{');
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::from(k.as_str()).to_string());
-                    out.push(':');
-                    v.render(out);
-                }
-                out.push('}');
-            }
+/// Whether any object in the tree repeats a key.
+fn has_duplicate(json: &Json) -> bool {
+    match json {
+        Json::Arr(items) => items.iter().any(has_duplicate),
+        Json::Obj(fields) => {
+            let mut seen = std::collections::HashSet::new();
+            fields.iter().any(|((k, _), _)| !seen.insert(k.as_str()))
+                || fields.iter().any(|(_, v)| has_duplicate(v))
         }
+        _ => false,
     }
-
-    fn has_duplicate(&self) -> bool {
-        match self {
-            Json::Arr(items) => items.iter().any(Json::has_duplicate),
-            Json::Obj(fields) => {
-                let mut seen = std::collections::HashSet::new();
-                fields.iter().any(|(k, _)| !seen.insert(k.as_str()))
-                    || fields.iter().any(|(_, v)| v.has_duplicate())
-            }
-            _ => false,
-        }
-    }
-}
-
-fn number() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<i64>().prop_map(|n| n.to_string()),
-        any::<u64>().prop_map(|n| n.to_string()),
-        any::<f64>()
-            .prop_filter("JSON numbers are finite", |f| f.is_finite())
-            .prop_map(|f| format!("{f:e}")),
-        prop::sample::select(vec![
-            "1e308",
-            "-1e308",
-            "1.7976931348623157e308",
-            "5e-324",
-            "-0",
-            "0.0",
-            "9223372036854775807",
-            "-9223372036854775808",
-            "9223372036854775808",
-            "18446744073709551615",
-            "18446744073709551616",
-            "4294967295",
-            "4294967296",
-            "253402300799999",
-            "253402300800000",
-            "-62135596800000",
-            "-62135596800001",
-            "1e19",
-            "1.5",
-            "1e400",
-        ])
-        .prop_map(str::to_owned),
-    ]
 }
 
 fn string() -> impl Strategy<Value = String> {
@@ -164,7 +90,7 @@ fn json() -> impl Strategy<Value = Json> {
         Just(Json::Null),
         any::<bool>().prop_map(Json::Bool),
         number().prop_map(Json::Num),
-        string().prop_map(Json::Str),
+        string().prop_map(|s| Json::Str(s, false)),
     ];
     leaf.prop_recursive(6, 48, 6, |inner| {
         prop_oneof![
@@ -184,7 +110,7 @@ fn object(mut fields: Vec<(String, Json)>, keep_duplicates: bool) -> Json {
         let mut seen = std::collections::HashSet::new();
         fields.retain(|(k, _)| seen.insert(k.clone()));
     }
-    Json::Obj(fields)
+    Json::Obj(fields.into_iter().map(|(k, v)| ((k, false), v)).collect())
 }
 
 fn num(n: f64) -> Json {
@@ -194,29 +120,40 @@ fn num(n: f64) -> Json {
 /// Values of the type the canonical field expects (numbers in a useful range).
 fn typical(name: &'static str) -> BoxedStrategy<Json> {
     let obj = |pairs: Vec<(&str, Json)>| {
-        Json::Obj(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        Json::Obj(
+            pairs
+                .into_iter()
+                .map(|(k, v)| ((k.to_owned(), false), v))
+                .collect(),
+        )
     };
     match name {
         "latency_ms" | "ttft_ms" => (0.0..3000.0f64).prop_map(num).boxed(),
         "status" => prop::sample::select(vec!["ok", "error"])
-            .prop_map(|s| Json::Str(s.into()))
+            .prop_map(|s| Json::Str(s.into(), false))
             .boxed(),
-        "model" => Just(Json::Str("m-large".into())).boxed(),
+        "model" => Just(Json::Str("m-large".into(), false)).boxed(),
         "labels" => prop::sample::select(vec!["gold", "free"])
-            .prop_map(move |t| obj(vec![("tier", Json::Str(t.into()))]))
+            .prop_map(move |t| obj(vec![("tier", Json::Str(t.into(), false))]))
             .boxed(),
         "response" => (0.0..500.0f64, any::<bool>())
             .prop_map(move |(t, refuse)| {
                 let text = if refuse { "I can't help" } else { "Sure." };
-                obj(vec![("tokens", num(t)), ("text", Json::Str(text.into()))])
+                obj(vec![
+                    ("tokens", num(t)),
+                    ("text", Json::Str(text.into(), false)),
+                ])
             })
             .boxed(),
-        "error" => Just(obj(vec![("type", Json::Str("timeout".into()))])).boxed(),
+        "error" => Just(obj(vec![("type", Json::Str("timeout".into(), false))])).boxed(),
         "evals" => (0.0..1.0f64)
             .prop_map(move |x| {
                 obj(vec![
                     ("faithfulness", num(x)),
-                    ("tone", obj(vec![("label", Json::Str("neutral".into()))])),
+                    (
+                        "tone",
+                        obj(vec![("label", Json::Str("neutral".into(), false))]),
+                    ),
                 ])
             })
             .boxed(),
@@ -240,7 +177,7 @@ fn record() -> impl Strategy<Value = Json> {
     let ts = prop_oneof![
         4 => (-600_000i64..300_000).prop_map(|d| Json::Num((NOW_MS + d).to_string())),
         1 => number().prop_map(Json::Num),
-        1 => string().prop_map(Json::Str),
+        1 => string().prop_map(|s| Json::Str(s, false)),
         1 => json(),
     ];
     let field = |name: &'static str| {
@@ -268,9 +205,9 @@ fn record() -> impl Strategy<Value = Json> {
         0..8,
     );
     (
-        prop_oneof![4 => Just(Json::Str("r1".into())), 1 => json()],
+        prop_oneof![4 => Just(Json::Str("r1".into(), false)), 1 => json()],
         ts,
-        prop_oneof![4 => Just(Json::Str("chat".into())), 1 => json()],
+        prop_oneof![4 => Just(Json::Str("chat".into(), false)), 1 => json()],
         optional,
         prop::bool::weighted(0.1),
     )
@@ -282,7 +219,7 @@ fn record() -> impl Strategy<Value = Json> {
             ];
             fields.extend(optional);
             if duplicate {
-                fields.push(("id".to_owned(), Json::Str("again".into())));
+                fields.push(("id".to_owned(), Json::Str("again".into(), false)));
             }
             object(fields, duplicate)
         })
@@ -294,12 +231,12 @@ fn payload() -> impl Strategy<Value = (Vec<u8>, Option<bool>)> {
         6 => record().prop_map(|r| {
             let mut s = String::new();
             r.render(&mut s);
-            (s.into_bytes(), Some(r.has_duplicate()))
+            (s.into_bytes(), Some(has_duplicate(&r)))
         }),
         2 => json().prop_map(|r| {
             let mut s = String::new();
             r.render(&mut s);
-            (s.into_bytes(), Some(r.has_duplicate()))
+            (s.into_bytes(), Some(has_duplicate(&r)))
         }),
         1 => (record(), any::<prop::sample::Index>()).prop_map(|(r, cut)| {
             let mut s = String::new();

@@ -7,6 +7,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
+mod json_tree;
+use json_tree::{Json, number};
+
 use proptest::prelude::*;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -746,94 +749,6 @@ fn the_exotic_field_map_reads_through_arrays_escapes_and_the_root() {
 // ---------------------------------------------------------------------------------------------
 // Generated records: a JSON text tree whose objects may repeat keys and whose strings may be
 // written with escapes.
-
-#[derive(Debug, Clone)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(String),
-    /// The string and whether to write every character as a `\u` escape.
-    Str(String, bool),
-    Arr(Vec<Json>),
-    Obj(Vec<((String, bool), Json)>),
-}
-
-fn render_str(s: &str, escaped: bool, out: &mut String) {
-    if !escaped {
-        out.push_str(&Value::from(s).to_string());
-        return;
-    }
-    out.push('"');
-    for unit in s.encode_utf16() {
-        out.push_str(&format!("\\u{unit:04x}"));
-    }
-    out.push('"');
-}
-
-impl Json {
-    fn render(&self, out: &mut String) {
-        match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Num(n) => out.push_str(n),
-            Json::Str(s, e) => render_str(s, *e, out),
-            Json::Arr(items) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    v.render(out);
-                }
-                out.push(']');
-            }
-            Json::Obj(fields) => {
-                out.push('{');
-                for (i, ((k, e), v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    render_str(k, *e, out);
-                    out.push(':');
-                    v.render(out);
-                }
-                out.push('}');
-            }
-        }
-    }
-}
-
-fn number() -> impl Strategy<Value = String> {
-    prop_oneof![
-        (-5i64..5).prop_map(|n| n.to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        any::<u64>().prop_map(|n| n.to_string()),
-        any::<f64>()
-            .prop_filter("JSON numbers are finite", |f| f.is_finite())
-            .prop_map(|f| format!("{f:e}")),
-        prop::sample::select(vec![
-            "1e308",
-            "-0",
-            "-0.0",
-            "0.5",
-            "1.0",
-            "1e3",
-            "5e-324",
-            "9223372036854775808",
-            "18446744073709551616",
-            "-9223372036854775809",
-            "253402300799999",
-            "253402300800000",
-            "-62135596800001",
-            "1700000000000",
-            "1e400",
-            "01",
-            "1.",
-            "+1",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
 
 fn string() -> impl Strategy<Value = (String, bool)> {
     (
