@@ -796,7 +796,12 @@ fn json() -> impl Strategy<Value = Json> {
     let leaf = prop_oneof![
         Just(Json::Null),
         any::<bool>().prop_map(Json::Bool),
-        number().prop_map(Json::Num),
+        // Besides valid numbers, a few texts that only look like numbers (invalid JSON).
+        prop_oneof![
+            9 => number(),
+            1 => prop::sample::select(vec!["01", "1.", "+1"]).prop_map(str::to_owned),
+        ]
+        .prop_map(Json::Num),
         string().prop_map(|(s, e)| Json::Str(s, e)),
     ];
     leaf.prop_recursive(5, 40, 6, |inner| {

@@ -62,7 +62,7 @@ impl Json {
 }
 
 /// Number texts: small, any `i64`/`u64`/`f64`, and edge cases (the limits of `i64`, `u64`, `f64`
-/// and of event times, and texts that are not JSON numbers at all).
+/// and of event times). All valid JSON, though `1e400` is more than serde_json holds.
 pub fn number() -> impl Strategy<Value = String> {
     prop_oneof![
         (-5i64..5).prop_map(|n| n.to_string()),
@@ -98,9 +98,6 @@ pub fn number() -> impl Strategy<Value = String> {
             "1e3",
             "-9223372036854775809",
             "1700000000000",
-            "01",
-            "1.",
-            "+1",
         ])
         .prop_map(str::to_owned),
     ]
