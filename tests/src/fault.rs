@@ -526,6 +526,21 @@ impl Scenario {
         }
     }
 
+    /// The end of most fault tests: drain and stop `instance`, then every exact check against the
+    /// recount of `landed` (no record refused by the test itself), failing on any finding.
+    pub async fn stop_and_check_all(
+        mut self,
+        child: tokio::process::Child,
+        instance: &str,
+        landed: &[Landed],
+    ) {
+        self.drain_and_stop(child, instance, landed.len() as u64)
+            .await;
+        let truth = Truth::of(landed, &BTreeMap::new());
+        self.check_all(landed, &truth, instance);
+        self.findings.assert_none();
+    }
+
     /// Every exact check: exported counts (and no regression), record counters of `instance`,
     /// archive exactly once, dead letters, commits.
     pub fn check_all(&mut self, landed: &[Landed], truth: &Truth, instance: &str) {

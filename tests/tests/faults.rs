@@ -121,11 +121,7 @@ async fn collector_outage_longer_than_the_old_retry_budget_is_waited_out() {
     s.survive(&mut child, instance, SETTLE, "recovery").await;
 
     let report = traffic.stop(&s.broker).await.expect("traffic report");
-    s.drain_and_stop(child, instance, report.landed.len() as u64)
-        .await;
-    let truth = Truth::of(&report.landed, &BTreeMap::new());
-    s.check_all(&report.landed, &truth, instance);
-    s.findings.assert_none();
+    s.stop_and_check_all(child, instance, &report.landed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,11 +167,7 @@ async fn sigterm_during_a_collector_outage_stops_within_the_timeout_and_loses_no
     s.receiver.restart().await.expect("receiver back");
     let child = s.sliq(instance, &[]).await;
     let report = traffic.stop(&s.broker).await.expect("traffic report");
-    s.drain_and_stop(child, instance, report.landed.len() as u64)
-        .await;
-    let truth = Truth::of(&report.landed, &BTreeMap::new());
-    s.check_all(&report.landed, &truth, instance);
-    s.findings.assert_none();
+    s.stop_and_check_all(child, instance, &report.landed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,11 +192,7 @@ async fn broker_frozen_then_thawed_under_traffic_loses_and_repeats_nothing() {
         report.landed.len(),
         report.resent
     ));
-    s.drain_and_stop(child, instance, report.landed.len() as u64)
-        .await;
-    let truth = Truth::of(&report.landed, &BTreeMap::new());
-    s.check_all(&report.landed, &truth, instance);
-    s.findings.assert_none();
+    s.stop_and_check_all(child, instance, &report.landed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,11 +223,7 @@ async fn broker_killed_and_restarted_under_traffic_loses_and_repeats_nothing() {
         report.resent,
         report.duplicates()
     ));
-    s.drain_and_stop(child, instance, report.landed.len() as u64)
-        .await;
-    let truth = Truth::of(&report.landed, &BTreeMap::new());
-    s.check_all(&report.landed, &truth, instance);
-    s.findings.assert_none();
+    s.stop_and_check_all(child, instance, &report.landed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
