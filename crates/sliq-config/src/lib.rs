@@ -5,6 +5,7 @@
 
 mod drift_spec;
 mod interpolate;
+mod secret;
 mod slo_spec;
 mod spec;
 
@@ -12,6 +13,7 @@ use std::path::Path;
 
 pub use drift_spec::*;
 pub use interpolate::{InterpolationError, interpolate};
+pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;
 

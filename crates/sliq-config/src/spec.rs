@@ -14,7 +14,7 @@ use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
 use crate::drift_spec::DriftSpec;
 use crate::slo_spec::SloSpec;
 
-use crate::KeyRef;
+use crate::{KeyRef, Secret};
 
 /// A whole pipeline: where records come from, which SLOs they feed, where results go.
 #[derive(Debug, Clone, Deserialize)]
@@ -269,7 +269,8 @@ pub struct OtlpSpec {
     pub protocol: Option<Protocol>,
     pub temporality: Temporality,
     pub timeout: Span,
-    pub headers: BTreeMap<String, String>,
+    /// Sent with every request (`Authorization`, tenant headers); values never appear in messages.
+    pub headers: BTreeMap<String, Secret>,
     /// Closed windows not yet acknowledged by the collector are kept up to this many bytes
     /// (encoded); past it the partitions are paused until the collector takes them.
     pub max_backlog_bytes: u64,

@@ -427,9 +427,14 @@ pub fn run(
     let exporter = match otlp.effective_protocol() {
         _ if !spec.export.enabled => Ok(Exporter::Disabled),
         Protocol::Grpc => rt.block_on(async { Exporter::grpc(&otlp.endpoint, otlp.timeout.0) }),
-        Protocol::HttpProtobuf => {
-            Exporter::http(&otlp.endpoint, otlp.timeout.0, otlp.headers.clone())
-        }
+        Protocol::HttpProtobuf => Exporter::http(
+            &otlp.endpoint,
+            otlp.timeout.0,
+            otlp.headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+                .collect(),
+        ),
         Protocol::File => Exporter::file(&otlp.endpoint),
     }
     .map_err(PipelineError::Exporter)?;
