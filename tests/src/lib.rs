@@ -10,6 +10,7 @@ pub mod otlp;
 pub mod python;
 pub mod recount;
 pub mod run;
+pub mod tls;
 pub mod traffic;
 
 use std::path::PathBuf;
