@@ -152,7 +152,7 @@ impl DriftSpec {
     pub fn reference_label(&self) -> String {
         match (&self.reference.baseline, self.reference.trailing) {
             (Some(path), _) => format!("baseline {}", path.display()),
-            (None, Some(span)) => format!("trailing {}", humantime::format_duration(span.0)),
+            (None, Some(span)) => format!("trailing {span}"),
             (None, None) => format!(
                 "first {} events",
                 self.reference.first_events.unwrap_or_default()
@@ -227,11 +227,11 @@ impl DriftSpec {
         let dimensions: Vec<&str> = self.dimensions.iter().map(|d| d.0.attribute()).collect();
         if baseline.dimensions != dimensions {
             return Err(format!(
-                "drift.reference.baseline: {} was made per {:?}, drift.dimensions is {:?}; \
+                "drift.reference.baseline: {} was made per {}, drift.dimensions is {}; \
                  rebuild it with `sliq baseline` from this spec",
                 path.display(),
-                baseline.dimensions,
-                dimensions
+                dimension_list(&baseline.dimensions),
+                dimension_list(&dimensions)
             ));
         }
         if let Some(name) = baseline.inconsistent_feature() {
@@ -265,4 +265,16 @@ impl DriftSpec {
         }
         Ok(baseline)
     }
+}
+
+/// Dimensions as a person lists them: `service, model`, or `no dimension`.
+fn dimension_list(dimensions: &[impl AsRef<str>]) -> String {
+    if dimensions.is_empty() {
+        return "no dimension".to_owned();
+    }
+    dimensions
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

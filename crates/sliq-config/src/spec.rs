@@ -310,6 +310,17 @@ pub enum Protocol {
     File,
 }
 
+/// As the OTLP specification writes the protocols.
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Grpc => "gRPC",
+            Protocol::HttpProtobuf => "HTTP/protobuf",
+            Protocol::File => "OTLP/JSON file",
+        })
+    }
+}
+
 /// Cumulative (default: a point carries the total since the series' start) or delta (a point
 /// carries one window's counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -361,6 +372,33 @@ pub struct Span(pub Duration);
 impl Span {
     pub fn millis(self) -> i64 {
         i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Written back the way the spec takes it (`1h 30m`, `7d`, `500ms`), exactly: no unit is rounded
+/// away, so a message shows the value the user wrote.
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total_ms = self.0.as_millis();
+        if total_ms == 0 {
+            return f.write_str("0s");
+        }
+        let parts = [
+            (total_ms / 86_400_000, "d"),
+            (total_ms / 3_600_000 % 24, "h"),
+            (total_ms / 60_000 % 60, "m"),
+            (total_ms / 1000 % 60, "s"),
+            (total_ms % 1000, "ms"),
+        ];
+        let mut first = true;
+        for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
+            if !first {
+                f.write_str(" ")?;
+            }
+            write!(f, "{n}{unit}")?;
+            first = false;
+        }
+        Ok(())
     }
 }
 
@@ -515,7 +553,7 @@ impl PipelineSpec {
                 format!(
                     "{} is outside (0, 1d]; write a small positive span such as 5m (how far \
                      ahead of this machine's clock an event time may be)",
-                    humantime::format_duration(skew)
+                    Span(skew)
                 ),
             ));
         }
@@ -569,8 +607,7 @@ impl PipelineSpec {
                     format!(
                         "a trailing reference of {} is shorter than one window ({}), so no \
                          window would ever have a reference; use a span of whole windows, e.g. 7d",
-                        humantime::format_duration(span.0),
-                        humantime::format_duration(self.windows.size.0)
+                        span, self.windows.size
                     ),
                 ));
             }

@@ -564,3 +564,24 @@ fn archive_memory_keys_default_and_refuse_what_cannot_work() {
         "{e}"
     );
 }
+
+#[test]
+fn spans_print_back_the_way_specs_write_them() {
+    let cases = [
+        (500, "500ms"),
+        (30_000, "30s"),
+        (60_000, "1m"),
+        (5_400_000, "1h 30m"),
+        (7 * 86_400_000, "7d"),
+        (86_400_000 + 30_000, "1d 30s"),
+        (3_723_004, "1h 2m 3s 4ms"),
+        (0, "0s"),
+    ];
+    for (ms, text) in cases {
+        let span = Span(std::time::Duration::from_millis(ms));
+        assert_eq!(span.to_string(), text);
+        // What is printed parses back to the same span: a message can be pasted into a spec.
+        let parsed: Span = serde_yaml_ng::from_str(text).unwrap();
+        assert_eq!(parsed, span, "{text}");
+    }
+}

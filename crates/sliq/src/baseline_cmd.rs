@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use sliq_core::drift::BaselineBuilder;
+use sliq_core::drift::{BaselineBuilder, FeatureKind};
 
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
@@ -113,13 +113,6 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give --input <file.jsonl> or --archive <dir>"),
     };
-    if used == 0 {
-        bail!(
-            "no record to build a baseline from ({source}, range {:?}..{:?})",
-            args.since,
-            args.until
-        );
-    }
     let range = match (&args.since, &args.until) {
         (None, None) => String::new(),
         (s, u) => format!(
@@ -128,6 +121,9 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
             u.as_deref().unwrap_or("end")
         ),
     };
+    if used == 0 {
+        bail!("no record to build a baseline from ({source}{range})");
+    }
     let baseline = builder.finish(format!("{source}{range}"));
     let text = serde_json::to_string_pretty(&baseline)? + "\n";
     let temp = args.out.with_extension("json.tmp");
@@ -141,9 +137,12 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
     for f in &baseline.features {
         let summary: Vec<String> = f.summary.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
-            "  {} ({:?}, {} dimension series): {}",
+            "  {} ({}, {} dimension series): {}",
             f.name,
-            f.kind,
+            match f.kind {
+                FeatureKind::Numeric => "numeric",
+                FeatureKind::Categorical => "categorical",
+            },
             f.series.len(),
             summary.join(" ")
         );

@@ -21,8 +21,23 @@ use sliq_pipeline::{RunLimits, run};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// How log lines go to stderr: `text` for people, `json` (one object a line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "SLIQ_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,19 +76,28 @@ fn main() -> std::process::ExitCode {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
+    let log_format = cli.log_format;
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLIQ_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match log_format {
         // Colour codes only for a person at a terminal, never into files or log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     match dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("error: {e:#}"),
+                // A shipper reads every stderr line as JSON, the last one too.
+                LogFormat::Json => tracing::error!("{e:#}"),
+            }
             std::process::ExitCode::FAILURE
         }
     }
@@ -96,7 +120,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let export = if spec.export.enabled {
                 format!(
-                    "export {:?} to {}",
+                    "export {} to {}",
                     spec.export.otlp.effective_protocol(),
                     spec.export.otlp.endpoint
                 )
@@ -104,10 +128,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 "export disabled".to_owned()
             };
             println!(
-                "{}: ok ({} SLOs, topics {:?}, {export})",
+                "{}: ok ({} SLOs, topics {}, {export})",
                 config.display(),
                 spec.slos.len(),
-                spec.source.kafka.topics,
+                spec.source.kafka.topics.join(", "),
             );
             if let Some(drift) = &spec.drift {
                 println!(
@@ -135,7 +159,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     run(&spec, instance_id.as_deref(), limits, &stop, None, handle)
                 }))
                 .context("the pipeline thread panicked")??;
-            eprintln!(
+            // A log line (not a bare print) so that a JSON log stream stays JSON to its end.
+            tracing::info!(
+                accepted = summary.accepted,
+                dead_lettered = summary.dead_lettered,
+                late = summary.late,
                 "{} stopped cleanly: {} accepted, {} dead-lettered, {} late, {} replayed; {} archive files, {} exports",
                 summary.instance_id,
                 summary.accepted,
