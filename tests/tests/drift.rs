@@ -122,7 +122,7 @@ async fn drift_is_flagged_from_its_start_and_not_before() {
         &std::fs::read(dir.path().join("baseline.json")).expect("baseline written"),
     )
     .expect("baseline is JSON");
-    assert_eq!(baseline["format"], "sliq-baseline/1");
+    assert_eq!(baseline["format"], "sliq-baseline/2");
     assert_eq!(baseline["features"][0]["summary"]["count"], 12_000);
 
     // The stream: `sliq gen` with a drift 12 minutes in, no late records.

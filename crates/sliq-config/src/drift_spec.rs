@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sliq_core::drift::{
     BASELINE_FORMAT, Baseline, DriftConfig, DriftMonitor, Feature, FeatureKind, Features, Method,
-    Reference,
+    Reference, stored_format,
 };
 
 use crate::KeyRef;
@@ -210,20 +210,19 @@ impl DriftSpec {
                 path.display()
             )
         })?;
+        if let Some(format) = stored_format(text.as_bytes()).filter(|f| f != BASELINE_FORMAT) {
+            return Err(format!(
+                "drift.reference.baseline: {} has format {format:?}, this sliq reads \
+                 {BASELINE_FORMAT:?}; rebuild it with `sliq baseline`",
+                path.display(),
+            ));
+        }
         let baseline: Baseline = serde_json::from_str(&text).map_err(|e| {
             format!(
                 "drift.reference.baseline: {} is not a sliq baseline ({e}); {hint}",
                 path.display()
             )
         })?;
-        if baseline.format != BASELINE_FORMAT {
-            return Err(format!(
-                "drift.reference.baseline: {} has format {:?}, this sliq reads {BASELINE_FORMAT:?}; \
-                 rebuild it with `sliq baseline`",
-                path.display(),
-                baseline.format
-            ));
-        }
         let dimensions: Vec<&str> = self.dimensions.iter().map(|d| d.0.attribute()).collect();
         if baseline.dimensions != dimensions {
             return Err(format!(

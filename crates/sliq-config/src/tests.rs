@@ -456,6 +456,19 @@ fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
         e.contains("feature \"prompt_tokens\"") && e.contains("damaged"),
         "{e}"
     );
+    // A baseline of an older format, whose categorical sketches this build cannot parse: named
+    // by its format, not reported as damaged.
+    assert!(text.contains("\"bits\":64,"), "{text}");
+    let old = text
+        .replace("sliq-baseline/2", "sliq-baseline/1")
+        .replace("\"bits\":64,", "");
+    std::fs::write(&path, old).unwrap();
+    let e = drift.monitor(None).unwrap_err();
+    assert!(
+        e.contains("has format \"sliq-baseline/1\", this sliq reads \"sliq-baseline/2\"")
+            && e.contains("rebuild it with `sliq baseline`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ use serde_json::Value;
 
 use crate::decode::Leaf;
 
-pub use categorical::{CategoricalSketch, DEFAULT_CAPACITY, OTHER_CATEGORY};
+pub use categorical::{
+    CategoricalSketch, DEFAULT_CAPACITY, DISPLAY_NAME_BYTES, DISPLAY_NAMES, MAX_HEAP_BYTES,
+    OTHER_CATEGORY,
+};
 pub use methods::{
     Method, PSI_EMPTY_BIN, Score, chi_square, compare_categorical, compare_numeric, jensen_shannon,
     ks_p_value, psi,
@@ -325,7 +328,20 @@ pub enum Reference {
 }
 
 /// The version tag of baseline files this build reads and writes.
-pub const BASELINE_FORMAT: &str = "sliq-baseline/1";
+pub const BASELINE_FORMAT: &str = "sliq-baseline/2";
+
+/// The `format` tag of a stored baseline, drift reference or checkpoint, read on its own: a file
+/// of another format (whose sketches this build may not parse) is then reported as that format,
+/// with what to do, not as a damaged file.
+pub fn stored_format(json: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Tagged {
+        format: String,
+    }
+    serde_json::from_slice::<Tagged>(json)
+        .ok()
+        .map(|t| t.format)
+}
 
 /// A reviewable, versioned reference: per feature, a sketch over all events and one per dimension
 /// values.
@@ -487,11 +503,7 @@ fn summary(sketch: &Sketch) -> BTreeMap<String, Value> {
             }
         }
         Sketch::Categorical(s) => {
-            let mut top = s.counts();
-            if s.unheld() > 0 {
-                top.push((OTHER_CATEGORY, s.unheld()));
-            }
-            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let top = s.named_counts();
             let total = s.count().max(1) as f64;
             let shares: serde_json::Map<String, Value> = top
                 .iter()
@@ -543,7 +555,7 @@ struct TrailingStep {
 pub const TRAILING_STEPS: i64 = 168;
 
 /// The version tag of persisted drift references.
-pub const REFERENCE_STATE_FORMAT: &str = "sliq-drift-reference/1";
+pub const REFERENCE_STATE_FORMAT: &str = "sliq-drift-reference/2";
 
 /// A trailing or first-N reference as persisted across restarts, keyed by feature name and
 /// dimension values (series ids are per process).

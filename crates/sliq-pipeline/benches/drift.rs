@@ -9,10 +9,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sliq_core::drift::{DriftConfig, DriftMonitor, Reference};
 use sliq_core::drift::{
-    Feature, FeatureKind, Features, Method, NumericSketch, Sketch, compare_numeric, recycle,
+    CategoricalSketch, Feature, FeatureKind, Features, Method, NumericSketch, Sketch,
+    compare_categorical, compare_numeric, recycle,
 };
+use sliq_core::drift::{DriftConfig, DriftMonitor, Reference};
 use sliq_core::slo::Dimension;
 use sliq_core::{Decoder, FieldMap, SourceId, WindowConfig, Windows};
 use sliq_gen::{GenConfig, Generator, RecordKind};
@@ -159,7 +160,30 @@ fn drift(c: &mut Criterion) {
         "memory: numeric sketch of 100,000 lognormal values: {} bytes",
         reference.heap_bytes()
     );
+    // Judging a categorical feature of 5,000 Zipf-like categories: a 100,000-value reference
+    // against a 10,000-value window.
+    let category = |i: u64| {
+        let u = (i * 7919 % 10_007) as f64 / 10_007.0;
+        format!("template/{:05}", (u.powi(3) * 5_000.0) as u64)
+    };
+    let mut categories_ref = CategoricalSketch::default();
+    (0..100_000).for_each(|i| categories_ref.record(&category(i)));
+    let mut categories_cur = CategoricalSketch::default();
+    (0..10_000).for_each(|i| categories_cur.record(&category(i * 3 + 1)));
+    eprintln!(
+        "memory: categorical sketch of 100,000 values in 5,000 categories: {} bytes",
+        categories_ref.heap_bytes()
+    );
     let mut group = c.benchmark_group("drift_judge");
+    group.bench_function("categorical_jensen_shannon_5000", |b| {
+        b.iter(|| {
+            black_box(compare_categorical(
+                Method::JensenShannon,
+                &categories_ref,
+                &categories_cur,
+            ))
+        });
+    });
     for method in [
         Method::Ks,
         Method::Wasserstein,

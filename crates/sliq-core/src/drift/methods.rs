@@ -13,15 +13,16 @@
 //!   it one empty bin makes PSI infinite); Jensen-Shannon needs no smoothing. JS uses natural
 //!   logarithms, like `scipy.spatial.distance.jensenshannon`: its range is `[0, √ln 2 ≈ 0.833]`.
 //!
-//! Categorical sketches compare category proportions (the union of both sides' categories, plus
-//! `other` for what a heavy-hitter summary could not hold): PSI, Jensen-Shannon, and the χ² test
-//! of homogeneity on the 2 × k contingency table (no continuity correction; with two categories it
-//! is the two-proportion z-test squared).
+//! Categorical sketches compare proportions over their common cells (one per category while both
+//! are exact; shared hash prefixes beyond [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY)
+//! categories, the same cells on both sides): PSI, Jensen-Shannon, and the χ² test of homogeneity
+//! on the 2 × k contingency table (no continuity correction; with two categories it is the
+//! two-proportion z-test squared).
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use super::categorical::CategoricalSketch;
+use super::categorical::{CategoricalSketch, common_cells};
 use super::numeric::{Cell, NumericSketch};
 
 /// A drift method.
@@ -170,7 +171,7 @@ pub fn compare_categorical(
     if reference.count() == 0 || current.count() == 0 || !method.applies_to(false) {
         return None;
     }
-    let (a, b) = joint_counts(reference, current);
+    let (a, b) = common_cells(reference, current);
     let proportions =
         |v: &[u64], n: u64| -> Vec<f64> { v.iter().map(|c| *c as f64 / n as f64).collect() };
     let (p, q) = (
@@ -191,40 +192,6 @@ pub fn compare_categorical(
         value,
         p_value,
     })
-}
-
-/// Both sides' counts over the union of their categories, in one order, then the mass no
-/// counter holds.
-fn joint_counts(a: &CategoricalSketch, b: &CategoricalSketch) -> (Vec<u64>, Vec<u64>) {
-    let (ca, cb) = (a.counts(), b.counts());
-    let (mut i, mut j) = (0, 0);
-    let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
-    while i < ca.len() || j < cb.len() {
-        let order = match (ca.get(i), cb.get(j)) {
-            (Some(x), Some(y)) => x.0.cmp(y.0),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        let (x, y) = match order {
-            std::cmp::Ordering::Less => (ca[i].1, 0),
-            std::cmp::Ordering::Greater => (0, cb[j].1),
-            std::cmp::Ordering::Equal => (ca[i].1, cb[j].1),
-        };
-        if order != std::cmp::Ordering::Greater {
-            i += 1;
-        }
-        if order != std::cmp::Ordering::Less {
-            j += 1;
-        }
-        out_a.push(x);
-        out_b.push(y);
-    }
-    let unheld = (a.unheld(), b.unheld());
-    if unheld != (0, 0) {
-        out_a.push(unheld.0);
-        out_b.push(unheld.1);
-    }
-    (out_a, out_b)
 }
 
 /// Two numeric sketches on one bucket grid.

@@ -159,25 +159,131 @@ fn a_wide_range_halves_resolution_instead_of_growing() {
 }
 
 #[test]
-fn categorical_sketch_is_exact_then_bounded() {
+fn categorical_sketch_is_exact_then_coarsens_within_capacity() {
     let mut s = CategoricalSketch::new(3);
     for c in ["a", "a", "a", "a", "b", "b", "c"] {
         s.record(c);
     }
     assert!(s.is_exact());
-    assert_eq!(s.counts(), vec![("a", 4), ("b", 2), ("c", 1)]);
-    // A fourth category: the 4th largest count (1) is subtracted from all; "c" and "d" go.
+    assert_eq!(s.named_counts(), vec![("a", 4), ("b", 2), ("c", 1)]);
+    // A fourth category does not fit three cells: categories now share hash-prefix cells.
     s.record("d");
-    assert!(!s.is_exact());
-    assert_eq!(s.counts(), vec![("a", 3), ("b", 1)]);
-    assert_eq!(s.unheld(), 4);
-    // The bound: each count is at most (total − held) / (capacity + 1) = 4/4 = 1 low.
+    assert!(!s.is_exact() && s.bits() < 64);
     assert_eq!(s.count(), 8);
-    let mut other = CategoricalSketch::new(3);
-    other.record("a");
-    other.merge(&s);
-    assert_eq!(other.count(), 9);
-    assert_eq!(other.counts()[0], ("a", 4));
+    assert!(s.is_consistent());
+    // Every value is still in some cell: the proportions sum to one.
+    let counted: u64 = s.named_counts().iter().map(|c| c.1).sum();
+    assert_eq!(counted, 8);
+}
+
+/// Categories drawn from a skewed distribution over `kinds` names, by a fixed sequence.
+fn skewed_categories(kinds: u64, n: u64, seed: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let u = ((i * 2_654_435_761 + seed * 40_503) % 1_000_003) as f64 / 1_000_003.0;
+            format!("c{}", (u.powi(3) * kinds as f64) as u64)
+        })
+        .collect()
+}
+
+#[test]
+fn coarse_categorical_sketches_never_raise_a_divergence() {
+    // The same samples, once exact (default capacity) and once in 16 cells: the coarse cells are
+    // unions of whole categories, so JS and χ² can only go down (data-processing inequality).
+    for (kinds, seed) in [(40, 1), (300, 2), (2_000, 3)] {
+        let (r, c) = (
+            skewed_categories(kinds, 20_000, seed),
+            skewed_categories(kinds + kinds / 5, 20_000, seed + 10),
+        );
+        let exact = |v: &[String]| {
+            let mut s = CategoricalSketch::default();
+            v.iter().for_each(|x| s.record(x));
+            s
+        };
+        let coarse = |v: &[String]| {
+            let mut s = CategoricalSketch::new(16);
+            v.iter().for_each(|x| s.record(x));
+            s
+        };
+        let (er, ec, cr, cc) = (exact(&r), exact(&c), coarse(&r), coarse(&c));
+        assert!(er.is_exact() && !cr.is_exact());
+        for method in [Method::JensenShannon, Method::ChiSquare] {
+            let e = compare_categorical(method, &er, &ec).expect("values").value;
+            let k = compare_categorical(method, &cr, &cc).expect("values").value;
+            assert!(
+                k <= e * (1.0 + 1e-12),
+                "{kinds} {method:?}: coarse {k} > exact {e}"
+            );
+            assert!(k > 0.0, "{kinds} {method:?}: the shift is still seen");
+        }
+        // One side exact, the other coarse: compared on the coarser cells, the same value as
+        // two coarse sketches (the exact side is coarsened, not the other way round).
+        let js = |a, b| compare_categorical(Method::JensenShannon, a, b).expect("values");
+        let (one_exact, both_coarse) = if cr.bits() >= cc.bits() {
+            (js(&er, &cc), js(&cr, &cc))
+        } else {
+            (js(&cr, &ec), js(&cr, &cc))
+        };
+        assert!((one_exact.value - both_coarse.value).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn merged_categorical_parts_equal_the_sketch_of_the_whole() {
+    let values = skewed_categories(5_000, 60_000, 4);
+    let mut whole = CategoricalSketch::new(512);
+    values.iter().for_each(|v| whole.record(v));
+    let mut parts: Vec<CategoricalSketch> = (0..3).map(|_| CategoricalSketch::new(512)).collect();
+    for (i, v) in values.iter().enumerate() {
+        parts[i % 3].record(v);
+    }
+    // Merged in an order other than the parts' own.
+    let mut merged = parts.remove(2);
+    merged.merge(&parts[1]);
+    merged.merge(&parts[0]);
+    assert!(!whole.is_exact());
+    assert_eq!(
+        (merged.bits(), merged.count()),
+        (whole.bits(), whole.count())
+    );
+    // Same prefix length and identical cell counts: χ² of homogeneity is exactly 0.
+    let chi = compare_categorical(Method::ChiSquare, &whole, &merged).expect("values");
+    assert_eq!(chi.value, 0.0);
+    assert!(merged.is_consistent());
+}
+
+#[test]
+fn a_categorical_sketch_stays_within_its_memory_bound() {
+    // 100,000 distinct categories of 300 bytes (multi-byte characters), recorded and merged.
+    let long = |i: u32| format!("{i:06}{}", "é".repeat(147));
+    let mut a = CategoricalSketch::default();
+    let mut b = CategoricalSketch::default();
+    for i in 0..100_000 {
+        (if i % 2 == 0 { &mut a } else { &mut b }).record(&long(i));
+    }
+    for s in [&a, &b] {
+        assert!(s.heap_bytes() <= MAX_HEAP_BYTES, "{}", s.heap_bytes());
+    }
+    a.merge(&b);
+    assert!(a.heap_bytes() <= MAX_HEAP_BYTES, "{}", a.heap_bytes());
+    assert!(a.is_consistent());
+    assert_eq!(a.count(), 100_000);
+    // Display names are cut at a character boundary, within the byte bound.
+    let names = a.named_counts();
+    assert!((2..=DISPLAY_NAMES + 1).contains(&names.len()), "{names:?}");
+    for (name, _) in names.iter().filter(|n| n.0 != OTHER_CATEGORY) {
+        assert!(
+            name.len() <= DISPLAY_NAME_BYTES && name.ends_with("é…"),
+            "{name}"
+        );
+    }
+    // Serialized: at most capacity cells of two u64 ([a,b], ≤ 43 bytes) and the names (a u64,
+    // the name with at most 6 bytes per byte of JSON escaping, punctuation).
+    let text = serde_json::to_string(&a).expect("serializes");
+    let bound = DEFAULT_CAPACITY * 43 + DISPLAY_NAMES * (20 + 6 * DISPLAY_NAME_BYTES + 6) + 100;
+    assert!(text.len() <= bound, "{} > {bound}", text.len());
+    // The documented figure.
+    assert_eq!(MAX_HEAP_BYTES, 143_064);
 }
 
 #[test]
@@ -651,28 +757,46 @@ fn a_saved_reference_under_other_dimensions_or_pointers_is_dropped() {
     assert_eq!(trailing_day_monitor().restore(&saved), 0);
 }
 
+/// Each edit of `good`'s JSON still parses but fails `consistent`.
+fn assert_edits_refused<S: serde::Serialize + serde::de::DeserializeOwned>(
+    good: &S,
+    consistent: fn(&S) -> bool,
+    edits: &[(&str, &str)],
+) {
+    assert!(consistent(good));
+    let text = serde_json::to_string(good).expect("serializes");
+    for (from, to) in edits {
+        assert!(text.contains(from), "{text}");
+        let edited: S = serde_json::from_str(&text.replace(from, to)).expect("still parses");
+        assert!(!consistent(&edited), "{to}");
+    }
+}
+
 #[test]
 fn sketches_a_build_could_not_have_made_are_refused() {
-    let good = numeric(&[1.0, 2.0, 3.0]);
-    assert!(good.is_consistent());
-    let text = serde_json::to_string(&good).expect("serializes");
-    for (from, to) in [
-        // A scale sliq never writes: re-bucketing would allocate without bound.
-        ("\"scale\":6", "\"scale\":1000"),
-        // A count that the buckets do not add up to.
-        ("\"count\":3", "\"count\":4"),
-    ] {
-        assert!(text.contains(from), "{text}");
-        let edited: NumericSketch =
-            serde_json::from_str(&text.replace(from, to)).expect("still parses");
-        assert!(!edited.is_consistent(), "{to}");
-    }
-    let c = categorical(&["a", "b"]);
-    assert!(c.is_consistent());
-    let text = serde_json::to_string(&c).expect("serializes");
-    let edited: CategoricalSketch =
-        serde_json::from_str(&text.replace("\"total\":2", "\"total\":1")).expect("parses");
-    assert!(!edited.is_consistent());
+    assert_edits_refused(
+        &numeric(&[1.0, 2.0, 3.0]),
+        NumericSketch::is_consistent,
+        &[
+            // A scale sliq never writes: re-bucketing would allocate without bound.
+            ("\"scale\":6", "\"scale\":1000"),
+            // A count that the buckets do not add up to.
+            ("\"count\":3", "\"count\":4"),
+        ],
+    );
+    assert_edits_refused(
+        &categorical(&["a", "b"]),
+        CategoricalSketch::is_consistent,
+        &[
+            // A total the cells do not add up to.
+            ("\"total\":2", "\"total\":1"),
+            // A prefix length beyond the hash, or one the cells do not fit.
+            ("\"bits\":64", "\"bits\":65"),
+            ("\"bits\":64", "\"bits\":8"),
+            // A capacity past the memory bound.
+            ("\"capacity\":7168", "\"capacity\":1000000"),
+        ],
+    );
 }
 
 #[test]
@@ -694,20 +818,19 @@ fn wasserstein_declines_when_the_reference_spread_overflows() {
 }
 
 #[test]
-fn a_category_named_other_stays_apart_from_the_unheld_mass() {
-    // The reference is all the literal category "__other__"; the current sketch (capacity 1)
-    // holds "z" and lost 2 values to the heavy-hitter rule. Disjoint supports: JS = √ln 2.
-    let reference = categorical(&[OTHER_CATEGORY, OTHER_CATEGORY, OTHER_CATEGORY]);
-    let mut current = CategoricalSketch::new(1);
-    for c in ["z", "z", "y"] {
-        current.record(c);
+fn a_summary_names_the_largest_categories_and_groups_the_rest() {
+    // 40 categories, counts 40 down to 1: the first 32 seen keep their names.
+    let mut s = CategoricalSketch::default();
+    for k in 0..40u64 {
+        for _ in 0..(40 - k) {
+            s.record(&format!("k{k:02}"));
+        }
     }
-    assert_eq!((current.counts(), current.unheld()), (vec![("z", 1)], 2));
-    let js = compare_categorical(Method::JensenShannon, &reference, &current).expect("values");
-    assert!(
-        (js.value - std::f64::consts::LN_2.sqrt()).abs() < 1e-12,
-        "{js:?}"
-    );
+    let named = s.named_counts();
+    assert_eq!(named[0], ("k00", 40));
+    assert_eq!(named.len(), DISPLAY_NAMES + 1);
+    // k32..k39 have no names: 8 + 7 + … + 1 = 36 values under the other label.
+    assert!(named.contains(&(OTHER_CATEGORY, 36)), "{named:?}");
 }
 
 /// A decoder that also reads the watched features' pointers.

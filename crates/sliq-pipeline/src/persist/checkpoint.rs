@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sliq_core::drift::{Features, Sketch};
+use sliq_core::drift::{Features, Sketch, stored_format};
 use sliq_core::{
     BadRequest, Deferred, Evaluator, ExpHistogram, LatencyKey, LatencySeries, SeriesCount,
     SeriesId, SourceSnapshot, Verdict, WindowPart,
@@ -19,7 +19,7 @@ use tracing::warn;
 use crate::error::PipelineError;
 
 /// Bumped whenever the layout changes; a file of another format is not resumed.
-pub(crate) const FORMAT: &str = "sliq-checkpoint/1";
+pub(crate) const FORMAT: &str = "sliq-checkpoint/2";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
@@ -533,16 +533,15 @@ pub(crate) fn read(dir: &Path, instance: &str) -> Option<Checkpoint> {
             return None;
         }
     };
+    if let Some(format) = stored_format(&bytes).filter(|f| f != FORMAT) {
+        warn!(
+            "{} has format {format:?}, this sliq resumes {FORMAT:?}; starting without it",
+            path.display(),
+        );
+        return None;
+    }
     match serde_json::from_slice::<Checkpoint>(&bytes) {
-        Ok(c) if c.format == FORMAT => Some(c),
-        Ok(c) => {
-            warn!(
-                "{} has format {:?}, this sliq resumes {FORMAT:?}; starting without it",
-                path.display(),
-                c.format
-            );
-            None
-        }
+        Ok(c) => Some(c),
         Err(e) => {
             warn!(
                 "{} is not a checkpoint ({e}); starting without it (new series start times, \

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sliq_core::drift::{DriftMonitor, REFERENCE_STATE_FORMAT, ReferenceState};
+use sliq_core::drift::{DriftMonitor, REFERENCE_STATE_FORMAT, ReferenceState, stored_format};
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
@@ -28,8 +28,15 @@ pub(crate) fn load(dir: &Path, instance: &str, monitor: &mut DriftMonitor) {
             return;
         }
     };
+    if let Some(format) = stored_format(text.as_bytes()).filter(|f| f != REFERENCE_STATE_FORMAT) {
+        warn!(
+            "{} has format {format:?}, this sliq reads {REFERENCE_STATE_FORMAT:?}; the drift reference starts empty",
+            path.display(),
+        );
+        return;
+    }
     match serde_json::from_str::<ReferenceState>(&text) {
-        Ok(state) if state.format == REFERENCE_STATE_FORMAT => {
+        Ok(state) => {
             let dropped = monitor.restore(&state);
             info!(
                 path = %path.display(),
@@ -37,11 +44,6 @@ pub(crate) fn load(dir: &Path, instance: &str, monitor: &mut DriftMonitor) {
                 "drift reference restored (sketches of features no longer watched are dropped)"
             );
         }
-        Ok(state) => warn!(
-            "{} has format {:?}, this sliq reads {REFERENCE_STATE_FORMAT:?}; the drift reference starts empty",
-            path.display(),
-            state.format
-        ),
         Err(e) => warn!(
             "{} is not a drift reference ({e}); the drift reference starts empty",
             path.display()
