@@ -437,7 +437,7 @@ fn a_missing_or_mismatched_baseline_says_how_to_make_one() {
     .unwrap();
     let e = drift.monitor(None).unwrap_err();
     assert!(
-        e.contains("made per []") && e.contains("drift.dimensions is [\"service\"]"),
+        e.contains("made per no dimension, drift.dimensions is service;"),
         "{e}"
     );
     // A hand-edited sketch whose counts do not add up.
