@@ -177,7 +177,7 @@ fn every_accepted_timestamp_is_read_back_by_duckdb_pyarrow_and_polars() {
                     offset,
                 },
                 &event,
-                &raw,
+                Some(&raw),
                 ingested,
                 Instant::now(),
             )

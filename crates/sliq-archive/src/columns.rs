@@ -132,11 +132,11 @@ impl Columns {
         &mut self,
         at: SourcePosition<'_>,
         e: &Event<'_>,
-        raw: &[u8],
+        raw: Option<&[u8]>,
         ingested_at_ms: i64,
     ) -> usize {
         let mut bytes = ROW_OVERHEAD_BYTES
-            + raw.len()
+            + raw.map_or(0, <[u8]>::len)
             + at.topic.len()
             + e.id.len()
             + e.service.len()
@@ -190,7 +190,7 @@ impl Columns {
         bytes += push_map(&mut self.features, e.features(), fixed_width, |b, v| {
             b.append_value(v);
         });
-        self.raw.append_value(raw);
+        self.raw.append_option(raw);
         self.kafka_topic.append_value(at.topic);
         self.kafka_partition.append_value(at.partition);
         self.kafka_offset.append_value(at.offset);
@@ -227,7 +227,7 @@ impl Columns {
             optional("tests_failed", Arc::new(self.tests_failed.finish())),
             optional("tests_skipped", Arc::new(self.tests_skipped.finish())),
             required("features", Arc::new(self.features.finish())),
-            required("raw", Arc::new(self.raw.finish())),
+            optional("raw", Arc::new(self.raw.finish())),
             required("kafka_topic", Arc::new(self.kafka_topic.finish())),
             required("kafka_partition", Arc::new(self.kafka_partition.finish())),
             required("kafka_offset", Arc::new(self.kafka_offset.finish())),

@@ -22,6 +22,7 @@
 //! below [`Archive::open_floor`].
 
 mod columns;
+mod file_modes;
 pub mod reader;
 pub mod rollups;
 mod writer;
@@ -37,6 +38,7 @@ use parquet::file::properties::WriterProperties;
 use sliq_core::Event;
 
 use columns::Columns;
+pub use file_modes::FileModes;
 use writer::{Job, Reply};
 
 /// Where and how files are written.
@@ -201,7 +203,8 @@ impl Archive {
     /// unfinished file a crash left behind (their records are read again), and starts the writer
     /// thread.
     pub fn new(config: ArchiveConfig, resumed: &[PathBuf]) -> Result<Self, ArchiveError> {
-        std::fs::create_dir_all(&config.dir)
+        FileModes::ARCHIVE
+            .create_dir_all(&config.dir)
             .map_err(io("create archive directory", &config.dir))?;
         for path in resumed {
             let temp = temp_name(path);
@@ -236,14 +239,14 @@ impl Archive {
         })
     }
 
-    /// Adds one record. A file's builders that reach `row_group_bytes` go to the writer as a row
+    /// Adds one record; `raw` is its bytes as the archive keeps them (`None`: not at all). A file's builders that reach `row_group_bytes` go to the writer as a row
     /// group, a file that reaches `max_rows` closes, and past `max_buffered_bytes` this waits for
     /// the writer (backpressure).
     pub fn append(
         &mut self,
         at: SourcePosition<'_>,
         event: &Event<'_>,
-        raw: &[u8],
+        raw: Option<&[u8]>,
         ingested_at_ms: i64,
         now: Instant,
     ) -> Result<(), ArchiveError> {
@@ -541,13 +544,18 @@ pub(crate) fn publish(temp: &Path, path: &Path) -> Result<(), ArchiveError> {
         .map_err(io("fsync directory", folder))
 }
 
-/// Writes a small state file durably: to a hidden temporary name, fsynced, then published.
+/// Writes a small state file durably: to a hidden temporary name, fsynced, then published; with
+/// the state's modes ([`FileModes::STATE`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
     let folder = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(folder).map_err(io("create state directory", folder))?;
+    FileModes::STATE
+        .create_dir_all(folder)
+        .map_err(io("create state directory", folder))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let temp = folder.join(format!(".{name}.inprogress"));
-    let mut file = File::create(&temp).map_err(io("create", &temp))?;
+    let mut file = FileModes::STATE
+        .create_file(&temp)
+        .map_err(io("create", &temp))?;
     std::io::Write::write_all(&mut file, bytes).map_err(io("write", &temp))?;
     file.sync_all().map_err(io("fsync", &temp))?;
     publish(&temp, path)

@@ -19,7 +19,8 @@ pub struct ReadSummary {
 }
 
 /// Calls `f(ts_ms, raw)` for every archived record with `from_ms <= ts < to_ms` (either bound
-/// optional), file by file in path order. Files still being written (hidden `.inprogress`) are
+/// optional) that kept its raw bytes (not under `archive.redact.raw: drop`), file by file in
+/// path order. Files still being written (hidden `.inprogress`) are
 /// skipped.
 pub fn for_each_raw(
     dir: &Path,
@@ -65,7 +66,7 @@ pub fn for_each_raw(
                 .and_then(|c| c.as_binary_opt::<i32>())
                 .ok_or_else(|| bad_file("raw is not binary".into()))?;
             for i in 0..batch.num_rows() {
-                if ts.is_null(i) {
+                if ts.is_null(i) || raw.is_null(i) {
                     continue;
                 }
                 let t = ts.value(i);

@@ -23,7 +23,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::{ArchiveError, io};
+use crate::{ArchiveError, FileModes, io};
 
 /// What a row means when loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,9 @@ impl RollupStore {
         instance: &str,
         resumed: Option<u64>,
     ) -> Result<(RollupStore, Vec<RollupRow>), ArchiveError> {
-        std::fs::create_dir_all(dir).map_err(io("create state directory", dir))?;
+        FileModes::STATE
+            .create_dir_all(dir)
+            .map_err(io("create state directory", dir))?;
         let prefix = format!("rollups-{instance}-");
         let mut files: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir)
@@ -183,7 +185,9 @@ impl RollupStore {
             path: temp.clone(),
             detail: e.to_string(),
         };
-        let file = File::create(&temp).map_err(io("create", &temp))?;
+        let file = FileModes::STATE
+            .create_file(&temp)
+            .map_err(io("create", &temp))?;
         let mut writer =
             ArrowWriter::try_new(&file, batch.schema(), None).map_err(parquet_error)?;
         writer.write(&batch).map_err(parquet_error)?;

@@ -20,8 +20,13 @@ fn record(id: &str, ts: &str) -> Vec<u8> {
 }
 
 fn append(a: &mut Archive, offset: i64, raw: &[u8], now: Instant) {
+    append_keeping(a, offset, raw, Some(raw), now);
+}
+
+/// Appends the row decoded from `record`, with `raw` as the bytes the archive keeps of it.
+fn append_keeping(a: &mut Archive, offset: i64, record: &[u8], raw: Option<&[u8]>, now: Instant) {
     let d = Decoder::new(FieldMap::default(), 1 << 20);
-    let v = d.parse(raw).unwrap();
+    let v = d.parse(record).unwrap();
     let e = d.decode(&v).unwrap();
     a.append(
         SourcePosition {
@@ -383,4 +388,56 @@ fn a_writer_failure_reaches_the_reader_and_names_the_path() {
         "{text}"
     );
     assert_eq!(a.unwritten_floor("logs", 2), Some(1));
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn archive_files_are_group_readable_and_state_files_owner_only_whatever_the_umask() {
+    // The test process runs with the usual umask 022, under which plain creation gives 0644 and
+    // 0755: the modes below are set explicitly.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let mut a = Archive::new(config(&root, 100), &[]).unwrap();
+    append(
+        &mut a,
+        1,
+        &record("a", "2026-01-01T10:00:00Z"),
+        Instant::now(),
+    );
+    let files = a.close_all().unwrap();
+    a.publish_pending().unwrap();
+    let file = &files[0].path;
+    assert_eq!(mode(file), 0o640);
+    let hour = file.parent().unwrap();
+    for folder in [hour, hour.parent().unwrap(), root.as_path()] {
+        assert_eq!(mode(folder), 0o750, "{}", folder.display());
+    }
+
+    let state = dir.path().join("state");
+    let quarantined = state.join("quarantine").join("t.p0.o1.bin");
+    crate::write_atomically(&quarantined, b"record").unwrap();
+    assert_eq!(mode(&quarantined), 0o600);
+    assert_eq!(mode(quarantined.parent().unwrap()), 0o700);
+    assert_eq!(mode(&state), 0o700);
+}
+
+#[test]
+fn a_row_without_raw_bytes_has_a_null_raw_column_and_is_not_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    let now = Instant::now();
+    append_keeping(&mut a, 1, &record("a", "2026-01-01T10:00:00Z"), None, now);
+    append(&mut a, 2, &record("b", "2026-01-01T10:00:01Z"), now);
+    let files = a.close_all().unwrap();
+    a.publish_pending().unwrap();
+    let batch = read(&files[0].path);
+    let raw = batch.column_by_name("raw").unwrap();
+    assert_eq!((raw.is_null(0), raw.is_null(1)), (true, false));
+    let mut read_back = Vec::new();
+    crate::reader::for_each_raw(dir.path(), None, None, |_, r| read_back.push(r.to_vec())).unwrap();
+    assert_eq!(read_back, [record("b", "2026-01-01T10:00:01Z")]);
 }

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use crate::{ArchiveError, ClosedFile, io, publish};
+use crate::{ArchiveError, ClosedFile, FileModes, io, publish};
 
 /// What the reader hands the writer.
 #[derive(Debug)]
@@ -86,8 +86,12 @@ fn write_row_group(
         Some(w) => w,
         None => {
             let folder = provisional.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(folder).map_err(io("create archive directory", folder))?;
-            let file = File::create(provisional).map_err(io("create", provisional))?;
+            FileModes::ARCHIVE
+                .create_dir_all(folder)
+                .map_err(io("create archive directory", folder))?;
+            let file = FileModes::ARCHIVE
+                .create_file(provisional)
+                .map_err(io("create", provisional))?;
             let writer = ArrowWriter::try_new(file, batch.schema(), Some(properties.clone()))
                 .map_err(parquet_error(provisional))?;
             files.entry(provisional.to_path_buf()).or_insert(writer)

@@ -218,7 +218,7 @@ impl Preset {
             Preset::Refusal => {
                 r"(?i)\b(?:i'?m sorry|i am sorry|i can(?:no|')t (?:help|assist)|i cannot (?:help|assist|provide)|i'?m unable to|i am unable to|as an ai\b)"
             }
-            Preset::PiiEmail => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+            Preset::PiiEmail => sliq_redact::Preset::Email.pattern(),
             Preset::PiiPhone => r"(?:\+\d{1,3}[-. ]?)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b",
             Preset::PiiCard => r"\b(?:\d{4}[- ]?){3}\d{4}\b",
         }

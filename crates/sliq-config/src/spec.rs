@@ -10,8 +10,10 @@ use serde::Deserialize;
 use serde::de::Deserializer;
 
 use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
+use sliq_redact::{RedactError, Redactor};
 
 use crate::drift_spec::DriftSpec;
+use crate::redact_spec::RedactSpec;
 use crate::slo_spec::SloSpec;
 
 use crate::{KeyRef, Secret};
@@ -349,6 +351,8 @@ pub struct ArchiveSpec {
     /// Rows in memory for the archive (filling or waiting for the writer), at most; past it
     /// reading waits for the writer.
     pub max_buffered_bytes: usize,
+    /// What the archive must not keep; absent: every record as it arrived.
+    pub redact: Option<RedactSpec>,
 }
 
 impl Default for ArchiveSpec {
@@ -361,6 +365,7 @@ impl Default for ArchiveSpec {
             zstd_level: 3,
             row_group_bytes: 8 << 20,
             max_buffered_bytes: 128 << 20,
+            redact: None,
         }
     }
 }
@@ -590,6 +595,9 @@ impl PipelineSpec {
                 ),
             ));
         }
+        if let Some(redact) = &archive.redact {
+            redact.check(&self.fields.field_map())?;
+        }
         if self.shutdown_timeout.0.as_millis() == 0 {
             return Err((
                 key("shutdown_timeout", Some("shutdown_timeout:")),
@@ -656,6 +664,15 @@ impl PipelineSpec {
                 .map(|s| s.correlate_by.as_str())
                 .chain(features.iter().flatten().map(|f| f.pointer.as_str())),
         )
+    }
+
+    /// The compiled `archive.redact` rules, if the spec has them (checked when the spec was read).
+    pub fn redactor(&self) -> Result<Option<Redactor>, RedactError> {
+        self.archive
+            .redact
+            .as_ref()
+            .map(|r| r.redactor(&self.fields.field_map()))
+            .transpose()
     }
 
     /// The name of the drift SLO, if the spec declares one.

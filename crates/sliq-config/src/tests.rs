@@ -598,3 +598,80 @@ fn spans_print_back_the_way_specs_write_them() {
         assert_eq!(parsed, span, "{text}");
     }
 }
+
+fn with_redact(section: &str) -> String {
+    format!("{MINIMAL}archive:\n  redact:\n{section}")
+}
+
+#[test]
+fn redact_rules_resolve_prompt_and_response_and_default_raw_to_redact() {
+    let text = with_redact(
+        "    key: ${KEY}
+    rules:
+      - fields: [prompt, response, /metadata/email]
+        presets: [email, credit_card]
+        patterns: ['ACCT-\\d{6}']
+        action: hash
+",
+    );
+    let spec = parse(&text, "s", |v| (v == "KEY").then(|| "k3y".to_owned())).unwrap();
+    let redact = spec.archive.redact.as_ref().unwrap();
+    assert_eq!(redact.raw, sliq_redact::RawPolicy::Redact);
+    assert_eq!(
+        redact.rules[0].fields,
+        [
+            RedactField::Prompt,
+            RedactField::Response,
+            RedactField::Pointer("/metadata/email".into())
+        ]
+    );
+    let shown = format!("{spec:?}");
+    assert!(!shown.contains("k3y"), "the key shows in Debug: {shown}");
+    assert!(spec.redactor().unwrap().is_some());
+}
+
+#[test]
+fn redact_refusals_name_the_rule_and_the_fix() {
+    let e = err(&with_redact(
+        "    rules:\n      - name: accounts\n        fields: [prompt]\n        patterns: ['(ACCT']\n        action: mask\n",
+    ));
+    assert!(e.message.contains("archive.redact.rules[0]"), "{e}");
+    assert!(e.message.contains("'(ACCT'"), "{e}");
+    assert_eq!(e.line, Some(14), "{e}");
+
+    let e = err(&with_redact(
+        "    rules:\n      - { fields: [prompt], action: hash }\n",
+    ));
+    assert!(e.message.contains("archive.redact.key"), "{e}");
+
+    let e = err(&with_redact("    key: ''\n    rules: []\n"));
+    assert!(e.message.contains("the key is empty"), "{e}");
+
+    let e = err(&with_redact(
+        "    rules:\n      - { fields: [prompt, /ts], action: mask }\n",
+    ));
+    assert!(e.message.contains("/ts covers the record's ts"), "{e}");
+
+    let e = err(&with_redact(
+        "    rules:\n      - { fields: [/service], action: drop }\n",
+    ));
+    assert!(e.message.contains("service"), "{e}");
+    parse(
+        &with_redact("    rules:\n      - { fields: [/service], action: mask }\n"),
+        "s",
+        no_env,
+    )
+    .expect("masking the service keeps a service");
+
+    let e = err(&with_redact(
+        "    rules:\n      - { fields: [prompts], action: mask }\n",
+    ));
+    assert!(
+        e.message.contains("'prompts' is not a field to redact"),
+        "{e}"
+    );
+    let e = err(&with_redact(
+        "    rules:\n      - { fields: [prompt], presets: [ssn], action: mask }\n",
+    ));
+    assert!(e.message.contains("ssn"), "{e}");
+}

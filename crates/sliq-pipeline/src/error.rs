@@ -38,6 +38,10 @@ pub enum PipelineError {
          (e.g. one volume per StatefulSet pod)"
     )]
     StateLocked { path: std::path::PathBuf },
+    /// A record the archive must keep redacted could not be (the spec's checks rule out the
+    /// known causes); nothing past it is committed.
+    #[error("{0}; check archive.redact")]
+    Redact(String),
     #[error("cannot encode the checkpoint {path}: {detail}")]
     Checkpoint {
         path: std::path::PathBuf,

@@ -17,6 +17,7 @@ mod persist;
 mod produce;
 mod progress;
 mod rebalance;
+mod redaction;
 mod run;
 mod source;
 

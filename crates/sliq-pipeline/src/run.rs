@@ -13,7 +13,8 @@ use sliq_archive::{Archive, ArchiveConfig, ClosedFile, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
 use sliq_core::drift::{DriftMonitor, Observation, recycle};
 use sliq_core::{
-    Admission, Decoder, Evaluator, LatencySeries, Reject, SeriesId, SourceId, Verdict, Windows,
+    Admission, Decoder, Evaluator, Event, LatencySeries, Reject, SeriesId, SourceId, Verdict,
+    Windows,
 };
 use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
@@ -29,6 +30,7 @@ use crate::persist::checkpoint::{ArchivedRange, Names, PartitionState};
 use crate::persist::state_dir::StateDir;
 use crate::progress::Progress;
 use crate::rebalance::SourceContext;
+use crate::redaction::Redaction;
 use crate::source::Sources;
 
 /// When a run ends by itself (besides the stop flag).
@@ -73,6 +75,9 @@ pub(crate) struct State {
     /// The archive stage's handle (its writer runs on its own thread); `None` with
     /// `archive.enabled: false`.
     pub(crate) archive: Option<Archive>,
+    /// What the archive must not keep, applied to each record on its way in; `None` without
+    /// `archive.redact`.
+    redaction: Option<Redaction>,
     pub(crate) export: Export,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) checkpoints: Checkpoints,
@@ -248,15 +253,13 @@ impl State {
             }
             Admission::Late => self.reader.counts.late += 1,
         }
-        let at = SourcePosition {
-            topic: msg.topic(),
-            partition: msg.partition(),
-            offset,
-        };
-        if let Some(archive) = &mut self.archive {
-            archive.append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
-        }
-        Ok(())
+        archive_record(
+            &mut self.archive,
+            &mut self.redaction,
+            msg,
+            &event,
+            (now_ms, now),
+        )
     }
 
     /// A record a resumed checkpoint had counted but whose archive file was only in memory:
@@ -283,15 +286,13 @@ impl State {
         {
             return Ok(());
         }
-        let at = SourcePosition {
-            topic: msg.topic(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-        };
-        if let Some(archive) = &mut self.archive {
-            archive.append(at, &event, payload.unwrap_or_default(), now_ms, now)?;
-        }
-        Ok(())
+        archive_record(
+            &mut self.archive,
+            &mut self.redaction,
+            msg,
+            &event,
+            (now_ms, now),
+        )
     }
 
     /// Remembers written files per partition, for the checkpoint's replay list (when their
@@ -514,6 +515,7 @@ pub fn run(
             observations: Vec::new(),
         },
         archive,
+        redaction: Redaction::new(spec)?,
         export: Export {
             builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
             queue: ExportQueue::new(
@@ -831,4 +833,39 @@ impl State {
         }
         unread
     }
+}
+
+/// Appends the record to the archive (if enabled), through `archive.redact` when the spec has
+/// it. Takes the two stages rather than the state: the event borrows the reader's decoder.
+fn archive_record(
+    archive: &mut Option<Archive>,
+    redaction: &mut Option<Redaction>,
+    msg: &BorrowedMessage<'_>,
+    event: &Event<'_>,
+    (now_ms, now): (i64, Instant),
+) -> Result<(), PipelineError> {
+    let Some(archive) = archive else {
+        return Ok(());
+    };
+    let at = SourcePosition {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+    };
+    let payload = msg.payload().unwrap_or_default();
+    match redaction {
+        None => archive.append(at, event, Some(payload), now_ms, now)?,
+        Some(redaction) => redaction
+            .kept(payload, event, |row, raw| {
+                archive.append(at, row, raw, now_ms, now)
+            })
+            .map_err(|detail| {
+                PipelineError::Redact(format!(
+                    "cannot redact the record at {} partition {} offset {} for the archive: \
+                     {detail}",
+                    at.topic, at.partition, at.offset
+                ))
+            })??,
+    }
+    Ok(())
 }

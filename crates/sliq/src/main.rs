@@ -133,6 +133,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 spec.slos.len(),
                 spec.source.kafka.topics.join(", "),
             );
+            if let Some(redact) = &spec.archive.redact {
+                println!(
+                    "archive.redact: {} rules, raw column {}",
+                    redact.rules.len(),
+                    match redact.raw {
+                        sliq_redact::RawPolicy::Keep => "kept as it arrived",
+                        sliq_redact::RawPolicy::Redact => "redacted",
+                        sliq_redact::RawPolicy::Drop => "dropped",
+                    }
+                );
+            }
             if let Some(drift) = &spec.drift {
                 println!(
                     "drift: {} features, reference {}",

@@ -6,6 +6,8 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
+use sliq_archive::FileModes;
+
 use crate::error::PipelineError;
 
 const LOCK_FILE: &str = ".lock";
@@ -31,9 +33,13 @@ impl StateDir {
                 source,
             }
         };
-        std::fs::create_dir_all(path).map_err(io("create", path))?;
+        FileModes::STATE
+            .create_dir_all(path)
+            .map_err(io("create", path))?;
         let lock_path = path.join(LOCK_FILE);
-        let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
+        let lock = FileModes::STATE
+            .create_file(&lock_path)
+            .map_err(io("create", &lock_path))?;
         if lock.try_lock().is_err() {
             return Err(PipelineError::StateLocked {
                 path: path.to_path_buf(),
