@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== build prerequisites: a C compiler, make, Perl (OpenSSL is built from source for Kafka TLS)"
+for tool in cc make perl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool; on Debian: apt-get install gcc make perl" >&2; exit 1; }
+done
+perl -MIPC::Cmd -MFindBin -e 1 2>/dev/null ||
+  { echo "Perl lacks IPC::Cmd and FindBin (only perl-base?); on Debian: apt-get install perl" >&2; exit 1; }
 echo "== rig: Kafka-compatible broker (Nisshi)"
 scripts/broker.sh install
 echo "== rig: Python readers of the archive (DuckDB, pyarrow, Polars)"

@@ -21,6 +21,24 @@ pub struct Broker {
     binary: String,
     /// The working directory of a broker on sqlite storage (`nisshi.db` lives there).
     sqlite_dir: Option<PathBuf>,
+    /// Set on a broker started with [`Broker::start_secured`].
+    secured: Option<Secured>,
+}
+
+/// A broker's TLS listener and the login its own helper clients use.
+#[derive(Debug, Clone)]
+struct Secured {
+    cert: PathBuf,
+    key: PathBuf,
+    /// librdkafka properties of a client that logs in (TLS + SASL).
+    client: Vec<(String, String)>,
+}
+
+/// A SCRAM-SHA-512 user of a secured broker.
+#[derive(Debug, Clone, Copy)]
+pub struct ScramUser<'a> {
+    pub name: &'a str,
+    pub password: &'a str,
 }
 
 /// A record read back from a topic.
@@ -77,19 +95,83 @@ impl Broker {
         Broker::launch(binary()?, crate::free_port()?, Some(dir.to_path_buf()))
     }
 
+    /// A broker whose listener speaks only TLS (the server certificate of `ca`) and requires a
+    /// SCRAM login, on sqlite storage in `dir`, holding `topics` (name, partitions) and `users`;
+    /// its helper clients (reading topics back, offsets) log in as the first user. Nisshi keeps
+    /// users only in persistent storage and creates them only for a logged-in client, so the
+    /// broker starts plaintext first, gets its topics and users, and restarts on the same db
+    /// secured (rig-notes.md, "Nisshi with TLS and SCRAM").
+    pub async fn start_secured(
+        dir: &Path,
+        ca: &crate::tls::TestCa,
+        users: &[ScramUser<'_>],
+        topics: &[(&str, i32)],
+    ) -> anyhow::Result<Broker> {
+        let first = users.first().context("a secured broker needs a user")?;
+        let mut broker = Broker::start_sqlite(dir)?;
+        for (name, partitions) in topics {
+            broker.create_topic(name, *partitions).await?;
+        }
+        let url = format!("tcp://{}", broker.bootstrap());
+        for user in users {
+            let out = Command::new(&broker.binary)
+                .args([
+                    "user",
+                    "create",
+                    "--broker",
+                    &url,
+                    "--mechanism",
+                    "scram512",
+                ])
+                .args([user.name, user.password])
+                .output()
+                .context("running nisshi user create")?;
+            if !out.status.success() {
+                bail!(
+                    "nisshi user create {}: {}",
+                    user.name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        broker.kill()?;
+        broker.secured = Some(Secured {
+            cert: ca.server_cert.clone(),
+            key: ca.server_key.clone(),
+            client: [
+                ("security.protocol", "SASL_SSL".to_owned()),
+                ("ssl.ca.location", ca.ca_cert.display().to_string()),
+                ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+                ("sasl.username", first.name.to_owned()),
+                ("sasl.password", first.password.to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        });
+        broker.restart()?;
+        Ok(broker)
+    }
+
     fn launch(binary: String, port: u16, sqlite_dir: Option<PathBuf>) -> anyhow::Result<Broker> {
-        let child = Broker::spawn(&binary, port, sqlite_dir.as_deref())?;
+        let child = Broker::spawn(&binary, port, sqlite_dir.as_deref(), None)?;
         let mut broker = Broker {
             child,
             port,
             binary,
             sqlite_dir,
+            secured: None,
         };
         broker.wait_ready(Duration::from_secs(30))?;
         Ok(broker)
     }
 
-    fn spawn(binary: &str, port: u16, sqlite_dir: Option<&Path>) -> anyhow::Result<Child> {
+    fn spawn(
+        binary: &str,
+        port: u16,
+        sqlite_dir: Option<&Path>,
+        secured: Option<&Secured>,
+    ) -> anyhow::Result<Child> {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(binary);
         cmd.args([
@@ -106,6 +188,13 @@ impl Broker {
                 .current_dir(dir),
             None => cmd.args(["--storage-engine", "memory://nisshi/"]),
         };
+        if let Some(secured) = secured {
+            cmd.arg("--cert")
+                .arg(&secured.cert)
+                .arg("--key")
+                .arg(&secured.key)
+                .arg("--authentication");
+        }
         cmd.args(["--group-initial-rebalance-delay", "0s", "--silent"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -170,7 +259,7 @@ impl Broker {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            self.child = Broker::spawn(&self.binary, self.port, Some(&dir))?;
+            self.child = Broker::spawn(&self.binary, self.port, Some(&dir), self.secured.as_ref())?;
             match self.wait_ready(Duration::from_secs(15)) {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() < deadline => {
@@ -187,10 +276,18 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// A client configuration for this broker (logged in, on a secured one).
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        for (key, value) in self.secured.iter().flat_map(|s| &s.client) {
+            config.set(key, value);
+        }
+        config
+    }
+
     fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-        Ok(ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()?)
+        Ok(self.client().create()?)
     }
 
     /// Creates a topic and waits until its partitions show in the metadata.
@@ -225,8 +322,8 @@ impl Broker {
     }
 
     fn reader(&self, topic: &str) -> anyhow::Result<(BaseConsumer, Vec<i32>)> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
+        let consumer: BaseConsumer = self
+            .client()
             .set("group.id", format!("reader-{topic}-{}", std::process::id()))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -294,10 +391,7 @@ impl Broker {
         group: &str,
         topic: &str,
     ) -> anyhow::Result<BTreeMap<i32, i64>> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("group.id", group)
-            .create()?;
+        let consumer: BaseConsumer = self.client().set("group.id", group).create()?;
         let ends = self.end_offsets(topic)?;
         let mut tpl = TopicPartitionList::new();
         for p in ends.keys() {
@@ -313,9 +407,7 @@ impl Broker {
 
     /// The high-water mark per partition.
     pub fn end_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()?;
+        let consumer: BaseConsumer = self.client().create()?;
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let mut out = BTreeMap::new();
         for p in md.topics().first().context("topic metadata")?.partitions() {

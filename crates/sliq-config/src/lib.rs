@@ -5,6 +5,7 @@
 
 mod drift_spec;
 mod interpolate;
+mod kafka_spec;
 mod redact_spec;
 mod secret;
 mod slo_spec;
@@ -14,6 +15,9 @@ use std::path::Path;
 
 pub use drift_spec::*;
 pub use interpolate::{InterpolationError, interpolate};
+pub use kafka_spec::{
+    KafkaConnection, KafkaOptions, KafkaSpec, KafkaTlsSpec, SaslMechanism, SaslSpec,
+};
 pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
 pub use secret::Secret;
 pub use slo_spec::*;
@@ -56,13 +60,14 @@ pub fn parse(
     origin: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<PipelineSpec, ConfigError> {
+    let raw = text;
     let text = interpolate(text, lookup).map_err(|e| ConfigError {
         origin: origin.to_owned(),
         line: Some(e.line),
         column: None,
         message: e.message,
     })?;
-    let spec: PipelineSpec = serde_yaml_ng::from_str(&text).map_err(|e| {
+    let mut spec: PipelineSpec = serde_yaml_ng::from_str(&text).map_err(|e| {
         let location = e.location();
         let mut message = e.to_string();
         if let Some(l) = &location {
@@ -82,6 +87,9 @@ pub fn parse(
             message,
         }
     })?;
+    if let Some(sasl) = &mut spec.source.kafka.sasl {
+        sasl.password_variable = kafka_spec::variable_of(raw, "sasl", "password");
+    }
     spec.check().map_err(|(key, message)| ConfigError {
         origin: origin.to_owned(),
         line: line_of(&text, &key),

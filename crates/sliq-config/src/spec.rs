@@ -13,6 +13,7 @@ use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
 use sliq_redact::{RedactError, Redactor};
 
 use crate::drift_spec::DriftSpec;
+use crate::kafka_spec::KafkaSpec;
 use crate::redact_spec::RedactSpec;
 use crate::slo_spec::SloSpec;
 
@@ -65,33 +66,6 @@ impl Default for StateSpec {
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     pub kafka: KafkaSpec,
-}
-
-/// The Kafka consumer group sliq joins.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSpec {
-    /// Bootstrap servers, comma-separated `host:port`; empty entries are refused.
-    #[serde(deserialize_with = "brokers")]
-    pub brokers: String,
-    pub topics: Vec<String>,
-    #[serde(default = "default_group")]
-    pub group_id: String,
-    /// Where refused records go, with their original bytes and the reason in headers.
-    pub dead_letter_topic: String,
-    /// Records larger than this are dead-lettered unparsed.
-    #[serde(default = "default_max_record_bytes")]
-    pub max_record_bytes: usize,
-    /// Extra librdkafka properties (e.g. `security.protocol`), passed as they are.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-}
-
-fn default_group() -> String {
-    "sliq".into()
-}
-fn default_max_record_bytes() -> usize {
-    1 << 20
 }
 
 /// JSON Pointers to the canonical fields, for records of another shape. Unset fields keep the
@@ -208,36 +182,6 @@ impl WindowsSpec {
 
 /// The longest `windows.max_future_skew` accepted.
 pub const MAX_FUTURE_SKEW_LIMIT: Duration = Duration::from_secs(86_400);
-
-fn brokers<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("bootstrap servers as host:port[,host:port]")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<String, E> {
-            const FIX: &str = "write host:port[,host:port], e.g. 127.0.0.1:9092";
-            if s.trim().is_empty() {
-                return Err(E::custom(format!("brokers is empty; {FIX}")));
-            }
-            if s.split(',').any(|b| b.trim().is_empty()) {
-                return Err(E::custom(format!(
-                    "{s:?} has an empty entry between commas; {FIX}"
-                )));
-            }
-            Ok(s.to_owned())
-        }
-        // `brokers:` with nothing after it (e.g. an empty `${BROKERS:-}`) is YAML null.
-        fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
-            self.visit_str("")
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<String, E> {
-            self.visit_str("")
-        }
-    }
-    d.deserialize_any(Visitor)
-}
 
 /// Where metrics go.
 #[derive(Debug, Clone, Deserialize)]
@@ -545,6 +489,7 @@ impl PipelineSpec {
                 ),
             ));
         }
+        k.check_security()?;
         if self.windows.size.0.as_millis() == 0 {
             return Err((
                 key("windows.size", Some("size:")),
@@ -689,7 +634,7 @@ impl PipelineSpec {
     }
 }
 
-fn key(path: &str, needle: Option<&str>) -> KeyRef {
+pub(crate) fn key(path: &str, needle: Option<&str>) -> KeyRef {
     KeyRef {
         path: path.to_owned(),
         needle: needle.map(str::to_owned),

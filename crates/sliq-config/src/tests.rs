@@ -675,3 +675,184 @@ fn redact_refusals_name_the_rule_and_the_fix() {
     ));
     assert!(e.message.contains("ssn"), "{e}");
 }
+
+/// MINIMAL with `lines` (YAML, indented 4) added under `source.kafka`.
+fn with_kafka(lines: &str) -> String {
+    MINIMAL.replace(
+        "    dead_letter_topic: logs-dlq\n",
+        &format!("    dead_letter_topic: logs-dlq\n{lines}"),
+    )
+}
+
+fn pem_file(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn tls_and_sasl_give_sasl_ssl_and_the_password_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pem_file(dir.path(), "ca.pem");
+    let text = with_kafka(&format!(
+        "    tls: {{ ca_file: {ca} }}\n    sasl:\n      mechanism: scram-sha-512\n      \
+         username: sliq\n      password: ${{KAFKA_PASSWORD}}\n    options:\n      \
+         sasl.oauthbearer.client.secret: hunter3\n      linger.ms: \"7\"\n"
+    ));
+    let spec = parse(&text, "s", |n| {
+        (n == "KAFKA_PASSWORD").then(|| "hunter2".to_string())
+    })
+    .unwrap();
+    let kafka = &spec.source.kafka;
+    let sasl = kafka.sasl.as_ref().unwrap();
+    assert_eq!(kafka.connection().security_protocol(), Some("SASL_SSL"));
+    assert_eq!(sasl.mechanism.kafka_name(), "SCRAM-SHA-512");
+    assert_eq!(sasl.password.expose(), "hunter2");
+    assert_eq!(sasl.password_variable.as_deref(), Some("KAFKA_PASSWORD"));
+    assert_eq!(kafka.tls.as_ref().unwrap().ca_file, Some(ca.into()));
+    let shown = format!("{spec:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("linger.ms") && shown.contains('7'),
+        "{shown}"
+    );
+    // Quoted, in flow style, or without a variable.
+    let flow =
+        "    sasl: { mechanism: plain, username: u, password: \"${PW:-x}\", without_tls: true }\n";
+    let spec = parse(&with_kafka(flow), "s", no_env).unwrap();
+    let sasl = spec.source.kafka.sasl.unwrap();
+    assert_eq!(sasl.password_variable.as_deref(), Some("PW"));
+    let literal = flow.replace("\"${PW:-x}\"", "x");
+    let spec = parse(&with_kafka(&literal), "s", no_env).unwrap();
+    assert_eq!(spec.source.kafka.sasl.unwrap().password_variable, None);
+}
+
+#[test]
+fn tls_alone_is_ssl_and_neither_leaves_the_protocol_to_options() {
+    let spec = parse(&with_kafka("    tls: {}\n"), "s", no_env).unwrap();
+    assert_eq!(
+        spec.source.kafka.connection().security_protocol(),
+        Some("SSL")
+    );
+    let spec = parse(MINIMAL, "s", no_env).unwrap();
+    assert_eq!(spec.source.kafka.connection().security_protocol(), None);
+}
+
+#[test]
+fn sasl_without_tls_must_be_asked_for_by_name() {
+    let sasl = "    sasl: { mechanism: plain, username: u, password: p }\n";
+    let e = err(&with_kafka(sasl));
+    assert!(
+        e.message.contains("source.kafka.sasl:")
+            && e.message.contains("PLAIN login without TLS")
+            && e.message.contains("without_tls: true"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(6), "{e}");
+    let text = with_kafka(&sasl.replace(" }", ", without_tls: true }"));
+    let spec = parse(&text, "s", no_env).unwrap();
+    assert_eq!(
+        spec.source.kafka.connection().security_protocol(),
+        Some("SASL_PLAINTEXT")
+    );
+    let e = err(&with_kafka(&format!(
+        "    tls: {{}}\n{}",
+        sasl.replace(" }", ", without_tls: true }")
+    )));
+    assert!(e.message.contains("contradicts source.kafka.tls"), "{e}");
+    let e = err(&with_kafka(
+        "    sasl: { mechanism: scram-sha-1, username: u, password: p }\n",
+    ));
+    assert!(
+        e.message.contains("plain") && e.message.contains("scram-sha-512"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_files_that_cannot_serve_name_the_key_the_path_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.pem").display().to_string();
+    let e = err(&with_kafka(&format!(
+        "    tls:\n      ca_file: {missing}\n"
+    )));
+    assert!(
+        e.message.contains("source.kafka.tls.ca_file")
+            && e.message.contains(&format!("cannot read {missing}"))
+            && e.message
+                .contains("the CA that signed the brokers' certificates"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(7), "{e}");
+    let text_file = dir.path().join("notes.txt");
+    std::fs::write(&text_file, "not a certificate").unwrap();
+    let cert = pem_file(dir.path(), "client.pem");
+    let e = err(&with_kafka(&format!(
+        "    tls:\n      cert_file: {cert}\n      key_file: {}\n",
+        text_file.display()
+    )));
+    assert!(
+        e.message.contains("source.kafka.tls.key_file") && e.message.contains("not a PEM file"),
+        "{e}"
+    );
+    let e = err(&with_kafka(&format!("    tls:\n      cert_file: {cert}\n")));
+    assert!(
+        e.message.contains("source.kafka.tls.key_file") && e.message.contains("add key_file"),
+        "{e}"
+    );
+    let e = err(&with_kafka("    tls:\n      key_password: x\n"));
+    assert!(e.message.contains("key_password unlocks key_file"), "{e}");
+}
+
+#[test]
+fn options_may_not_set_what_tls_and_sasl_set() {
+    let e = err(&with_kafka(
+        "    tls: {}\n    options:\n      security.protocol: PLAINTEXT\n",
+    ));
+    assert!(
+        e.message.contains("source.kafka.options.security.protocol")
+            && e.message.contains("remove it from options"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(8), "{e}");
+    // Without tls and sasl, options pass through as before.
+    let spec = parse(
+        &with_kafka("    options:\n      security.protocol: SSL\n"),
+        "s",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        spec.source.kafka.options.get("security.protocol"),
+        Some("SSL")
+    );
+}
+
+#[test]
+fn option_keys_naming_secrets_are_recognised() {
+    for secret in [
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "sasl.oauthbearer.client.secret",
+        "ssl.key.pem",
+        "sasl.oauthbearer.config",
+    ] {
+        assert!(KafkaOptions::is_secret(secret), "{secret}");
+    }
+    for plain in [
+        "linger.ms",
+        "security.protocol",
+        "ssl.key.location",
+        "sasl.username",
+    ] {
+        assert!(!KafkaOptions::is_secret(plain), "{plain}");
+    }
+}

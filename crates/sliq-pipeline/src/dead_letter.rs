@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -35,9 +36,9 @@ use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 
 use crate::error::PipelineError;
-use crate::kafka_log::QuietContext;
+use crate::kafka_client::{AccessWatch, WatchedContext};
 
-type Producer = FutureProducer<QuietContext>;
+type Producer = FutureProducer<WatchedContext>;
 use crate::outage::human;
 
 /// Header names on every dead letter (also documented in the README).
@@ -182,6 +183,7 @@ struct Outage {
 /// The dead-letter producer and every letter not yet acknowledged.
 pub(crate) struct DeadLetters {
     config: ClientConfig,
+    watch: Arc<AccessWatch>,
     producer: Producer,
     topic: String,
     quarantine_dir: PathBuf,
@@ -209,11 +211,12 @@ impl std::fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    /// `config` is the client configuration (brokers and `source.kafka.options`); the producer
-    /// settings of dead letters are added here. Quarantined payloads go under
-    /// `<state_dir>/quarantine`.
+    /// `config` is the client configuration (`kafka_client::client_config`); the producer
+    /// settings of dead letters are added here. Its clients report librdkafka's errors to `watch`.
+    /// Quarantined payloads go under `<state_dir>/quarantine`.
     pub(crate) fn new(
         mut config: ClientConfig,
+        watch: &Arc<AccessWatch>,
         topic: String,
         state_dir: &Path,
         rt: Handle,
@@ -228,9 +231,10 @@ impl DeadLetters {
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
-        let producer = create(&config, &topic)?;
+        let producer = crate::kafka_client::create(&config, WatchedContext::new(watch))?;
         Ok(DeadLetters {
             config,
+            watch: Arc::clone(watch),
             producer,
             topic,
             quarantine_dir: state_dir.join("quarantine"),
@@ -254,7 +258,11 @@ impl DeadLetters {
     pub(crate) fn start_from(&mut self, resumed: Option<&[(i32, i64)]>) {
         match resumed {
             Some(ends) => self.ends = ends.iter().copied().collect(),
-            None => match crate::dead_letter_readback::topic_ends(&self.config, &self.topic) {
+            None => match crate::dead_letter_readback::topic_ends(
+                &self.config,
+                &self.watch,
+                &self.topic,
+            ) {
                 Ok(ends) => self.ends = ends,
                 Err(e) => warn!(
                     topic = %self.topic,
@@ -271,7 +279,12 @@ impl DeadLetters {
         if self.ends.is_empty() {
             return std::collections::HashSet::new();
         }
-        match crate::dead_letter_readback::read_back(&self.config, &self.topic, &self.ends) {
+        match crate::dead_letter_readback::read_back(
+            &self.config,
+            &self.watch,
+            &self.topic,
+            &self.ends,
+        ) {
             Ok(sent) => sent,
             Err(e) => {
                 warn!(
@@ -511,7 +524,8 @@ impl DeadLetters {
             warn!(topic = %self.topic, "the dead-letter producer failed for good ({e}); making a new one");
             // Dropping the old producer purges its queue: the letters still in it come back as
             // failed deliveries and are retried on the new one.
-            self.producer = create(&self.config, &self.topic)?;
+            self.producer =
+                crate::kafka_client::create(&self.config, WatchedContext::new(&self.watch))?;
         }
         let mut what = e.to_string();
         let mut retry_now = false;
@@ -651,15 +665,6 @@ impl DeadLetters {
         }
         Ok(true)
     }
-}
-
-fn create(config: &ClientConfig, topic: &str) -> Result<Producer, PipelineError> {
-    config
-        .create_with_context(QuietContext::default())
-        .map_err(|e| PipelineError::DeadLetter {
-            topic: topic.to_owned(),
-            detail: format!("creating the producer: {e}"),
-        })
 }
 
 /// The `.json` next to a quarantined payload: where it came from, its key and headers, its size.

@@ -3,6 +3,7 @@
 //! `sliq.source.*` headers say which, so they are not sent twice.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,11 +12,14 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::dead_letter::{SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, SourceOffset};
+use crate::kafka_client::{AccessWatch, WatchedContext};
+
+type Reader = BaseConsumer<WatchedContext>;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A consumer on the producer's connection settings, without its producer-only properties.
-fn reader(config: &ClientConfig) -> Result<BaseConsumer, KafkaError> {
+fn reader(config: &ClientConfig, watch: &Arc<AccessWatch>) -> Result<Reader, KafkaError> {
     let mut config = config.clone();
     for producer_only in [
         "enable.idempotence",
@@ -30,15 +34,16 @@ fn reader(config: &ClientConfig) -> Result<BaseConsumer, KafkaError> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", "10");
-    config.create()
+    config.create_with_context(WatchedContext::new(watch))
 }
 
 /// The topic's end offset per partition now.
 pub(crate) fn topic_ends(
     config: &ClientConfig,
+    watch: &Arc<AccessWatch>,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let consumer = reader(config)?;
+    let consumer = reader(config, watch)?;
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let mut ends = BTreeMap::new();
     for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
@@ -51,11 +56,12 @@ pub(crate) fn topic_ends(
 /// The source positions named by the letters from `from` to the current end of each partition.
 pub(crate) fn read_back(
     config: &ClientConfig,
+    watch: &Arc<AccessWatch>,
     topic: &str,
     from: &BTreeMap<i32, i64>,
 ) -> Result<HashSet<SourceOffset>, KafkaError> {
-    let consumer = reader(config)?;
-    let now = topic_ends(config, topic)?;
+    let consumer = reader(config, watch)?;
+    let now = topic_ends(config, watch, topic)?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining = 0;
     for (partition, end) in &now {

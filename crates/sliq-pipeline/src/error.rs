@@ -9,10 +9,15 @@ pub enum PipelineError {
         context: String,
         source: rdkafka::error::KafkaError,
     },
-    /// The dead-letter producer could not be made (bad `source.kafka.options`, typically). Failed
-    /// deliveries are never this: they are retried until acknowledged (see `dead_letter`).
-    #[error("dead-letter topic {topic:?}: {detail}; check source.kafka.options")]
-    DeadLetter { topic: String, detail: String },
+    /// librdkafka could not make a client of the spec's settings (a certificate or key it cannot
+    /// load, an unknown option); says which key to check and never shows an option's value.
+    /// Failed dead-letter deliveries are never this: they are retried until acknowledged.
+    #[error("{0}")]
+    KafkaClient(String),
+    /// The brokers refused sliq's login or certificates: no wait cures that, so the run stops
+    /// and says what to check (see `kafka_client`).
+    #[error("{0}")]
+    KafkaRefused(String),
     #[error("archive: {0}")]
     Archive(#[from] sliq_archive::ArchiveError),
     #[error(

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use tracing::{debug, error, info, warn};
@@ -76,22 +75,6 @@ fn held_back(held: u64) -> String {
             " ({held} more like it in the last {}s)",
             REPORT_EVERY.as_secs()
         )
-    }
-}
-
-/// The client context of the dead-letter producer (the consumer's context delegates the same way).
-#[derive(Debug, Default)]
-pub(crate) struct QuietContext {
-    pub(crate) log: KafkaLog,
-}
-
-impl ClientContext for QuietContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.log.log(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
     }
 }
 

@@ -11,6 +11,7 @@ mod dead_letter;
 mod dead_letter_readback;
 mod error;
 mod export;
+mod kafka_client;
 mod kafka_log;
 mod outage;
 mod persist;
@@ -22,6 +23,7 @@ mod run;
 mod source;
 
 pub use error::PipelineError;
+pub use kafka_client::{check_kafka_client, check_kafka_connection};
 pub use produce::{ProduceReport, produce_generated};
 pub use progress::{Progress, SloProgress};
 pub use run::{RunLimits, RunSummary, run};

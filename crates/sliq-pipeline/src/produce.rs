@@ -3,13 +3,14 @@
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use sliq_config::KafkaConnection;
 use sliq_gen::{Generator, RecordKind};
 
 use crate::error::PipelineError;
+use crate::kafka_client::{AccessWatch, WatchedContext, client_config};
 
 /// What was produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,22 +23,25 @@ pub struct ProduceReport {
 /// Records awaited together; bounds memory while keeping many in flight.
 const IN_FLIGHT: usize = 10_000;
 
-/// Produces `count` records from `generator` to `topic`, at most `rate` records per second when
-/// given, and returns once every record is acknowledged.
-pub async fn produce_generated(
-    brokers: &str,
+/// Produces `count` records from `generator` to `topic` of the brokers of `connection` (a
+/// spec's `source.kafka`, or just `"host:port"`), at most `rate` records per second when given,
+/// and returns once every record is acknowledged.
+pub async fn produce_generated<'a>(
+    connection: impl Into<KafkaConnection<'a>>,
     topic: &str,
     generator: &mut Generator,
     count: u64,
     rate: Option<f64>,
 ) -> Result<ProduceReport, PipelineError> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let connection = connection.into();
+    let watch = AccessWatch::new(connection);
+    crate::kafka_client::probe_before_start(connection, &watch)?;
+    let mut config = client_config(connection, "sliq-gen");
+    config
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("client.id", "sliq-gen")
-        .create()
-        .map_err(PipelineError::kafka("creating the generator's producer"))?;
+        .set("linger.ms", "5");
+    let producer: FutureProducer<WatchedContext> =
+        crate::kafka_client::create(&config, WatchedContext::new(&watch))?;
     let started = Instant::now();
     let (mut valid, mut malformed) = (0, 0);
     let mut in_flight: Vec<DeliveryFuture> = Vec::with_capacity(IN_FLIGHT);
@@ -60,6 +64,7 @@ pub async fn produce_generated(
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     to_send = back;
                     settle(&mut in_flight, topic).await?;
+                    watch.check()?;
                 }
                 Err((e, _)) => {
                     return Err(PipelineError::kafka(format!("producing to {topic}"))(e));
@@ -68,6 +73,7 @@ pub async fn produce_generated(
         }
         if in_flight.len() >= IN_FLIGHT {
             settle(&mut in_flight, topic).await?;
+            watch.check()?;
         }
     }
     settle(&mut in_flight, topic).await?;

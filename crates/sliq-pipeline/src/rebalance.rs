@@ -16,7 +16,7 @@ use sliq_core::SourceId;
 use tracing::{info, warn};
 
 use crate::checkpoint::Mode;
-use crate::kafka_log::KafkaLog;
+use crate::kafka_client::WatchedContext;
 use crate::run::State;
 use crate::source::Resume;
 
@@ -36,16 +36,17 @@ pub(crate) struct SourceContext {
     pub(crate) state: Arc<Mutex<State>>,
     /// When a failed commit was last reported (ms since the epoch): once per interval.
     pub(crate) commit_warned_ms: AtomicU64,
-    pub(crate) log: KafkaLog,
+    /// librdkafka's lines and errors, as every client of sliq takes them.
+    pub(crate) client: WatchedContext,
 }
 
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.log.log(level, fac, log_message);
+        self.client.log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
+        self.client.error(error, reason);
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientConfig, Offset};
 use sliq_archive::{Archive, ArchiveConfig, ClosedFile, SourcePosition};
 use sliq_config::{PipelineSpec, Protocol, Temporality};
 use sliq_core::drift::{DriftMonitor, Observation, recycle};
@@ -25,6 +25,7 @@ use crate::checkpoint::Mode;
 use crate::dead_letter::{DeadLetters, SourceOffset};
 use crate::error::PipelineError;
 use crate::export::ExportQueue;
+use crate::kafka_client::{AccessWatch, WatchedContext, client_config};
 use crate::outage::{Outage, human};
 use crate::persist::checkpoint::{ArchivedRange, Names, PartitionState};
 use crate::persist::state_dir::StateDir;
@@ -416,8 +417,12 @@ pub fn run(
 ) -> Result<RunSummary, PipelineError> {
     let kafka = &spec.source.kafka;
     let otlp = &spec.export.otlp;
+    let connection = kafka.connection();
+    let watch = AccessWatch::new(connection);
+    crate::kafka_client::probe_before_start(connection, &watch)?;
     let state_dir = StateDir::open(&spec.state.dir, instance_id)?;
     let instance_id = state_dir.instance_id().to_owned();
+    let client_id = format!("sliq-{instance_id}");
     let resumed = crate::persist::checkpoint::read(state_dir.path(), &instance_id);
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Nothing legitimate lies further ahead than the skew guard lets through.
@@ -466,7 +471,8 @@ pub fn run(
         .transpose()?;
 
     let mut dead_letters = DeadLetters::new(
-        client_config(kafka, &instance_id),
+        client_config(connection, &client_id),
+        &watch,
         kafka.dead_letter_topic.clone(),
         state_dir.path(),
         rt.clone(),
@@ -549,7 +555,7 @@ pub fn run(
     }
     let state = Arc::new(Mutex::new(state));
 
-    let mut consumer_config = client_config(kafka, &instance_id);
+    let mut consumer_config = client_config(connection, &client_id);
     // sliq's defaults first: the spec's own librdkafka options (client_config) win over them.
     for (key, value) in [
         ("enable.auto.commit", "false"),
@@ -566,13 +572,14 @@ pub fn run(
         .set("group.id", &kafka.group_id)
         // Static membership: a restarted instance takes its own partitions back.
         .set("group.instance.id", &instance_id);
-    let consumer: BaseConsumer<SourceContext> = consumer_config
-        .create_with_context(SourceContext {
+    let consumer: BaseConsumer<SourceContext> = crate::kafka_client::create(
+        &consumer_config,
+        SourceContext {
             state: Arc::clone(&state),
             commit_warned_ms: std::sync::atomic::AtomicU64::new(0),
-            log: crate::kafka_log::KafkaLog::default(),
-        })
-        .map_err(PipelineError::kafka("creating the consumer"))?;
+            client: WatchedContext::new(&watch),
+        },
+    )?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
@@ -587,7 +594,7 @@ pub fn run(
         "consuming"
     );
 
-    let consumed = consume(&consumer, &state, limits, stop, &topics);
+    let consumed = consume(&consumer, &state, &watch, limits, stop, &topics);
     let mut st = state.lock();
     if let Err(e) = consumed {
         // An error exit commits nothing more: what was not made durable is replayed.
@@ -625,6 +632,7 @@ pub fn run(
 fn consume(
     consumer: &BaseConsumer<SourceContext>,
     state: &Mutex<State>,
+    watch: &AccessWatch,
     limits: RunLimits,
     stop: &AtomicBool,
     topics: &[&str],
@@ -639,6 +647,8 @@ fn consume(
         // The reader's pause: from the end of one batch to the start of this poll.
         longest_pause = longest_pause.max(polled_at.elapsed());
         let polled = consumer.poll(Duration::from_millis(50));
+        // A refused login or certificate (seen by any client) ends the run: no wait cures it.
+        watch.check()?;
         // One clock read per batch: the records waiting now share it.
         let now = Instant::now();
         let now_ms = chrono::Utc::now().timestamp_millis();
@@ -725,18 +735,6 @@ fn consume(
         }
     }
     Ok(())
-}
-
-/// The spec's connection settings and librdkafka options, shared by consumer and producer.
-fn client_config(kafka: &sliq_config::KafkaSpec, instance_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("client.id", format!("sliq-{instance_id}"));
-    for (k, v) in &kafka.options {
-        config.set(k, v);
-    }
-    config
 }
 
 impl State {

@@ -1,9 +1,11 @@
 //! `sliq gen`: synthetic traffic into a real topic.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use sliq_config::KafkaConnection;
 use sliq_gen::{GenConfig, Generator};
 use sliq_pipeline::produce_generated;
 
@@ -12,6 +14,10 @@ pub struct GenArgs {
     /// Bootstrap servers.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     brokers: String,
+    /// Take the brokers, TLS, SASL and options from this spec's source.kafka (over --brokers),
+    /// to produce into a secured cluster.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long, default_value = "ai-requests")]
     topic: String,
     /// How many records to produce.
@@ -45,10 +51,15 @@ pub struct GenArgs {
 }
 
 pub fn run(args: GenArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let spec = args.config.as_deref().map(sliq_config::load).transpose()?;
+    let connection = match &spec {
+        Some(spec) => spec.source.kafka.connection(),
+        None => KafkaConnection::plaintext(&args.brokers),
+    };
     let config = gen_config(&args)?;
     let mut generator = Generator::new(config);
     let report = rt.block_on(produce_generated(
-        &args.brokers,
+        connection,
         &args.topic,
         &mut generator,
         args.count,

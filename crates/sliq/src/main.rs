@@ -61,6 +61,9 @@ enum Command {
     Validate {
         #[arg(long)]
         config: PathBuf,
+        /// Also log in to the brokers with the spec's credentials and ask for metadata.
+        #[arg(long)]
+        connect: bool,
     },
     /// Produces realistic synthetic traffic to a Kafka topic.
     Gen(gen_cmd::GenArgs),
@@ -110,8 +113,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Validate { config } => {
+        Command::Validate { config, connect } => {
             let spec = sliq_config::load(&config)?;
+            // librdkafka loads the certificates and keys when it makes a client.
+            sliq_pipeline::check_kafka_client(&spec.source.kafka)?;
             if let Some(drift) = &spec.drift {
                 // Opening the monitor reads and checks a baseline file, if the reference is one.
                 drift
@@ -150,6 +155,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     drift.features.len(),
                     drift.reference_label()
                 );
+            }
+            let kafka = &spec.source.kafka;
+            if connect {
+                if !sliq_pipeline::check_kafka_connection(kafka)? {
+                    anyhow::bail!(
+                        "Kafka at {} did not answer within 10s: check source.kafka.brokers and \
+                         that this machine can reach them",
+                        kafka.brokers
+                    );
+                }
+                println!("kafka: {} answered", kafka.brokers);
             }
             Ok(())
         }
