@@ -5,6 +5,7 @@
 
 mod drift_spec;
 mod interpolate;
+mod otlp_settings;
 mod secret;
 mod slo_spec;
 mod spec;
@@ -13,6 +14,7 @@ use std::path::Path;
 
 pub use drift_spec::*;
 pub use interpolate::{InterpolationError, interpolate};
+pub use otlp_settings::*;
 pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;

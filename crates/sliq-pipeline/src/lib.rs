@@ -21,6 +21,7 @@ mod run;
 mod source;
 
 pub use error::PipelineError;
+pub use export::open_exporter;
 pub use produce::{ProduceReport, produce_generated};
 pub use progress::{Progress, SloProgress};
 pub use run::{RunLimits, RunSummary, run};

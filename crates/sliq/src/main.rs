@@ -95,19 +95,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?;
             }
             let export = if spec.export.enabled {
-                format!(
-                    "export {:?} to {}",
-                    spec.export.otlp.effective_protocol(),
-                    spec.export.otlp.endpoint
-                )
+                let settings = spec.export.otlp.resolve(|name| std::env::var(name).ok())?;
+                // Opening the exporter reads and checks the TLS files.
+                sliq_pipeline::open_exporter(true, &settings, rt.handle())?;
+                format!("export {}", settings.summary())
             } else {
                 "export disabled".to_owned()
             };
             println!(
-                "{}: ok ({} SLOs, topics {:?}, {export})",
+                "{}: ok ({} SLOs, topics {}, {export})",
                 config.display(),
                 spec.slos.len(),
-                spec.source.kafka.topics,
+                spec.source.kafka.topics.join(", "),
             );
             if let Some(drift) = &spec.drift {
                 println!(
