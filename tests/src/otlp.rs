@@ -1,4 +1,6 @@
-//! An OTLP/gRPC metrics receiver on the official protobuf service definition, keeping every request.
+//! An OTLP metrics receiver (gRPC, or HTTP/protobuf) on the official protobuf service definition,
+//! keeping every request and the headers it came with; over TLS with client certificates
+//! required (mTLS) when started with a [`ServerTls`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,11 +18,14 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogramDataPoint, Metric, metric, number_data_point,
 };
 use parking_lot::Mutex;
+use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Default)]
 struct Inbox {
     requests: Mutex<Vec<ExportMetricsServiceRequest>>,
+    /// The headers (gRPC metadata) of each accepted request, names in lower case.
+    headers: Mutex<Vec<BTreeMap<String, String>>>,
     fail_next: AtomicU32,
     /// Refuse every export (UNAVAILABLE / 503) while set.
     refusing: AtomicBool,
@@ -29,6 +34,20 @@ struct Inbox {
 }
 
 impl Inbox {
+    fn accept(&self, request: ExportMetricsServiceRequest, headers: &axum::http::HeaderMap) {
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        self.headers.lock().push(headers);
+        self.requests.lock().push(request);
+    }
+
     /// Whether this export is to be refused (and counts it).
     fn refuse(&self) -> bool {
         let refuse = self.refusing.load(Ordering::SeqCst)
@@ -55,7 +74,8 @@ impl MetricsService for Service {
         if self.0.refuse() {
             return Err(Status::unavailable("told to fail by the test"));
         }
-        self.0.requests.lock().push(request.into_inner());
+        let headers = request.metadata().clone().into_headers();
+        self.0.accept(request.into_inner(), &headers);
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -75,9 +95,18 @@ async fn http_export(
     {
         return (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, Vec::new());
     }
+    let body = if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+        let mut plain = Vec::new();
+        match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain) {
+            Ok(_) => axum::body::Bytes::from(plain),
+            Err(_) => return (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
+        }
+    } else {
+        body
+    };
     match ExportMetricsServiceRequest::decode(body) {
         Ok(request) => {
-            inbox.requests.lock().push(request);
+            inbox.accept(request, &headers);
             (
                 axum::http::StatusCode::OK,
                 ExportMetricsServiceResponse::default().encode_to_vec(),
@@ -94,6 +123,7 @@ pub struct OtlpReceiver {
     port: u16,
     /// The gRPC server's shutdown signal and task, while it serves.
     server: Arc<Mutex<Option<GrpcServer>>>,
+    tls: Option<ServerTls>,
 }
 
 #[derive(Debug)]
@@ -102,19 +132,102 @@ struct GrpcServer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Serves OTLP/gRPC for `inbox` on `listener` until the returned server is shut down.
-fn serve_grpc(listener: tokio::net::TcpListener, inbox: &Arc<Inbox>) -> GrpcServer {
-    let service = MetricsServiceServer::new(Service(Arc::clone(inbox)));
+/// What a TLS receiver serves with: its certificate chain and key, and the CA its clients'
+/// certificates must chain to (a client without one is refused: mTLS). PEM text.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+}
+
+/// Serves OTLP/gRPC for `inbox` on `listener` until the returned server is shut down; accepts
+/// gzip-compressed requests.
+fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    inbox: &Arc<Inbox>,
+    tls: Option<&ServerTls>,
+) -> anyhow::Result<GrpcServer> {
+    let service = MetricsServiceServer::new(Service(Arc::clone(inbox)))
+        .accept_compressed(CompressionEncoding::Gzip);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(
+                    &tls.cert_pem,
+                    &tls.key_pem,
+                ))
+                .client_ca_root(tonic::transport::Certificate::from_pem(&tls.client_ca_pem)),
+        )?;
+    }
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
+        let _ = builder
             .add_service(service)
             .serve_with_incoming_shutdown(tokio_stream_listener(listener), async {
                 let _ = stopped.await;
             })
             .await;
     });
-    GrpcServer { shutdown, task }
+    Ok(GrpcServer { shutdown, task })
+}
+
+/// A rustls server configuration requiring client certificates signed by `tls.client_ca_pem`.
+fn rustls_server_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()?;
+    let chain =
+        CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Serves `app` over TLS on `listener`: each connection's handshake, then HTTP/1.1 or HTTP/2 as
+/// negotiated. A refused handshake only ends that connection (the client sees why).
+fn serve_https(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: &ServerTls,
+) -> anyhow::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_server_config(tls)?));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(app),
+                )
+                .await;
+            });
+        }
+    });
+    Ok(())
 }
 
 /// One number point, flattened.
@@ -142,14 +255,24 @@ fn strings(kvs: &[KeyValue]) -> BTreeMap<String, String> {
 impl OtlpReceiver {
     /// Serves OTLP/gRPC on a free loopback port.
     pub async fn start_grpc() -> anyhow::Result<OtlpReceiver> {
+        Self::grpc(None).await
+    }
+
+    /// Serves OTLP/gRPC over TLS, requiring a client certificate, on a free loopback port.
+    pub async fn start_grpc_tls(tls: ServerTls) -> anyhow::Result<OtlpReceiver> {
+        Self::grpc(Some(tls)).await
+    }
+
+    async fn grpc(tls: Option<ServerTls>) -> anyhow::Result<OtlpReceiver> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let inbox = Arc::new(Inbox::default());
-        let server = serve_grpc(listener, &inbox);
+        let server = serve_grpc(listener, &inbox, tls.as_ref())?;
         Ok(OtlpReceiver {
             inbox,
             port,
             server: Arc::new(Mutex::new(Some(server))),
+            tls,
         })
     }
 
@@ -183,7 +306,7 @@ impl OtlpReceiver {
                 Err(e) => return Err(e.into()),
             }
         };
-        let server = serve_grpc(listener, &self.inbox);
+        let server = serve_grpc(listener, &self.inbox, self.tls.as_ref())?;
         *self.server.lock() = Some(server);
         Ok(())
     }
@@ -201,22 +324,44 @@ impl OtlpReceiver {
 
     /// Serves OTLP/HTTP with protobuf bodies (`POST /v1/metrics`) on a free loopback port.
     pub async fn start_http() -> anyhow::Result<OtlpReceiver> {
+        Self::http(None).await
+    }
+
+    /// Serves OTLP/HTTP over TLS, requiring a client certificate, on a free loopback port.
+    pub async fn start_http_tls(tls: ServerTls) -> anyhow::Result<OtlpReceiver> {
+        Self::http(Some(tls)).await
+    }
+
+    async fn http(tls: Option<ServerTls>) -> anyhow::Result<OtlpReceiver> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let inbox = Arc::new(Inbox::default());
         let app = axum::Router::new()
             .route("/v1/metrics", axum::routing::post(http_export))
             .with_state(Arc::clone(&inbox));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        match &tls {
+            Some(tls) => serve_https(listener, app, tls)?,
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+        }
         Ok(OtlpReceiver {
             inbox,
             port,
             server: Arc::new(Mutex::new(None)),
+            tls,
         })
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://` for a TLS receiver.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The headers (gRPC metadata) of every accepted request, in arrival order.
+    pub fn headers_seen(&self) -> Vec<BTreeMap<String, String>> {
+        self.inbox.headers.lock().clone()
     }
 
     /// Makes the next `n` exports fail with UNAVAILABLE.

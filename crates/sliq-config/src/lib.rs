@@ -7,6 +7,7 @@ mod drift_spec;
 mod interpolate;
 mod kafka_spec;
 mod redact_spec;
+mod otlp_settings;
 mod secret;
 mod slo_spec;
 mod spec;
@@ -19,6 +20,7 @@ pub use kafka_spec::{
     KafkaConnection, KafkaOptions, KafkaSpec, KafkaTlsSpec, SaslMechanism, SaslSpec,
 };
 pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
+pub use otlp_settings::*;
 pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;

@@ -208,15 +208,19 @@ fn enabled() -> bool {
 }
 
 /// The OTLP exporter: `grpc` (default), `http/protobuf`, or a `file://` path for OTLP/JSON lines.
+/// Keys left out here may come from the standard `OTEL_EXPORTER_OTLP_*` variables, so the ones
+/// that have such a variable are optional rather than defaulted (see [`OtlpSpec::resolve`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpSpec {
-    pub endpoint: String,
+    pub endpoint: Option<String>,
     pub protocol: Option<Protocol>,
     pub temporality: Temporality,
-    pub timeout: Span,
+    pub timeout: Option<Span>,
     /// Sent with every request (`Authorization`, tenant headers); values never appear in messages.
     pub headers: BTreeMap<String, Secret>,
+    pub compression: Option<Compression>,
+    pub tls: TlsSpec,
     /// Closed windows not yet acknowledged by the collector are kept up to this many bytes
     /// (encoded); past it the partitions are paused until the collector takes them.
     pub max_backlog_bytes: u64,
@@ -225,25 +229,34 @@ pub struct OtlpSpec {
 impl Default for OtlpSpec {
     fn default() -> Self {
         OtlpSpec {
-            endpoint: "http://127.0.0.1:4317".into(),
+            endpoint: None,
             protocol: None,
             temporality: Temporality::Cumulative,
-            timeout: Span(Duration::from_secs(10)),
+            timeout: None,
             headers: BTreeMap::new(),
+            compression: None,
+            tls: TlsSpec::default(),
             max_backlog_bytes: 64 << 20,
         }
     }
 }
 
-impl OtlpSpec {
-    /// The protocol in force: a `file://` endpoint means the file exporter.
-    pub fn effective_protocol(&self) -> Protocol {
-        if self.endpoint.starts_with("file://") {
-            Protocol::File
-        } else {
-            self.protocol.unwrap_or(Protocol::Grpc)
-        }
-    }
+/// PEM files for an `https://` collector: the CA that signed its certificate (the system's roots
+/// when unset), and this client's certificate and key when the collector asks for one (mTLS).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSpec {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// How request bodies travel: gzip saves most of a metrics request's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    Gzip,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -31,7 +31,10 @@ fn minimal_spec_gets_defaults() {
         (w.size_ms, w.allowed_lateness_ms, w.max_out_of_orderness_ms),
         (60_000, 30_000, 5_000)
     );
-    assert_eq!(spec.export.otlp.effective_protocol(), Protocol::Grpc);
+    assert_eq!(
+        spec.export.otlp.resolve(no_env).unwrap().protocol,
+        Protocol::Grpc
+    );
     assert_eq!(spec.export.otlp.temporality, Temporality::Cumulative);
     assert_eq!(spec.slos()[0].objective, 0.99);
     assert_eq!(spec.fields.field_map(), sliq_core::FieldMap::default());
@@ -118,7 +121,10 @@ fn environment_interpolation_feeds_values() {
 fn file_endpoint_selects_the_file_exporter() {
     let text = format!("{MINIMAL}export:\n  otlp:\n    endpoint: file:///tmp/m.jsonl\n");
     let spec = parse(&text, "s", no_env).unwrap();
-    assert_eq!(spec.export.otlp.effective_protocol(), Protocol::File);
+    assert_eq!(
+        spec.export.otlp.resolve(no_env).unwrap().protocol,
+        Protocol::File
+    );
 }
 
 #[test]

@@ -6,9 +6,11 @@
 
 mod build;
 mod export;
+mod transport;
 
 pub use build::{
     ExportBatch, LatencyTotal, MetricsBuilder, RecordCounts, SeriesTotal, Temporality, window_label,
 };
 pub use export::{ExportError, Exporter};
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+pub use transport::{Headers, PemFile, TlsFiles, Transport};

@@ -29,6 +29,9 @@ pub enum PipelineError {
     },
     #[error("exporter: {0}")]
     Exporter(sliq_otlp::ExportError),
+    /// A setting of `export.otlp` or an `OTEL_EXPORTER_OTLP_*` variable that cannot be used.
+    #[error("{0}")]
+    OtlpSettings(sliq_config::OtlpSettingsError),
     /// The drift section could not be set up (its baseline file, typically); says what to do.
     #[error("{0}")]
     Drift(String),

@@ -14,8 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
+use sliq_config::{Compression, OtlpSettings, Protocol, Sourced};
 use sliq_core::SourceId;
-use sliq_otlp::{ExportError, ExportMetricsServiceRequest, Exporter};
+use sliq_otlp::{
+    ExportError, ExportMetricsServiceRequest, Exporter, Headers, PemFile, TlsFiles, Transport,
+};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -25,6 +28,52 @@ use crate::outage::{Outage, human};
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// The exporter that `settings` (the spec merged with the `OTEL_EXPORTER_OTLP_*` variables) ask
+/// for; `enabled: false` gives one that sends nothing. Reads and checks the TLS files, so a wrong
+/// path or file stops the start, naming its key or variable.
+pub fn open_exporter(
+    enabled: bool,
+    settings: &OtlpSettings,
+    rt: &Handle,
+) -> Result<Exporter, PipelineError> {
+    if !enabled {
+        return Ok(Exporter::Disabled);
+    }
+    let transport = || -> Result<Transport, ExportError> {
+        let mut headers = Headers::default();
+        for header in &settings.headers {
+            headers.insert(&header.name, header.value.expose(), header.origin)?;
+        }
+        let pem = |file: &Sourced<PathBuf>| PemFile {
+            path: file.value.clone(),
+            origin: file.origin,
+        };
+        Ok(Transport {
+            timeout: settings.timeout,
+            headers,
+            gzip: settings.compression == Compression::Gzip,
+            tls: settings.tls.as_ref().map(|tls| TlsFiles {
+                ca: tls.ca_file.as_ref().map(pem),
+                client: tls
+                    .client
+                    .as_ref()
+                    .map(|c| (pem(&c.cert_file), pem(&c.key_file))),
+            }),
+        })
+    };
+    let endpoint = &settings.endpoint.value;
+    match settings.protocol {
+        Protocol::Grpc => {
+            // The channel's background connection task needs the runtime.
+            let _runtime = rt.enter();
+            transport().and_then(|t| Exporter::grpc(endpoint, t))
+        }
+        Protocol::HttpProtobuf => transport().and_then(|t| Exporter::http(endpoint, t)),
+        Protocol::File => Exporter::file(endpoint),
+    }
+    .map_err(PipelineError::Exporter)
+}
 
 /// One request waiting for its acknowledgement, with the offsets its windows hold.
 #[derive(Debug, Clone)]

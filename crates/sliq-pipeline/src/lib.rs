@@ -24,6 +24,7 @@ mod source;
 
 pub use error::PipelineError;
 pub use kafka_client::{check_kafka_client, check_kafka_connection};
+pub use export::open_exporter;
 pub use produce::{ProduceReport, produce_generated};
 pub use progress::{Progress, SloProgress};
 pub use run::{RunLimits, RunSummary, run};

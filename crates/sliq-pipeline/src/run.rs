@@ -10,13 +10,13 @@ use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use sliq_archive::{Archive, ArchiveConfig, ClosedFile, SourcePosition};
-use sliq_config::{PipelineSpec, Protocol, Temporality};
+use sliq_config::{PipelineSpec, Temporality};
 use sliq_core::drift::{DriftMonitor, Observation, recycle};
 use sliq_core::{
     Admission, Decoder, Evaluator, Event, LatencySeries, Reject, SeriesId, SourceId, Verdict,
     Windows,
 };
-use sliq_otlp::{Exporter, MetricsBuilder, RecordCounts};
+use sliq_otlp::{MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
 use tracing::{debug, info, warn};
 
@@ -24,7 +24,7 @@ use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
 use crate::dead_letter::{DeadLetters, SourceOffset};
 use crate::error::PipelineError;
-use crate::export::ExportQueue;
+use crate::export::{ExportQueue, open_exporter};
 use crate::kafka_client::{AccessWatch, WatchedContext, client_config};
 use crate::outage::{Outage, human};
 use crate::persist::checkpoint::{ArchivedRange, Names, PartitionState};
@@ -430,20 +430,10 @@ pub fn run(
         .saturating_add(spec.windows.max_future_skew_ms())
         .saturating_add(spec.windows.size.millis());
 
-    let exporter = match otlp.effective_protocol() {
-        _ if !spec.export.enabled => Ok(Exporter::Disabled),
-        Protocol::Grpc => rt.block_on(async { Exporter::grpc(&otlp.endpoint, otlp.timeout.0) }),
-        Protocol::HttpProtobuf => Exporter::http(
-            &otlp.endpoint,
-            otlp.timeout.0,
-            otlp.headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.expose().to_owned()))
-                .collect(),
-        ),
-        Protocol::File => Exporter::file(&otlp.endpoint),
-    }
-    .map_err(PipelineError::Exporter)?;
+    let settings = otlp
+        .resolve(|name| std::env::var(name).ok())
+        .map_err(PipelineError::OtlpSettings)?;
+    let exporter = open_exporter(spec.export.enabled, &settings, &rt)?;
     let temporality = match otlp.temporality {
         Temporality::Cumulative => sliq_otlp::Temporality::Cumulative,
         Temporality::Delta => sliq_otlp::Temporality::Delta,
@@ -526,7 +516,7 @@ pub fn run(
             builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
             queue: ExportQueue::new(
                 exporter,
-                &otlp.endpoint,
+                &settings.endpoint.value,
                 otlp.max_backlog_bytes,
                 state_dir.path(),
                 rt,
@@ -622,7 +612,7 @@ pub fn run(
             "stopping with {unexported} export requests not acknowledged by {}: they are kept in \
              the checkpoint under {} and sent by the next run; offsets were committed only below \
              their records",
-            otlp.endpoint,
+            settings.endpoint.value,
             spec.state.dir.display()
         );
     }

@@ -124,11 +124,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?;
             }
             let export = if spec.export.enabled {
-                format!(
-                    "export {} to {}",
-                    spec.export.otlp.effective_protocol(),
-                    spec.export.otlp.endpoint
-                )
+                let settings = spec.export.otlp.resolve(|name| std::env::var(name).ok())?;
+                // Opening the exporter reads and checks the TLS files.
+                sliq_pipeline::open_exporter(true, &settings, rt.handle())?;
+                format!("export {}", settings.summary())
             } else {
                 "export disabled".to_owned()
             };
