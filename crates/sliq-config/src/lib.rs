@@ -3,6 +3,7 @@
 //! Every error names the file, the line and the key, and says what was expected: a spec is edited by
 //! people on call, and "invalid config" is not an answer.
 
+mod admin_spec;
 mod drift_spec;
 mod interpolate;
 mod secret;
@@ -11,6 +12,7 @@ mod spec;
 
 use std::path::Path;
 
+pub use admin_spec::{AdminSpec, SelfMetricsMode};
 pub use drift_spec::*;
 pub use interpolate::{InterpolationError, interpolate};
 pub use secret::Secret;

@@ -11,6 +11,7 @@ use serde::de::Deserializer;
 
 use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
 
+use crate::admin_spec::AdminSpec;
 use crate::drift_spec::DriftSpec;
 use crate::slo_spec::SloSpec;
 
@@ -32,6 +33,9 @@ pub struct PipelineSpec {
     pub archive: ArchiveSpec,
     #[serde(default)]
     pub state: StateSpec,
+    /// Health and metrics endpoints, and where sliq's own metrics go.
+    #[serde(default)]
+    pub admin: AdminSpec,
     /// Drift detection; absent: no drift is tracked.
     pub drift: Option<DriftSpec>,
     /// How long a stop (SIGTERM) may take: exports and dead letters still waiting then stay in
@@ -550,6 +554,15 @@ impl PipelineSpec {
                     archive.max_buffered_bytes,
                     2 * archive.row_group_bytes
                 ),
+            ));
+        }
+        if self.admin.self_metrics.otlp() && self.export.otlp.effective_protocol() == Protocol::File
+        {
+            return Err((
+                key("admin.self_metrics", Some("self_metrics:")),
+                "self-metrics over OTLP go to export.otlp.endpoint, which is a file here; point \
+                 it at a collector or write self_metrics: prometheus"
+                    .into(),
             ));
         }
         if self.shutdown_timeout.0.as_millis() == 0 {

@@ -38,6 +38,19 @@ pub enum PipelineError {
          (e.g. one volume per StatefulSet pod)"
     )]
     StateLocked { path: std::path::PathBuf },
+    #[error(
+        "cannot serve the admin endpoints on {address}: {source}; choose a free address with \
+         --admin-listen or admin.listen (e.g. 127.0.0.1:9464)"
+    )]
+    AdminListen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot send the self-metrics to {endpoint}: {detail}; check export.otlp or set \
+         admin.self_metrics: prometheus"
+    )]
+    SelfMetricsExporter { endpoint: String, detail: String },
     #[error("cannot encode the checkpoint {path}: {detail}")]
     Checkpoint {
         path: std::path::PathBuf,

@@ -5,6 +5,7 @@
 //! commit. Offsets are committed only below the lowest record whose counts, archive row or dead
 //! letter is not yet durable (see [`checkpoint`]).
 
+mod admin;
 mod budgets;
 mod checkpoint;
 mod dead_letter;
