@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::Deserializer;
 
-use crate::spec::Span;
+use crate::spec::{Span, parse_str};
 
 /// `admin:` in the spec.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,13 +53,14 @@ impl SelfMetricsMode {
 }
 
 fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
-    let Some(text) = Option::<String>::deserialize(d)? else {
-        return Ok(None);
-    };
-    text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "{text:?} is not an address to listen on; write host:port with an IP, e.g. \
-             127.0.0.1:9464 (this machine only) or 0.0.0.0:9464 (every interface)"
-        ))
+    // Refused inside the scalar's visitor, so the error carries the key's path and line.
+    parse_str(d, "an address such as 127.0.0.1:9464", |text| {
+        text.parse().map_err(|_| {
+            format!(
+                "{text:?} is not an address to listen on; write host:port with an IP, e.g. \
+                 127.0.0.1:9464 (this machine only) or 0.0.0.0:9464 (every interface)"
+            )
+        })
     })
+    .map(Some)
 }
