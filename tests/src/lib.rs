@@ -4,6 +4,7 @@
 // A test rig reports to the person running the tests.
 #![allow(clippy::print_stderr)]
 
+pub mod admin;
 pub mod broker;
 pub mod fault;
 pub mod otlp;

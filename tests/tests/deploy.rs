@@ -135,12 +135,17 @@ fn compose_names_only_services_and_ports_it_has() {
         );
     }
 
-    let (host, port) = host_port(&spec.export.otlp.endpoint);
+    let otlp = spec
+        .export
+        .otlp
+        .resolve(|k| env.get(k).cloned())
+        .expect("the OTLP settings resolve");
+    let (host, port) = host_port(&otlp.endpoint.value);
     service(&host);
     let collector_config: Value =
         serde_yaml_ng::from_str(&text(&compose["configs"]["otelcol"]["content"]))
             .expect("the collector's config parses");
-    let protocol = match spec.export.otlp.effective_protocol() {
+    let protocol = match otlp.protocol {
         sliq_config::Protocol::Grpc => "grpc",
         sliq_config::Protocol::HttpProtobuf => "http",
         sliq_config::Protocol::File => panic!("a compose stack exports to the collector"),

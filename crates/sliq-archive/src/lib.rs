@@ -88,6 +88,11 @@ pub struct ClosedFile {
     pub rows: usize,
     /// Event hour of its rows: ms since the epoch / 3 600 000.
     pub hour: i64,
+    /// Its size on disk, once written (0 until the writer answers).
+    pub bytes: u64,
+    /// The writer thread's time on it: encoding, compressing and writing its row groups, the
+    /// footer and the fsync (for the `archive_write` stage duration).
+    pub write_time: std::time::Duration,
 }
 
 impl ClosedFile {
@@ -515,6 +520,8 @@ impl Archive {
             last_offset: file.last_offset,
             rows: file.rows,
             hour: key.hour,
+            bytes: 0,
+            write_time: std::time::Duration::ZERO,
         };
         self.send(Job::Close {
             provisional: file.provisional,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -43,21 +44,32 @@ pub(crate) enum Reply {
 /// Runs until the reader hangs up or a write fails.
 pub(crate) fn run(jobs: Receiver<Job>, replies: Sender<Reply>, properties: WriterProperties) {
     let mut files: HashMap<PathBuf, ArrowWriter<File>> = HashMap::new();
+    // Per open file, the time spent on it so far.
+    let mut spent: HashMap<PathBuf, Duration> = HashMap::new();
     for job in jobs {
+        let started = Instant::now();
         let reply = match job {
             Job::Chunk {
                 provisional,
                 batch,
                 bytes,
             } => match write_row_group(&mut files, &provisional, &batch, &properties) {
-                Ok(()) => Reply::Drained(bytes),
+                Ok(()) => {
+                    *spent.entry(provisional).or_default() += started.elapsed();
+                    Reply::Drained(bytes)
+                }
                 Err(e) => Reply::Failed(e),
             },
             Job::Close {
                 provisional,
-                closed,
+                mut closed,
             } => match finish(files.remove(&provisional), &provisional, &closed) {
-                Ok(()) => Reply::Written(closed),
+                Ok(bytes) => {
+                    closed.bytes = bytes;
+                    closed.write_time =
+                        spent.remove(&provisional).unwrap_or_default() + started.elapsed();
+                    Reply::Written(closed)
+                }
                 Err(e) => Reply::Failed(e),
             },
         };
@@ -106,7 +118,7 @@ fn finish(
     writer: Option<ArrowWriter<File>>,
     provisional: &Path,
     closed: &ClosedFile,
-) -> Result<(), ArchiveError> {
+) -> Result<u64, ArchiveError> {
     let Some(writer) = writer else {
         return Err(ArchiveError::Parquet {
             path: closed.path.clone(),
@@ -115,7 +127,12 @@ fn finish(
     };
     let file = writer.into_inner().map_err(parquet_error(provisional))?;
     file.sync_all().map_err(io("fsync", provisional))?;
+    let bytes = file
+        .metadata()
+        .map_err(io("read the size of", provisional))?
+        .len();
     // The pending name carries the offset range, known only now; renamed durably, so that a
     // checkpoint listing the file finds it after a crash.
-    publish(provisional, &closed.temp_path())
+    publish(provisional, &closed.temp_path())?;
+    Ok(bytes)
 }

@@ -3,24 +3,26 @@
 //! Every error names the file, the line and the key, and says what was expected: a spec is edited by
 //! people on call, and "invalid config" is not an answer.
 
+mod admin_spec;
 mod drift_spec;
 mod interpolate;
 mod kafka_spec;
-mod redact_spec;
 mod otlp_settings;
+mod redact_spec;
 mod secret;
 mod slo_spec;
 mod spec;
 
 use std::path::Path;
 
+pub use admin_spec::{AdminSpec, SelfMetricsMode};
 pub use drift_spec::*;
 pub use interpolate::{InterpolationError, interpolate};
 pub use kafka_spec::{
     KafkaConnection, KafkaOptions, KafkaSpec, KafkaTlsSpec, SaslMechanism, SaslSpec,
 };
-pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
 pub use otlp_settings::*;
+pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
 pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;

@@ -12,6 +12,7 @@ use serde::de::Deserializer;
 use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
 use sliq_redact::{RedactError, Redactor};
 
+use crate::admin_spec::AdminSpec;
 use crate::drift_spec::DriftSpec;
 use crate::kafka_spec::KafkaSpec;
 use crate::redact_spec::RedactSpec;
@@ -35,6 +36,9 @@ pub struct PipelineSpec {
     pub archive: ArchiveSpec,
     #[serde(default)]
     pub state: StateSpec,
+    /// Health and metrics endpoints, and where sliq's own metrics go.
+    #[serde(default)]
+    pub admin: AdminSpec,
     /// Drift detection; absent: no drift is tracked.
     pub drift: Option<DriftSpec>,
     /// How long a stop (SIGTERM) may take: exports and dead letters still waiting then stay in
@@ -555,6 +559,22 @@ impl PipelineSpec {
         }
         if let Some(redact) = &archive.redact {
             redact.check(&self.fields.field_map())?;
+        }
+        if self.admin.self_metrics.otlp()
+            && (self.export.otlp.protocol == Some(Protocol::File)
+                || self
+                    .export
+                    .otlp
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("file://")))
+        {
+            return Err((
+                key("admin.self_metrics", Some("self_metrics:")),
+                "self-metrics over OTLP go to export.otlp.endpoint, which is a file here; point \
+                 it at a collector or write self_metrics: prometheus"
+                    .into(),
+            ));
         }
         if self.shutdown_timeout.0.as_millis() == 0 {
             return Err((

@@ -862,3 +862,31 @@ fn option_keys_naming_secrets_are_recognised() {
         assert!(!KafkaOptions::is_secret(plain), "{plain}");
     }
 }
+
+#[test]
+fn admin_section_reads_its_address_and_readers_and_refuses_what_cannot_work() {
+    let spec = parse(MINIMAL, "s", no_env).unwrap();
+    assert_eq!(spec.admin.listen, None);
+    assert_eq!(spec.admin.self_metrics, SelfMetricsMode::Prometheus);
+    let text = format!(
+        "{MINIMAL}admin:\n  listen: 127.0.0.1:9464\n  self_metrics: both\n  self_metrics_interval: 2s\n"
+    );
+    let spec = parse(&text, "s", no_env).unwrap();
+    assert_eq!(spec.admin.listen, Some(([127, 0, 0, 1], 9464).into()));
+    assert!(spec.admin.self_metrics.prometheus() && spec.admin.self_metrics.otlp());
+    assert_eq!(
+        spec.admin.self_metrics_interval.0,
+        std::time::Duration::from_secs(2)
+    );
+
+    let e = err(&format!("{MINIMAL}admin:\n  listen: localhost\n"));
+    assert_eq!(e.line, Some(12), "{e}");
+    assert!(e.message.contains("admin.listen"), "{e}");
+    assert!(e.message.contains("127.0.0.1:9464"), "{e}");
+
+    let e = err(&format!(
+        "{MINIMAL}export:\n  otlp:\n    endpoint: file:///tmp/m.jsonl\nadmin:\n  self_metrics: otlp\n"
+    ));
+    assert!(e.message.contains("admin.self_metrics"), "{e}");
+    assert!(e.message.contains("self_metrics: prometheus"), "{e}");
+}

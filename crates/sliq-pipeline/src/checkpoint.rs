@@ -18,6 +18,7 @@ use sliq_core::{SourceId, WindowCounts};
 use sliq_otlp::ExportBatch;
 use tracing::{info, warn};
 
+use crate::admin::Stage;
 use crate::dead_letter::Settled;
 use crate::error::PipelineError;
 use crate::outage::human;
@@ -237,7 +238,13 @@ impl State {
             }
             self.write_checkpoint()?;
             if let Some(archive) = &mut self.archive {
-                self.checkpoints.archive_files += archive.publish_pending()?.len();
+                let published = archive.publish_pending()?;
+                self.checkpoints.archive_files += published.len();
+                for file in &published {
+                    let metrics = &self.telemetry.metrics;
+                    metrics.archived(file.rows as u64, file.bytes);
+                    metrics.stage(Stage::ArchiveWrite, file.write_time);
+                }
             }
             self.checkpoints
                 .budgets
@@ -464,18 +471,31 @@ impl State {
             Mode::Regular => CommitMode::Async,
             Mode::Rebalance(..) | Mode::Final(_) => CommitMode::Sync,
         };
-        match consumer.commit(&offsets, commit_mode) {
+        let started = Instant::now();
+        let committed = consumer.commit(&offsets, commit_mode);
+        self.telemetry
+            .metrics
+            .stage(Stage::Commit, started.elapsed());
+        match committed {
             Ok(()) => {
                 for (id, floor, next) in planned {
                     let s = self.reader.sources.get_mut(id);
                     s.committed = Some(floor);
                     s.committed_counted = Some(next);
                 }
+                // An asynchronous commit is only queued here: its callback says how it went.
+                if matches!(commit_mode, CommitMode::Sync) {
+                    self.telemetry.health.commit_succeeded();
+                }
                 if let Some(lasted) = self.checkpoints.commit_outage.recovered(Instant::now()) {
                     info!("offset commits work again after {}", human(lasted));
                 }
             }
             Err(e) => {
+                self.telemetry.metrics.commit_failed();
+                self.telemetry
+                    .health
+                    .commit_failed(Instant::now(), &e.to_string());
                 if let Some(lasted) = self.checkpoints.commit_outage.failed(Instant::now()) {
                     warn!(
                         "committing offsets failing for {}: {e}; retried every checkpoint (the \

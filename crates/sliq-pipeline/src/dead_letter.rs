@@ -39,6 +39,7 @@ use crate::error::PipelineError;
 use crate::kafka_client::{AccessWatch, WatchedContext};
 
 type Producer = FutureProducer<WatchedContext>;
+use crate::admin::Telemetry;
 use crate::outage::human;
 
 /// Header names on every dead letter (also documented in the README).
@@ -198,6 +199,7 @@ pub(crate) struct DeadLetters {
     /// Per dead-letter partition, the offset after the last letter acknowledged (or the end at
     /// start): a checkpoint keeps it, so a resumed run can read back what was sent after it.
     ends: BTreeMap<i32, i64>,
+    telemetry: std::sync::Arc<Telemetry>,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -220,6 +222,7 @@ impl DeadLetters {
         topic: String,
         state_dir: &Path,
         rt: Handle,
+        telemetry: std::sync::Arc<Telemetry>,
     ) -> Result<Self, PipelineError> {
         config
             .set("enable.idempotence", "true")
@@ -246,6 +249,7 @@ impl DeadLetters {
             pending: HashMap::new(),
             outage: Outage::default(),
             ends: BTreeMap::new(),
+            telemetry,
         })
     }
 
@@ -513,6 +517,7 @@ impl DeadLetters {
                 self.letters.len(),
             );
             self.outage = Outage::default();
+            self.telemetry.health.dead_letters(None);
         }
     }
 
@@ -557,6 +562,8 @@ impl DeadLetters {
         letter.delay = (letter.delay * 2).min(MAX_RETRY_DELAY);
         let since = *self.outage.since.get_or_insert(now);
         self.outage.failures += 1;
+        self.telemetry.metrics.dead_letter_failed();
+        self.telemetry.health.dead_letters(Some(since));
         if self
             .outage
             .logged_at

@@ -50,6 +50,19 @@ pub enum PipelineError {
     /// known causes); nothing past it is committed.
     #[error("{0}; check archive.redact")]
     Redact(String),
+    #[error(
+        "cannot serve the admin endpoints on {address}: {source}; choose a free address with \
+         --admin-listen or admin.listen (e.g. 127.0.0.1:9464)"
+    )]
+    AdminListen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot send the self-metrics to {endpoint}: {detail}; check export.otlp or set \
+         admin.self_metrics: prometheus"
+    )]
+    SelfMetricsExporter { endpoint: String, detail: String },
     #[error("cannot encode the checkpoint {path}: {detail}")]
     Checkpoint {
         path: std::path::PathBuf,

@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::admin::{Stage, Telemetry};
 use crate::error::PipelineError;
 use crate::outage::{Outage, human};
 
@@ -106,6 +107,7 @@ pub(crate) struct ExportQueue {
     /// Files of acknowledged requests, deleted once a checkpoint without them is durable.
     done_files: Vec<PathBuf>,
     next_file: u64,
+    telemetry: Arc<Telemetry>,
 }
 
 impl ExportQueue {
@@ -115,6 +117,7 @@ impl ExportQueue {
         max_bytes: u64,
         state_dir: &Path,
         rt: Handle,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         ExportQueue {
             exporter: Some(exporter),
@@ -131,6 +134,7 @@ impl ExportQueue {
             dir: state_dir.join("export-backlog"),
             done_files: Vec::new(),
             next_file: 0,
+            telemetry,
         }
     }
 
@@ -226,8 +230,11 @@ impl ExportQueue {
             return;
         };
         let request = Arc::clone(&front.request);
+        let telemetry = Arc::clone(&self.telemetry);
         self.sending = Some(self.rt.spawn(async move {
+            let started = Instant::now();
             let result = exporter.export(&request).await;
+            telemetry.metrics.stage(Stage::Export, started.elapsed());
             (exporter, result)
         }));
     }
@@ -242,7 +249,9 @@ impl ExportQueue {
                 self.acknowledged += 1;
                 self.delay = FIRST_RETRY_DELAY;
                 self.retry_at = now;
-                if let Some(lasted) = self.outage.recovered(now) {
+                let recovered = self.outage.recovered(now);
+                self.telemetry.health.export(None);
+                if let Some(lasted) = recovered {
                     info!(
                         "OTLP export to {} works again after {}; {} requests still to send",
                         self.endpoint,
@@ -254,7 +263,10 @@ impl ExportQueue {
             Err(e) => {
                 self.retry_at = now + self.delay;
                 self.delay = (self.delay * 2).min(MAX_RETRY_DELAY);
-                if let Some(lasted) = self.outage.failed(now) {
+                let report = self.outage.failed(now);
+                self.telemetry.metrics.export_failed();
+                self.telemetry.health.export(self.outage.since());
+                if let Some(lasted) = report {
                     let failing = if lasted.is_zero() {
                         "failed".to_owned()
                     } else {

@@ -5,6 +5,7 @@
 //! commit. Offsets are committed only below the lowest record whose counts, archive row or dead
 //! letter is not yet durable (see [`checkpoint`]).
 
+mod admin;
 mod budgets;
 mod checkpoint;
 mod dead_letter;
@@ -23,8 +24,8 @@ mod run;
 mod source;
 
 pub use error::PipelineError;
-pub use kafka_client::{check_kafka_client, check_kafka_connection};
 pub use export::open_exporter;
+pub use kafka_client::{check_kafka_client, check_kafka_connection};
 pub use produce::{ProduceReport, produce_generated};
 pub use progress::{Progress, SloProgress};
 pub use run::{RunLimits, RunSummary, run};

@@ -27,6 +27,11 @@ impl Outage {
         None
     }
 
+    /// Since when it has been failing; `None` while it works.
+    pub(crate) fn since(&self) -> Option<Instant> {
+        self.since
+    }
+
     /// A success: `Some(how long it had been failing)` if it was.
     pub(crate) fn recovered(&mut self, now: Instant) -> Option<Duration> {
         self.reported_at = None;

@@ -2,6 +2,7 @@
 //! and committed; when one arrives, this instance's checkpoint of it is resumed if nobody else read
 //! it meanwhile.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,9 +13,11 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::statistics::Statistics;
 use sliq_core::SourceId;
 use tracing::{info, warn};
 
+use crate::admin::Telemetry;
 use crate::checkpoint::Mode;
 use crate::kafka_client::WatchedContext;
 use crate::run::State;
@@ -38,6 +41,7 @@ pub(crate) struct SourceContext {
     pub(crate) commit_warned_ms: AtomicU64,
     /// librdkafka's lines and errors, as every client of sliq takes them.
     pub(crate) client: WatchedContext,
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 impl ClientContext for SourceContext {
@@ -48,6 +52,26 @@ impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.client.error(error, reason);
     }
+
+    /// Every `statistics.interval.ms` (on the reader thread, inside poll): the lag of each
+    /// assigned partition, and whether any broker connection is up.
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = BTreeMap::new();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's bucket of unassigned messages; -1001 offsets are unknown.
+                if *partition >= 0 && p.desired && p.hi_offset >= 0 && p.committed_offset >= 0 {
+                    lag.insert(
+                        (topic.clone(), *partition),
+                        p.hi_offset - p.committed_offset,
+                    );
+                }
+            }
+        }
+        self.telemetry.metrics.gauges.set_lag(lag);
+        let up = statistics.brokers.values().any(|b| b.state == "UP");
+        self.telemetry.health.brokers((!up).then(Instant::now));
+    }
 }
 
 impl ConsumerContext for SourceContext {
@@ -55,6 +79,7 @@ impl ConsumerContext for SourceContext {
         let Rebalance::Revoke(revoked) = rebalance else {
             return;
         };
+        self.telemetry.health.assigned(None);
         let mut state = self.state.lock();
         if state.failure.is_some() {
             // A failed run commits nothing more: what it did not make durable is read again.
@@ -100,11 +125,21 @@ impl ConsumerContext for SourceContext {
             let counted = group.as_ref().and_then(|g| parse_counted(g.metadata()));
             state.assign(tp.topic(), tp.partition(), offset, counted);
         }
+        self.telemetry
+            .health
+            .assigned(Some(state.reader.sources.assigned().len()));
         info!(partitions = assigned.count(), "partitions assigned");
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let Err(e) = result else { return };
+        let Err(e) = result else {
+            self.telemetry.health.commit_succeeded();
+            return;
+        };
+        self.telemetry.metrics.commit_failed();
+        self.telemetry
+            .health
+            .commit_failed(Instant::now(), &e.to_string());
         let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let last = self.commit_warned_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 10_000 {

@@ -20,6 +20,7 @@ use sliq_otlp::{MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
 use tracing::{debug, info, warn};
 
+use crate::admin::{Stage, Tally, Telemetry};
 use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
 use crate::dead_letter::{DeadLetters, SourceOffset};
@@ -88,6 +89,8 @@ pub(crate) struct State {
     pub(crate) failure: Option<PipelineError>,
     /// Partitions paused because the export backlog is full.
     pub(crate) paused: bool,
+    /// Health and self-metrics, read by the admin server.
+    pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) shutdown_timeout: Duration,
 }
 
@@ -109,6 +112,8 @@ pub(crate) struct Reader {
     pub(crate) max_future_skew_ms: i64,
     pub(crate) idle_after: Duration,
     pub(crate) progress: Option<Arc<Progress>>,
+    /// Records counted since the last batch handed its figures to the self-metrics.
+    pub(crate) tally: Tally,
     /// The reused buffer of one event's verdicts.
     outcomes: Vec<(SeriesId, Verdict)>,
     /// The reused buffer of one event's feature values.
@@ -187,6 +192,7 @@ impl State {
         if let Some(p) = &self.reader.progress {
             p.record_read();
         }
+        self.reader.tally.read += 1;
         let payload = msg.payload();
         if let Some(resume) = &mut source.resume {
             if offset < resume.count_from {
@@ -202,6 +208,7 @@ impl State {
         }
         if source.replay_until.is_some_and(|until| offset < until) {
             self.reader.counts.replayed += 1;
+            self.reader.tally.replayed += 1;
         }
         let value = match self.reader.decoder.parse_payload(payload) {
             Ok(v) => v,
@@ -231,6 +238,7 @@ impl State {
         ) {
             Admission::Counted => {
                 self.reader.counts.accepted += 1;
+                self.reader.tally.accepted += 1;
                 if let Some(monitor) = &mut self.reader.drift {
                     let mut observations = recycle(std::mem::take(&mut self.reader.observations));
                     monitor.observe(&event, &mut observations);
@@ -252,7 +260,10 @@ impl State {
                     self.reader.slo_totals[slo][1] += verdict.bad;
                 }
             }
-            Admission::Late => self.reader.counts.late += 1,
+            Admission::Late => {
+                self.reader.counts.late += 1;
+                self.reader.tally.late += 1;
+            }
         }
         archive_record(
             &mut self.archive,
@@ -320,6 +331,7 @@ impl State {
         reject: &Reject,
     ) -> Result<(), PipelineError> {
         self.reader.counts.dead_lettered += 1;
+        self.reader.tally.dead_letter(reject.code());
         if !self.sent_before.is_empty()
             && self.sent_before.remove(&SourceOffset {
                 topic: msg.topic().to_owned(),
@@ -423,6 +435,16 @@ pub fn run(
     let state_dir = StateDir::open(&spec.state.dir, instance_id)?;
     let instance_id = state_dir.instance_id().to_owned();
     let client_id = format!("sliq-{instance_id}");
+    let settings = otlp
+        .resolve(|name| std::env::var(name).ok())
+        .map_err(PipelineError::OtlpSettings)?;
+    let telemetry = Arc::new(Telemetry::new(spec, &settings, &instance_id, &rt)?);
+    // Serves from now on, so /healthz answers while the instance starts and joins the group.
+    let _admin_server = spec
+        .admin
+        .listen
+        .map(|address| crate::admin::serve(address, Arc::clone(&telemetry), &rt))
+        .transpose()?;
     let resumed = crate::persist::checkpoint::read(state_dir.path(), &instance_id);
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Nothing legitimate lies further ahead than the skew guard lets through.
@@ -430,9 +452,6 @@ pub fn run(
         .saturating_add(spec.windows.max_future_skew_ms())
         .saturating_add(spec.windows.size.millis());
 
-    let settings = otlp
-        .resolve(|name| std::env::var(name).ok())
-        .map_err(PipelineError::OtlpSettings)?;
     let exporter = open_exporter(spec.export.enabled, &settings, &rt)?;
     let temporality = match otlp.temporality {
         Temporality::Cumulative => sliq_otlp::Temporality::Cumulative,
@@ -466,6 +485,7 @@ pub fn run(
         kafka.dead_letter_topic.clone(),
         state_dir.path(),
         rt.clone(),
+        Arc::clone(&telemetry),
     )?;
     dead_letters.start_from(resumed.as_ref().map(|c| c.dead_letter_ends.as_slice()));
     let sent_before = if resumed.is_some() {
@@ -507,6 +527,7 @@ pub fn run(
             max_future_skew_ms: spec.windows.max_future_skew_ms(),
             idle_after: spec.windows.idle_partition_after.0,
             progress,
+            tally: Tally::default(),
             outcomes: Vec::new(),
             observations: Vec::new(),
         },
@@ -520,6 +541,7 @@ pub fn run(
                 otlp.max_backlog_bytes,
                 state_dir.path(),
                 rt,
+                Arc::clone(&telemetry),
             ),
             exported_counts: RecordCounts::default(),
         },
@@ -538,6 +560,7 @@ pub fn run(
         sent_before,
         failure: None,
         paused: false,
+        telemetry: Arc::clone(&telemetry),
         shutdown_timeout: spec.shutdown_timeout.0,
     };
     if let Some(checkpoint) = resumed {
@@ -553,6 +576,8 @@ pub fn run(
         ("auto.offset.reset", "earliest"),
         ("fetch.wait.max.ms", "100"),
         ("session.timeout.ms", "10000"),
+        // Lag per partition and broker states for the self-metrics and /readyz.
+        ("statistics.interval.ms", "1000"),
     ] {
         if !kafka.options.contains_key(key) {
             consumer_config.set(key, value);
@@ -568,6 +593,7 @@ pub fn run(
             state: Arc::clone(&state),
             commit_warned_ms: std::sync::atomic::AtomicU64::new(0),
             client: WatchedContext::new(&watch),
+            telemetry: Arc::clone(&telemetry),
         },
     )?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
@@ -586,6 +612,11 @@ pub fn run(
 
     let consumed = consume(&consumer, &state, &watch, limits, stop, &topics);
     let mut st = state.lock();
+    let finished = &mut *st;
+    finished
+        .telemetry
+        .metrics
+        .add_tally(&mut finished.reader.tally);
     if let Err(e) = consumed {
         // An error exit commits nothing more: what was not made durable is replayed.
         drop(st);
@@ -607,6 +638,8 @@ pub fn run(
     let unexported = st.export.queue.len();
     drop(st);
     consumer.unsubscribe();
+    // The OTLP reader sends what it has not sent yet.
+    telemetry.metrics.shutdown();
     if unexported > 0 {
         warn!(
             "stopping with {unexported} export requests not acknowledged by {}: they are kept in \
@@ -636,15 +669,22 @@ fn consume(
     while !stop.load(Ordering::Relaxed) {
         // The reader's pause: from the end of one batch to the start of this poll.
         longest_pause = longest_pause.max(polled_at.elapsed());
+        let poll_started = Instant::now();
         let polled = consumer.poll(Duration::from_millis(50));
         // A refused login or certificate (seen by any client) ends the run: no wait cures it.
         watch.check()?;
         // One clock read per batch: the records waiting now share it.
         let now = Instant::now();
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let batch_had_records = matches!(polled, Some(Ok(_)));
         let mut batch = polled;
         let mut batch_left = MAX_BATCH;
         let mut st = state.lock();
+        if batch_had_records {
+            st.telemetry
+                .metrics
+                .stage(Stage::Poll, now.duration_since(poll_started));
+        }
         loop {
             if let Some(e) = st.failure.take() {
                 return Err(e);
@@ -686,11 +726,21 @@ fn consume(
             st = state.lock();
         }
         polled_at = Instant::now();
+        if batch_had_records {
+            st.telemetry
+                .metrics
+                .stage(Stage::Batch, polled_at.duration_since(now));
+        }
         st.export.queue.pump();
         st.apply_backpressure(consumer);
+        st.publish_telemetry();
         if now.duration_since(last_checkpoint) >= limits.checkpoint_every {
+            let started = Instant::now();
             st.checkpoint(consumer, Mode::Regular)?;
             last_checkpoint = Instant::now();
+            st.telemetry
+                .metrics
+                .stage(Stage::Checkpoint, last_checkpoint.duration_since(started));
             debug!(
                 longest_pause_ms = longest_pause.as_millis() as u64,
                 "longest pause between polls in the last interval"
@@ -728,6 +778,23 @@ fn consume(
 }
 
 impl State {
+    /// Hands the batch's counts to the self-metrics and publishes what the gauges and `/readyz`
+    /// read: once per batch, never per record.
+    fn publish_telemetry(&mut self) {
+        let metrics = &self.telemetry.metrics;
+        metrics.add_tally(&mut self.reader.tally);
+        let gauges = &metrics.gauges;
+        gauges.archive_buffered.store(
+            self.archive
+                .as_ref()
+                .map_or(0, |a| a.buffered_bytes() as u64),
+            Ordering::Relaxed,
+        );
+        gauges
+            .export_buffered
+            .store(self.export.queue.backlog_bytes() as u64, Ordering::Relaxed);
+    }
+
     /// Pauses every assigned partition while the export backlog is full, resumes them once it has
     /// room again.
     fn apply_backpressure(&mut self, consumer: &BaseConsumer<SourceContext>) {

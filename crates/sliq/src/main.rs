@@ -56,6 +56,10 @@ enum Command {
         /// This instance's `service.instance.id` (default: one generated once and kept in state.dir).
         #[arg(long, env = "SLIQ_INSTANCE_ID")]
         instance_id: Option<String>,
+        /// Serve /healthz, /readyz and /metrics on this address (e.g. 127.0.0.1:9464); overrides
+        /// the spec's admin.listen.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Checks a pipeline spec without running it.
     Validate {
@@ -172,8 +176,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             config,
             exit_on_idle,
             instance_id,
+            admin_listen,
         } => {
-            let spec = sliq_config::load(&config)?;
+            let mut spec = sliq_config::load(&config)?;
+            if admin_listen.is_some() {
+                spec.admin.listen = admin_listen;
+            }
             let stop = stop_on_signals(&rt);
             let limits = RunLimits {
                 exit_on_idle,
