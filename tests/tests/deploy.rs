@@ -183,3 +183,179 @@ fn compose_names_only_services_and_ports_it_has() {
         "the image builds with rust:{from}, the workspace needs {major}.{minor}"
     );
 }
+
+/// The documents of a multi-document YAML file.
+fn read_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split("\n---\n")
+        .map(|document| {
+            serde_yaml_ng::from_str(document).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+fn kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"].as_str() == Some(kind))
+        .unwrap_or_else(|| panic!("no {kind} in the manifest"))
+}
+
+#[test]
+fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
+    let documents = read_documents(&sliq_tests::repo_root().join("deploy/kubernetes/sliq.yaml"));
+    let config_map = kind(&documents, "ConfigMap");
+    let service = kind(&documents, "Service");
+    let set = kind(&documents, "StatefulSet");
+    let pod = &set["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+
+    // The pods are the service's, and the set names it.
+    assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
+    for (key, value) in service["spec"]["selector"].as_mapping().expect("selector") {
+        assert_eq!(&set["spec"]["template"]["metadata"]["labels"][key], value);
+    }
+
+    // A container root made of the pod's volumes: the ConfigMap's files, a real CA for the
+    // secret volume, an empty folder for the claim.
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = sliq_tests::tls::TestCa::new().expect("a test CA");
+    let claims: Vec<String> = strings(&Value::Sequence(
+        set["spec"]["volumeClaimTemplates"]
+            .as_sequence()
+            .expect("volume claims")
+            .iter()
+            .map(|c| c["metadata"]["name"].clone())
+            .collect(),
+    ));
+    let volumes = pod["volumes"].as_sequence().expect("volumes");
+    let mut mounts = Vec::new();
+    let mut claim_mounts = Vec::new();
+    for mount in container["volumeMounts"]
+        .as_sequence()
+        .expect("volume mounts")
+    {
+        let (name, path) = (text(&mount["name"]), text(&mount["mountPath"]));
+        let on_host = root.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&on_host).expect("mount folder");
+        if claims.contains(&name) {
+            claim_mounts.push(path.clone());
+        } else {
+            let volume = volumes
+                .iter()
+                .find(|v| text(&v["name"]) == name)
+                .unwrap_or_else(|| panic!("volume {name} is mounted but not declared"));
+            if !volume["configMap"].is_null() {
+                assert_eq!(volume["configMap"]["name"], config_map["metadata"]["name"]);
+                for (file, content) in config_map["data"].as_mapping().expect("data") {
+                    std::fs::write(on_host.join(text(file)), text(content)).expect("file");
+                }
+            } else if !volume["secret"].is_null() {
+                // The CA the Secret holds: a real one, so validate's PEM check is exercised.
+                std::fs::copy(&ca.ca_cert, on_host.join("ca.pem")).expect("CA");
+            }
+        }
+        mounts.push(path);
+    }
+    // Longest first, so /etc/sliq/kafka-ca is mapped before /etc/sliq.
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    let to_host = |container_path: &str| -> String {
+        // Two passes through markers, so a path already moved is not moved again.
+        let mut text = container_path.to_owned();
+        for (i, m) in mounts.iter().enumerate() {
+            text = text.replace(&format!("{m}/"), &format!("\u{0}{i}\u{0}"));
+        }
+        for (i, m) in mounts.iter().enumerate() {
+            text = text.replace(
+                &format!("\u{0}{i}\u{0}"),
+                &format!("{}{m}/", root.path().display()),
+            );
+        }
+        text
+    };
+
+    // The spec it runs, with its container paths moved under the root.
+    let args = strings(&container["args"]);
+    let config = flag_value(&args, "--config").expect("--config");
+    let spec_in_root = PathBuf::from(to_host(&config));
+    let spec_text =
+        std::fs::read_to_string(&spec_in_root).expect("the spec is in a mounted volume");
+    std::fs::write(&spec_in_root, to_host(&spec_text)).expect("spec");
+
+    // The container's environment: literal values, a placeholder for each secret, the pod name.
+    let mut env = BTreeMap::new();
+    for variable in container["env"].as_sequence().expect("env") {
+        let name = text(&variable["name"]);
+        let value = if !variable["value"].is_null() {
+            text(&variable["value"])
+        } else if !variable["valueFrom"]["secretKeyRef"].is_null() {
+            format!(
+                "secret-{}",
+                text(&variable["valueFrom"]["secretKeyRef"]["key"])
+            )
+        } else {
+            assert_eq!(
+                variable["valueFrom"]["fieldRef"]["fieldPath"],
+                "metadata.name"
+            );
+            "sliq-0".to_owned()
+        };
+        env.insert(name, value);
+    }
+    assert_eq!(
+        env.get("SLIQ_INSTANCE_ID").map(String::as_str),
+        Some("sliq-0"),
+        "each pod's instance id is its stable name"
+    );
+    let spec = validated(&spec_in_root, &env);
+
+    // Probes reach the admin server where --admin-listen puts it.
+    let listen = flag_value(&args, "--admin-listen").expect("--admin-listen");
+    let admin_port: u16 = listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let ports = container["ports"].as_sequence().expect("ports");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(text(&get["path"]), path, "{probe}");
+        let port = match &get["port"] {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            named => ports
+                .iter()
+                .find(|p| p["name"] == *named)
+                .and_then(|p| p["containerPort"].as_u64())
+                .and_then(|n| u16::try_from(n).ok()),
+        };
+        assert_eq!(
+            port,
+            Some(admin_port),
+            "{probe} must reach --admin-listen {listen}"
+        );
+    }
+
+    // What the spec writes lives on the claim, and a stop has time to finish.
+    for (key, dir) in [
+        ("archive.dir", &spec.archive.dir),
+        ("state.dir", &spec.state.dir),
+    ] {
+        let inside = dir
+            .strip_prefix(root.path())
+            .map(|p| format!("/{}", p.display()))
+            .unwrap_or_else(|_| panic!("{key} {} is outside every volume", dir.display()));
+        assert!(
+            is_mounted(Path::new(&inside), &claim_mounts),
+            "{key} is {inside}, not on the volume claim ({})",
+            claim_mounts.join(", ")
+        );
+    }
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace period");
+    assert!(
+        grace > spec.shutdown_timeout.0.as_secs(),
+        "terminationGracePeriodSeconds {grace} must exceed shutdown_timeout {}",
+        spec.shutdown_timeout
+    );
+}
