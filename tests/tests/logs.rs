@@ -166,7 +166,8 @@ export:
     );
     assert!(
         stdout.contains(
-            "topics ai-requests, ai-requests-eu, export HTTP/protobuf to http://127.0.0.1:4318"
+            "topics ai-requests, ai-requests-eu, export OTLP/HTTP protobuf to \
+             http://127.0.0.1:4318/v1/metrics (from export.otlp.endpoint), timeout 10s"
         ),
         "{stdout}"
     );
