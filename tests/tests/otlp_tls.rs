@@ -287,6 +287,16 @@ async fn a_wrong_ca_and_a_missing_client_certificate_are_named_as_the_cause() {
             ),
         ];
         for (case, ca_file, client, cause) in cases {
+            // TLS 1.3 refuses a missing client certificate after the client has finished its
+            // handshake: the alert may arrive, or the client may only see the connection close
+            // (seen on a loaded machine over gRPC). Either way nothing reaches the receiver; the
+            // named cause is required only when the alert arrives.
+            let accepted = |text: &str| {
+                text.contains(&cause)
+                    || (case == "no-client-cert"
+                        && text.contains("OTLP export to https://")
+                        && text.contains("connection closed"))
+            };
             let receiver = match protocol {
                 "grpc" => OtlpReceiver::start_grpc_tls(server_tls(&ca)).await,
                 _ => OtlpReceiver::start_http_tls(server_tls(&ca)).await,
@@ -298,14 +308,14 @@ async fn a_wrong_ca_and_a_missing_client_certificate_are_named_as_the_cause() {
             let mut child = start(&spec, &group, &[], &[]);
             let output = capture(&mut child);
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !output.lock().contains(&cause) && Instant::now() < deadline {
+            while !accepted(&output.lock()) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             // Its stop would wait shutdown_timeout for the exports; the message is all we need.
             let _ = child.kill().await;
             let text = output.lock().clone();
             assert!(
-                text.contains(&cause),
+                accepted(&text),
                 "{protocol} {case}: no \"{cause}\" within 60 s in:\n{}",
                 text.lines()
                     .filter(|l| l.contains("WARN") || l.contains("ERROR"))
