@@ -524,6 +524,8 @@ pub struct DriftPoint {
     pub method: Method,
     pub value: f64,
     pub p_value: Option<f64>,
+    /// The threshold it was judged against (a p-value for tests, a distance otherwise).
+    pub threshold: f64,
     pub detected: bool,
     /// Values in the window, and in the reference it was compared with.
     pub current_count: u64,
@@ -826,6 +828,7 @@ impl DriftMonitor {
                 method,
                 value: score.value,
                 p_value: score.p_value,
+                threshold,
                 detected,
                 current_count: sketch.count(),
                 reference_count: reference.count(),

@@ -113,6 +113,12 @@ impl State {
             .checkpoints
             .budgets
             .update(&windows, &self.reader.evaluator);
+        if let Some(progress) = &self.reader.progress {
+            progress.observe_budgets(&budgets, &self.reader.evaluator);
+            if let Some(monitor) = &self.reader.drift {
+                progress.observe_drift(&drift_points, &monitor.features);
+            }
+        }
         let folded: Vec<u64> = (0..self.reader.evaluator.slos().len())
             .map(|i| self.reader.evaluator.folded_events(i))
             .collect();
@@ -523,6 +529,7 @@ impl State {
                 objective: slo.objective,
                 good: *good,
                 bad: *bad,
+                worst: None,
             })
             .collect();
         progress.update(

@@ -27,5 +27,5 @@ pub use error::PipelineError;
 pub use export::open_exporter;
 pub use kafka_client::{check_kafka_client, check_kafka_connection};
 pub use produce::{ProduceReport, produce_generated};
-pub use progress::{Progress, SloProgress};
+pub use progress::{DriftProgress, Progress, SeriesBudget, SloProgress};
 pub use run::{RunLimits, RunSummary, run};

@@ -112,7 +112,10 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let produced = rt.block_on(producing).context("the generator panicked")??;
 
     let (slos, records, dead, late) = progress.snapshot();
-    println!("{}", table::render(&slos, records, dead, late));
+    println!(
+        "{}",
+        table::render(&slos, &progress.drift(), records, dead, late)
+    );
     println!(
         "produced {} records ({} valid, {} malformed); pipeline accepted {}, dead-lettered {}, late {}",
         produced.valid + produced.malformed,
@@ -174,7 +177,7 @@ async fn draw_live(progress: Arc<Progress>) {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (slos, records, dead, late) = progress.snapshot();
-        let text = table::render(&slos, records, dead, late);
+        let text = table::render(&slos, &progress.drift(), records, dead, late);
         let mut stdout = std::io::stdout().lock();
         if drawn_lines > 0 {
             let _ = write!(stdout, "\x1b[{drawn_lines}A\x1b[J");
