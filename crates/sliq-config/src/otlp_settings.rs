@@ -108,6 +108,14 @@ pub enum OtlpSettingsError {
         value: String,
         detail: String,
     },
+    /// The endpoint itself is not shown: its password would be.
+    #[error(
+        "{origin}: the endpoint carries a user name or password, which would show wherever the \
+         endpoint is printed (logs, sliq validate); remove it and send the credentials as a \
+         header instead (export.otlp.headers, e.g. Authorization: Basic ..., or \
+         OTEL_EXPORTER_OTLP_HEADERS)"
+    )]
+    CredentialsInEndpoint { origin: Origin },
     #[error("{origin}: {value:?} is not a protocol sliq sends; write grpc or http/protobuf")]
     BadProtocol { origin: Origin, value: String },
     #[error("{origin}: {value:?} is not a whole number of milliseconds; write e.g. 10000")]
@@ -373,12 +381,21 @@ fn collector_url(
     protocol: Protocol,
     metrics_specific: Option<bool>,
 ) -> Result<String, OtlpSettingsError> {
+    // An endpoint that may hold credentials is never repeated in a message.
+    let shown = if value.contains('@') {
+        "(not shown: it contains @, so it may carry a password)".to_owned()
+    } else {
+        value.to_owned()
+    };
     let bad = |detail: String| OtlpSettingsError::BadEndpoint {
         origin,
-        value: value.to_owned(),
+        value: shown.clone(),
         detail,
     };
     let url = url::Url::parse(value).map_err(|e| bad(e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(OtlpSettingsError::CredentialsInEndpoint { origin });
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(format!("the scheme is {}", url.scheme())));
     }
@@ -708,5 +725,35 @@ mod tests {
             (s.protocol, s.endpoint.value.as_str()),
             (Protocol::File, "file:///tmp/m.jsonl")
         );
+    }
+
+    /// A password in the endpoint would be printed with it: refused, and never repeated.
+    #[test]
+    fn credentials_in_an_endpoint_are_refused_without_showing_them() {
+        let mut spec = http_spec();
+        spec.endpoint = Some("https://alice:s3cret-pw@c:4318".into());
+        let err = spec.resolve(env(&[])).unwrap_err();
+        assert_eq!(
+            err,
+            OtlpSettingsError::CredentialsInEndpoint {
+                origin: "export.otlp.endpoint"
+            }
+        );
+        let from_env = OtlpSpec::default()
+            .resolve(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://bob@c:4317")]))
+            .unwrap_err();
+        assert_eq!(
+            from_env,
+            OtlpSettingsError::CredentialsInEndpoint {
+                origin: "OTEL_EXPORTER_OTLP_ENDPOINT"
+            }
+        );
+        // One that does not even parse is not shown either.
+        spec.endpoint = Some("https://alice:s3cret-pw@c:99999".into());
+        let unparsable = spec.resolve(env(&[])).unwrap_err().to_string();
+        assert!(unparsable.contains("not shown"), "{unparsable}");
+        for message in [err.to_string(), from_env.to_string(), unparsable] {
+            assert!(!message.contains("s3cret-pw"), "{message}");
+        }
     }
 }
