@@ -51,12 +51,19 @@ fn archive(dir: &Path, rows: &[Row]) {
 }
 
 fn replay(dir: &Path) -> Result<(Replay, Vec<Closed>), ArchiveError> {
+    replay_range(dir, (None, None))
+}
+
+fn replay_range(
+    dir: &Path,
+    range: (Option<i64>, Option<i64>),
+) -> Result<(Replay, Vec<Closed>), ArchiveError> {
     let spec = sliq_config::parse(SPEC, "spec", |_| None).unwrap();
     let mut replay = Replay::new(&spec).unwrap();
     let mut closes = Vec::new();
     replay.run(
         &ArchiveScan::open(dir)?,
-        (None, None),
+        range,
         |_| {},
         |_, closed: &Closed| -> Result<(), ArchiveError> {
             closes.push(closed.clone());
@@ -127,6 +134,30 @@ fn windows_close_as_the_watermark_passes_and_late_rows_stay_late() {
             "-100.0%"
         ]
     );
+}
+
+#[test]
+fn a_range_replays_only_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let counted = Some(Admission::Counted);
+    archive(
+        dir.path(),
+        &[
+            (0, 0, 10, true, counted, true),
+            (0, 1, 60, false, counted, true),
+            (0, 2, 119, true, counted, true),
+            (0, 3, 120, true, counted, true),
+        ],
+    );
+    // [60 s, 120 s): the two records of the second minute, one window.
+    let (replay, closes) = replay_range(dir.path(), (Some(60_000), Some(120_000))).unwrap();
+    assert_eq!(replay.counts().records.accepted, 2);
+    let windows: Vec<(i64, u64, u64)> = closes
+        .iter()
+        .flat_map(|c| &c.windows)
+        .map(|w| (w.start_ms, w.counts[0].good, w.counts[0].bad))
+        .collect();
+    assert_eq!(windows, vec![(60_000, 1, 1)]);
 }
 
 #[test]

@@ -357,3 +357,67 @@ fn drift_section(out: &mut String, report: &Report) {
     }
     out.push_str("</table>\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{DriftSummary, RecordSummary};
+
+    #[test]
+    fn names_are_escaped_and_the_data_block_reads_back() {
+        let hostile = "</script><img src=x onerror=alert(1)>";
+        let report = Report {
+            subject: hostile.to_owned(),
+            from_ms: Some(0),
+            to_ms: Some(60_000),
+            records: RecordSummary {
+                accepted: 3,
+                late: 1,
+                refused: 0,
+            },
+            slos: vec![SloReport {
+                name: hostile.to_owned(),
+                slo: hostile.to_owned(),
+                objective: 0.9,
+                period: "30d".into(),
+                good: 2,
+                bad: 1,
+                attainment: Some(2.0 / 3.0),
+                budget_remaining: -2.333,
+                policy_state: "exhausted".into(),
+                policy: vec![PolicyLevel {
+                    name: "warn".into(),
+                    below: 0.5,
+                }],
+                burn_down: vec![BudgetPoint {
+                    at_ms: 60_000,
+                    remaining: -2.333,
+                }],
+                series: Vec::new(),
+                policy_changes: Vec::new(),
+            }],
+            drift: vec![DriftSummary {
+                feature: "latency_ms".into(),
+                dimensions: Default::default(),
+                method: "wasserstein".into(),
+                windows: 4,
+                drifted: 1,
+                max_value: 0.31,
+                first_drift_ms: Some(120_000),
+            }],
+        };
+        let page = render(&report);
+        assert!(
+            !page.contains("<img"),
+            "markup in a name must not reach the page"
+        );
+        let start = page.find(r#"id="sliq-report-data">"#).unwrap() + 22;
+        let end = start + page[start..].find("</script>").unwrap();
+        let back: serde_json::Value = serde_json::from_str(&page[start..end]).unwrap();
+        assert_eq!(back["slos"][0]["name"], hostile);
+        assert_eq!(back["slos"][0]["budget_remaining"], -2.333);
+        assert!(page.contains(r#"data-feature="latency_ms" data-windows="4" data-drifted="1""#));
+        // One point: drawn in the middle of the plot, clamped at −100%.
+        assert!(page.contains(r#"points="340.0,"#), "{page}");
+    }
+}
