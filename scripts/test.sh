@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (the Nisshi broker, built
-# once from crates.io and cached under ~/.cache/sliq; DuckDB, pyarrow and Polars in .venv), checks
+# once from crates.io and cached under ~/.cache/sliq; DuckDB, pyarrow and Polars in .venv; Debian's
+# chromium for the report test), checks
 # formatting and lints, builds, and runs every test. Safe to run again: each step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ echo "== rig: Kafka-compatible broker (Nisshi)"
 scripts/broker.sh install
 echo "== rig: Python readers of the archive (DuckDB, pyarrow, Polars)"
 scripts/python-env.sh
+echo "== rig: headless Chromium and fonts (the report test's screenshots)"
+scripts/chromium.sh >/dev/null
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod chromium;
 pub mod fault;
 pub mod otlp;
 pub mod python;
@@ -22,6 +23,24 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()
+}
+
+/// Runs one of the repository's idempotent installer scripts (`scripts/python-env.sh`,
+/// `scripts/chromium.sh`) and returns the path it prints, or why it failed.
+pub fn install(script: &str) -> Result<String, String> {
+    let script = repo_root().join(script);
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).

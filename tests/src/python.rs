@@ -8,21 +8,7 @@ use anyhow::{Context as _, bail};
 
 fn python() -> anyhow::Result<&'static str> {
     static PYTHON: OnceLock<Result<String, String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
-        let script = crate::repo_root().join("scripts/python-env.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} failed: {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    });
+    let found = PYTHON.get_or_init(|| crate::install("scripts/python-env.sh"));
     found.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -178,6 +178,7 @@ fn every_accepted_timestamp_is_read_back_by_duckdb_pyarrow_and_polars() {
                 },
                 &event,
                 Some(&raw),
+                Some(sliq_core::Admission::Counted),
                 ingested,
                 Instant::now(),
             )

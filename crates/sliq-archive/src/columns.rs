@@ -8,7 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use sliq_core::Event;
+use sliq_core::{Admission, Event};
 
 use crate::SourcePosition;
 
@@ -47,6 +47,8 @@ pub(crate) struct Columns {
     tests_skipped: Float64Builder,
     features: NumberMap,
     raw: BinaryBuilder,
+    /// Whether the run refused the record as late for its window (null: not known).
+    late: BooleanBuilder,
     kafka_topic: StringBuilder,
     kafka_partition: Int32Builder,
     kafka_offset: Int64Builder,
@@ -80,6 +82,7 @@ impl Default for Columns {
             tests_skipped: Float64Builder::new(),
             features: MapBuilder::new(None, StringBuilder::new(), Float64Builder::new()),
             raw: BinaryBuilder::new(),
+            late: BooleanBuilder::new(),
             kafka_topic: StringBuilder::new(),
             kafka_partition: Int32Builder::new(),
             kafka_offset: Int64Builder::new(),
@@ -89,7 +92,8 @@ impl Default for Columns {
 }
 
 /// What one row costs besides its strings and raw bytes: ten 8-byte and one 4-byte fixed-width
-/// value, a 4-byte offset for each of the 17 string, binary and map columns, validity bits.
+/// value, a 4-byte offset for each of the 17 string, binary and map columns, validity and flag
+/// bits.
 const ROW_OVERHEAD_BYTES: usize = 160;
 
 /// What one map entry costs besides its key and string value: the key's offset and up to an
@@ -133,6 +137,7 @@ impl Columns {
         at: SourcePosition<'_>,
         e: &Event<'_>,
         raw: Option<&[u8]>,
+        admission: Option<Admission>,
         ingested_at_ms: i64,
     ) -> usize {
         let mut bytes = ROW_OVERHEAD_BYTES
@@ -191,6 +196,8 @@ impl Columns {
             b.append_value(v);
         });
         self.raw.append_option(raw);
+        self.late
+            .append_option(admission.map(|a| a == Admission::Late));
         self.kafka_topic.append_value(at.topic);
         self.kafka_partition.append_value(at.partition);
         self.kafka_offset.append_value(at.offset);
@@ -228,6 +235,7 @@ impl Columns {
             optional("tests_skipped", Arc::new(self.tests_skipped.finish())),
             required("features", Arc::new(self.features.finish())),
             optional("raw", Arc::new(self.raw.finish())),
+            optional("late", Arc::new(self.late.finish())),
             required("kafka_topic", Arc::new(self.kafka_topic.finish())),
             required("kafka_partition", Arc::new(self.kafka_partition.finish())),
             required("kafka_offset", Arc::new(self.kafka_offset.finish())),

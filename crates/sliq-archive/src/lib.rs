@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use sliq_core::Event;
+use sliq_core::{Admission, Event};
 
 use columns::Columns;
 pub use file_modes::FileModes;
@@ -120,6 +120,12 @@ pub enum ArchiveError {
     },
     #[error("cannot write Parquet file {path}: {detail}")]
     Parquet { path: PathBuf, detail: String },
+    #[error(
+        "{path} keeps no raw record for its rows (written under archive.redact.raw: drop): a \
+         replay judges each record as the run did, from its raw bytes; replay an archive written \
+         with raw: keep (exact) or raw: redact (rules see the redacted text)"
+    )]
+    NoRawRecord { path: PathBuf },
     #[error("archive.zstd_level {0} is out of range; use 1 to 22")]
     ZstdLevel(i32),
     #[error("cannot start the archive writer thread: {source}")]
@@ -244,7 +250,9 @@ impl Archive {
         })
     }
 
-    /// Adds one record; `raw` is its bytes as the archive keeps them (`None`: not at all). A file's builders that reach `row_group_bytes` go to the writer as a row
+    /// Adds one record; `raw` is its bytes as the archive keeps them (`None`: not at all), and
+    /// `admission` what its windows did with it (`None`: not known, for a record archived again
+    /// after a restart). A file's builders that reach `row_group_bytes` go to the writer as a row
     /// group, a file that reaches `max_rows` closes, and past `max_buffered_bytes` this waits for
     /// the writer (backpressure).
     pub fn append(
@@ -252,6 +260,7 @@ impl Archive {
         at: SourcePosition<'_>,
         event: &Event<'_>,
         raw: Option<&[u8]>,
+        admission: Option<Admission>,
         ingested_at_ms: i64,
         now: Instant,
     ) -> Result<(), ArchiveError> {
@@ -282,7 +291,7 @@ impl Archive {
                 }
             };
         let file = &mut self.open[index].1;
-        let bytes = file.columns.push(at, event, raw, ingested_at_ms);
+        let bytes = file.columns.push(at, event, raw, admission, ingested_at_ms);
         file.buffered += bytes;
         self.in_builders += bytes;
         file.first_offset = file.first_offset.min(at.offset);

@@ -36,6 +36,7 @@ fn append_keeping(a: &mut Archive, offset: i64, record: &[u8], raw: Option<&[u8]
         },
         &e,
         raw,
+        Some(Admission::Counted),
         1_000,
         now,
     )
@@ -116,6 +117,8 @@ fn rows_round_trip_with_every_column() {
         3.0
     );
     assert!(b.column_by_name("tests_failed").unwrap().is_null(0));
+    let late = b.column_by_name("late").unwrap().as_boolean();
+    assert!(!late.is_null(0) && !late.value(0), "counted, so not late");
     assert_eq!(
         b.column_by_name("ingested_at")
             .unwrap()

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, TimeZone, Utc};
 
-use crate::slo::SeriesId;
+use crate::slo::{Evaluator, SeriesId};
 use crate::window::WindowCounts;
 
 const MINUTE_MS: i64 = 60_000;
@@ -329,6 +329,20 @@ impl Ledger {
         let c = map.entry(entry.start_ms).or_default();
         c[0] = c[0].saturating_add(entry.good);
         c[1] = c[1].saturating_add(entry.bad);
+    }
+
+    /// Every series' state at event time `now_ms` (by series id), each under its own SLO's
+    /// objective and budget.
+    pub fn statuses(&self, evaluator: &Evaluator, now_ms: i64) -> Vec<(SeriesId, BudgetStatus)> {
+        let mut series: Vec<SeriesId> = self.series().collect();
+        series.sort();
+        series
+            .into_iter()
+            .map(|s| {
+                let slo = evaluator.slo_of(s);
+                (s, self.status(s, slo.objective, &slo.budget, now_ms))
+            })
+            .collect()
     }
 
     /// The budget, burn rates, alerts and policy state of `series` at event time `now_ms`.

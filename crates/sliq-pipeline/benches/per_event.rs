@@ -117,7 +117,7 @@ fn per_event(c: &mut Criterion) {
                     partition: 0,
                     offset: offset as i64,
                 };
-                black_box(archive.append(at, &e, Some(r), 0, now).is_ok());
+                black_box(archive.append(at, &e, Some(r), None, 0, now).is_ok());
             }
             // Drop the rows without writing: this measures building them, not disk I/O.
             archive = Archive::new(

@@ -113,16 +113,7 @@ impl Budgets {
             return (Vec::new(), 0);
         };
         self.ledger.prune(now);
-        let mut series: Vec<SeriesId> = self.ledger.series().collect();
-        series.sort();
-        let statuses = series
-            .into_iter()
-            .map(|s| {
-                let slo = evaluator.slo_of(s);
-                (s, self.ledger.status(s, slo.objective, &slo.budget, now))
-            })
-            .collect();
-        (statuses, now)
+        (self.ledger.statuses(evaluator, now), now)
     }
 
     /// Persists what `update` counted, as part of checkpoint `seq` (written before it).

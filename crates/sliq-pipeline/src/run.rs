@@ -228,14 +228,15 @@ impl State {
             .evaluator
             .evaluate(&event, &mut self.reader.outcomes);
         let latency = self.reader.latency_series.observe(&event);
-        match self.reader.windows.add(
+        let admission = self.reader.windows.add(
             id,
             offset,
             event.ts_ms,
             &self.reader.outcomes,
             self.reader.evaluator.deferred(),
             latency,
-        ) {
+        );
+        match admission {
             Admission::Counted => {
                 self.reader.counts.accepted += 1;
                 self.reader.tally.accepted += 1;
@@ -269,7 +270,7 @@ impl State {
             &mut self.archive,
             &mut self.redaction,
             msg,
-            &event,
+            (&event, Some(admission)),
             (now_ms, now),
         )
     }
@@ -298,11 +299,12 @@ impl State {
         {
             return Ok(());
         }
+        // Whether it was late then is not known now: the row says so (null).
         archive_record(
             &mut self.archive,
             &mut self.redaction,
             msg,
-            &event,
+            (&event, None),
             (now_ms, now),
         )
     }
@@ -891,12 +893,13 @@ impl State {
 }
 
 /// Appends the record to the archive (if enabled), through `archive.redact` when the spec has
-/// it. Takes the two stages rather than the state: the event borrows the reader's decoder.
+/// it, with what its windows did with it. Takes the two stages rather than the state: the event
+/// borrows the reader's decoder.
 fn archive_record(
     archive: &mut Option<Archive>,
     redaction: &mut Option<Redaction>,
     msg: &BorrowedMessage<'_>,
-    event: &Event<'_>,
+    (event, admission): (&Event<'_>, Option<Admission>),
     (now_ms, now): (i64, Instant),
 ) -> Result<(), PipelineError> {
     let Some(archive) = archive else {
@@ -909,10 +912,10 @@ fn archive_record(
     };
     let payload = msg.payload().unwrap_or_default();
     match redaction {
-        None => archive.append(at, event, Some(payload), now_ms, now)?,
+        None => archive.append(at, event, Some(payload), admission, now_ms, now)?,
         Some(redaction) => redaction
             .kept(payload, event, |row, raw| {
-                archive.append(at, row, raw, now_ms, now)
+                archive.append(at, row, raw, admission, now_ms, now)
             })
             .map_err(|detail| {
                 PipelineError::Redact(format!(

@@ -9,6 +9,8 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use sliq_core::drift::{BaselineBuilder, FeatureKind};
 
+use crate::time_range::TimeRange;
+
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
     /// The pipeline spec: its `drift:` section says which features (and dimensions) to capture,
@@ -21,29 +23,11 @@ pub struct BaselineArgs {
     /// A sliq Parquet archive directory (archive.dir of a pipeline) to read records from.
     #[arg(long)]
     archive: Option<PathBuf>,
-    /// Only records at or after this event time (RFC 3339).
-    #[arg(long)]
-    since: Option<String>,
-    /// Only records before this event time (RFC 3339).
-    #[arg(long)]
-    until: Option<String>,
+    #[command(flatten)]
+    range: TimeRange,
     /// The baseline file to write (JSON; commit it next to the spec).
     #[arg(long)]
     out: PathBuf,
-}
-
-fn parse_time(flag: &str, value: Option<&String>) -> anyhow::Result<Option<i64>> {
-    value
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| t.timestamp_millis())
-                .with_context(|| {
-                    format!(
-                        "--{flag} {v:?} is not an RFC 3339 time; write e.g. 2026-11-01T00:00:00Z"
-                    )
-                })
-        })
-        .transpose()
 }
 
 pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
@@ -54,10 +38,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     };
-    let (from_ms, to_ms) = (
-        parse_time("since", args.since.as_ref())?,
-        parse_time("until", args.until.as_ref())?,
-    );
+    let (from_ms, to_ms) = args.range.bounds()?;
     let decoder = spec.decoder(spec.source.kafka.max_record_bytes);
     let mut builder = BaselineBuilder::new(drift.features(), drift.dimensions());
     let mut used = 0u64;
@@ -113,14 +94,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give --input <file.jsonl> or --archive <dir>"),
     };
-    let range = match (&args.since, &args.until) {
-        (None, None) => String::new(),
-        (s, u) => format!(
-            " [{} .. {})",
-            s.as_deref().unwrap_or("start"),
-            u.as_deref().unwrap_or("end")
-        ),
-    };
+    let range = args.range.label();
     if used == 0 {
         bail!("no record to build a baseline from ({source}{range})");
     }

@@ -6,7 +6,10 @@
 mod baseline_cmd;
 mod demo;
 mod gen_cmd;
+mod replay_cmd;
+mod report_cmd;
 mod table;
+mod time_range;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +77,12 @@ enum Command {
     /// Writes a drift baseline (the reference distributions of a spec's drift features) from a
     /// JSON-lines file or from the Parquet archive.
     Baseline(baseline_cmd::BaselineArgs),
+    /// Re-runs a spec (the run's own, or a changed one) over the archived records: to the spec's
+    /// OTLP endpoint (a backfill), to an OTLP/JSON-lines file, or as a what-if table.
+    Replay(replay_cmd::ReplayArgs),
+    /// Writes one self-contained HTML page on a spec's SLOs over the archive: attainment, budget
+    /// left and its burn-down, the worst dimension values, policy changes, drift.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -212,6 +221,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args, &rt),
         Command::Gen(args) => gen_cmd::run(args, &rt),
         Command::Baseline(args) => baseline_cmd::run(args),
+        Command::Replay(args) => replay_cmd::run(args, &rt),
+        Command::Report(args) => report_cmd::run(args),
     }
 }
 
