@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::Deserializer;
 
-use crate::spec::{Span, parse_str};
+use crate::values::{Span, parse_str};
 
 /// `admin:` in the spec.
 #[derive(Debug, Clone, Deserialize)]

@@ -21,7 +21,7 @@ use sliq_core::drift::{
 };
 
 use crate::KeyRef;
-use crate::spec::{DimensionSpec, JsonPointer, Span};
+use crate::values::{DimensionSpec, JsonPointer, Span};
 
 /// Drift detection over the stream.
 #[derive(Debug, Clone, Deserialize)]

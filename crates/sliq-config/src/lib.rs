@@ -12,6 +12,7 @@ mod redact_spec;
 mod secret;
 mod slo_spec;
 mod spec;
+mod values;
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
 pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;
+pub use values::{DimensionSpec, JsonPointer, Objective, Span};
 
 /// A spec that cannot be used, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

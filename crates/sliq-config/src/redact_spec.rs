@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sliq_core::FieldMap;
 use sliq_redact::{Action, Preset, RawPolicy, RedactError, Redactor, RuleSpec};
 
-use crate::spec::parse_str;
+use crate::values::parse_str;
 use crate::{KeyRef, Secret};
 
 /// Rules applied to every record before it is archived.

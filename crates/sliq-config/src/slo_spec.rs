@@ -13,7 +13,7 @@ use sliq_core::{
 };
 
 use crate::KeyRef;
-use crate::spec::{DimensionSpec, Objective, Span, parse_str};
+use crate::values::{DimensionSpec, JsonPointer, Objective, Span, parse_str};
 
 /// One SLO.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +40,7 @@ pub struct SloSpec {
     pub depends_on: Vec<String>,
     /// What identifies a request across records, for `depends_on` (default: the `id` field).
     #[serde(default)]
-    pub correlate_by: Option<crate::spec::JsonPointer>,
+    pub correlate_by: Option<JsonPointer>,
     /// Per-tier objectives (and latency thresholds) by a label's value.
     #[serde(default)]
     pub tiers: Option<TiersSpec>,

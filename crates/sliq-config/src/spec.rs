@@ -1,15 +1,14 @@
-//! The spec's types. Values that can be wrong on their own (an objective of 1.5, a duration of
-//! "soon", a pointer without its leading slash) are refused while deserializing, so the YAML parser
-//! reports them at their line and key.
+//! The spec's sections and the checks that need the whole spec. Values that can be wrong on their
+//! own (an objective of 1.5, a duration of "soon", a pointer without its leading slash) are in
+//! `values`, refused while deserializing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::Deserializer;
 
-use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
+use sliq_core::{Decoder, FieldMap, Slo, WindowConfig};
 use sliq_redact::{RedactError, Redactor};
 
 use crate::admin_spec::AdminSpec;
@@ -17,6 +16,7 @@ use crate::drift_spec::DriftSpec;
 use crate::kafka_spec::KafkaSpec;
 use crate::redact_spec::RedactSpec;
 use crate::slo_spec::SloSpec;
+use crate::values::{JsonPointer, Span};
 
 use crate::{KeyRef, Secret};
 
@@ -328,156 +328,6 @@ impl Default for ArchiveSpec {
             max_buffered_bytes: 128 << 20,
             redact: None,
         }
-    }
-}
-
-/// A duration written the human way: `500ms`, `30s`, `1m`, `1h 30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
-
-impl Span {
-    pub fn millis(self) -> i64 {
-        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-/// Written back the way the spec takes it (`1h 30m`, `7d`, `500ms`), exactly: no unit is rounded
-/// away, so a message shows the value the user wrote.
-impl std::fmt::Display for Span {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let total_ms = self.0.as_millis();
-        if total_ms == 0 {
-            return f.write_str("0s");
-        }
-        let parts = [
-            (total_ms / 86_400_000, "d"),
-            (total_ms / 3_600_000 % 24, "h"),
-            (total_ms / 60_000 % 60, "m"),
-            (total_ms / 1000 % 60, "s"),
-            (total_ms % 1000, "ms"),
-        ];
-        let mut first = true;
-        for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
-            if !first {
-                f.write_str(" ")?;
-            }
-            write!(f, "{n}{unit}")?;
-            first = false;
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a duration such as 30s", |s| {
-            humantime::parse_duration(s).map(Span).map_err(|e| {
-                format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 1m, 2h")
-            })
-        })
-    }
-}
-
-/// Deserializes a string through `parse` inside the deserializer's own call, so that the YAML
-/// parser attributes a refusal to the exact key and line (an error raised after deserializing a
-/// `String` would be reported at the enclosing map instead).
-pub(crate) fn parse_str<'de, D, T>(
-    d: D,
-    expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    struct Visitor<T> {
-        expecting: &'static str,
-        parse: fn(&str) -> Result<T, String>,
-    }
-    impl<T> serde::de::Visitor<'_> for Visitor<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.expecting)
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
-            (self.parse)(s).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(Visitor { expecting, parse })
-}
-
-/// A target good ratio strictly between 0 and 1 (e.g. 0.995), or a percentage string ("99.5%").
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Objective(pub f64);
-
-impl<'de> Deserialize<'de> for Objective {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Objective;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a ratio such as 0.995 or a percentage such as \"99.5%\"")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Objective, E> {
-                if v > 0.0 && v < 1.0 {
-                    Ok(Objective(v))
-                } else {
-                    Err(E::custom(format!(
-                        "objective {v} is outside (0, 1); write a ratio such as 0.995 (99.5%)"
-                    )))
-                }
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Objective, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Objective, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Objective, E> {
-                let percent = s
-                    .trim()
-                    .strip_suffix('%')
-                    .and_then(|p| p.trim().parse::<f64>().ok())
-                    .ok_or_else(|| {
-                        E::custom(format!(
-                            "{s:?} is not an objective; write 0.995 or \"99.5%\""
-                        ))
-                    })?;
-                self.visit_f64(percent / 100.0)
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// A JSON Pointer (RFC 6901), e.g. `/response/text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonPointer(pub String);
-
-impl<'de> Deserialize<'de> for JsonPointer {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a JSON Pointer such as /meta/latency_ms", |s| {
-            if s.starts_with('/') {
-                Ok(JsonPointer(s.to_owned()))
-            } else {
-                Err(format!(
-                    "{s:?} is not a JSON Pointer; it starts with '/', e.g. \"/meta/latency_ms\""
-                ))
-            }
-        })
-    }
-}
-
-/// A dimension: `service`, `model`, `operation` or `labels.<key>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DimensionSpec(pub Dimension);
-
-impl<'de> Deserialize<'de> for DimensionSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a dimension", |s| {
-            Dimension::parse(s).map(DimensionSpec).ok_or_else(|| {
-                format!("{s:?} is not a dimension; use service, model, operation or labels.<key>")
-            })
-        })
     }
 }
 
