@@ -9,6 +9,7 @@ mod interpolate;
 mod kafka_spec;
 mod otlp_settings;
 mod redact_spec;
+mod schema;
 mod secret;
 mod slo_spec;
 mod spec;
@@ -24,6 +25,7 @@ pub use kafka_spec::{
 };
 pub use otlp_settings::*;
 pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
+pub use schema::pipeline_schema;
 pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;

@@ -3,10 +3,12 @@
 //! YAML parser's call, so the error points at the key and line. A leaf: imports nothing of the
 //! crate.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::Deserializer;
+use serde::{Deserialize, Serialize, Serializer};
 
 use sliq_core::Dimension;
 
@@ -53,6 +55,41 @@ impl<'de> Deserialize<'de> for Span {
             humantime::parse_duration(s).map(Span).map_err(|e| {
                 format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 1m, 2h")
             })
+        })
+    }
+}
+
+/// As [`Display`](std::fmt::Display) writes it, which reads back as the same span: the schema
+/// shows defaults this way.
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What `humantime::parse_duration` accepts, other than its special case `0`: numbers (an optional
+/// fraction; spaces may sit inside and after them) each followed by one of its units, spelled any
+/// of its ways, with or without spaces between the parts.
+pub(crate) const DURATION_PARTS_PATTERN: &str = concat!(
+    r"^\s*(?:[0-9][0-9\s]*(?:\.\s*[0-9][0-9\s]*)?",
+    r"(?:nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s",
+    r"|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d",
+    r"|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\s*)+$"
+);
+
+impl JsonSchema for Span {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration: numbers with units, e.g. 500ms, 30s, 5m, 1h 30m, 7d \
+                (units ns, us, ms, s, m, h, d, w, M for months of 30.44 days, y), or 0.",
+            "anyOf": [
+                { "type": "string", "pattern": DURATION_PARTS_PATTERN },
+                { "enum": ["0", 0] }
+            ]
         })
     }
 }
@@ -128,6 +165,28 @@ impl<'de> Deserialize<'de> for Objective {
     }
 }
 
+/// A percentage strictly between 0% and 100% as Rust reads a number (a plain decimal; the
+/// exponent forms Rust also reads are left out), spaces allowed around the `%`.
+const PERCENT_PATTERN: &str =
+    r"^\s*\+?(?:0*[1-9][0-9]?(?:\.[0-9]*)?|0*\.[0-9]*[1-9][0-9]*)\s*%\s*$";
+
+impl JsonSchema for Objective {
+    fn schema_name() -> Cow<'static, str> {
+        "Objective".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The share of good events to aim for, strictly between 0 and 1: \
+                0.995, or as a percentage, \"99.5%\".",
+            "anyOf": [
+                { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
+                { "type": "string", "pattern": PERCENT_PATTERN }
+            ]
+        })
+    }
+}
+
 /// A JSON Pointer (RFC 6901), e.g. `/response/text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonPointer(pub String);
@@ -146,6 +205,21 @@ impl<'de> Deserialize<'de> for JsonPointer {
     }
 }
 
+impl JsonSchema for JsonPointer {
+    fn schema_name() -> Cow<'static, str> {
+        "JsonPointer".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A JSON Pointer into the record (RFC 6901), starting with /, e.g. \
+                /meta/latency_ms.",
+            "type": "string",
+            "pattern": "^/"
+        })
+    }
+}
+
 /// A dimension: `service`, `model`, `operation` or `labels.<key>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DimensionSpec(pub Dimension);
@@ -156,6 +230,23 @@ impl<'de> Deserialize<'de> for DimensionSpec {
             Dimension::parse(s).map(DimensionSpec).ok_or_else(|| {
                 format!("{s:?} is not a dimension; use service, model, operation or labels.<key>")
             })
+        })
+    }
+}
+
+impl JsonSchema for DimensionSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Dimension".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "What series are split by: service, model, operation, or a label \
+                of the record as labels.<key>.",
+            "anyOf": [
+                { "type": "string", "enum": ["service", "model", "operation"] },
+                { "type": "string", "pattern": "^labels\\..+" }
+            ]
         })
     }
 }

@@ -74,6 +74,9 @@ enum Command {
     /// Writes a drift baseline (the reference distributions of a spec's drift features) from a
     /// JSON-lines file or from the Parquet archive.
     Baseline(baseline_cmd::BaselineArgs),
+    /// Prints the JSON Schema of pipeline specs, for editors; schemas/pipeline.schema.json is
+    /// this output (`cargo run -p sliq -- schema > schemas/pipeline.schema.json`).
+    Schema,
 }
 
 fn main() -> std::process::ExitCode {
@@ -117,6 +120,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sliq_config::pipeline_schema())?
+            );
+            Ok(())
+        }
         Command::Validate { config, connect } => {
             let spec = sliq_config::load(&config)?;
             // librdkafka loads the certificates and keys when it makes a client.
