@@ -67,14 +67,15 @@ impl Serialize for Span {
     }
 }
 
-/// What `humantime::parse_duration` accepts, other than its special case `0`: numbers (an optional
-/// fraction; spaces may sit inside and after them) each followed by one of its units, spelled any
-/// of its ways, with or without spaces between the parts.
+/// What `humantime::parse_duration` accepts, other than its special case `0`: numbers (spaces may
+/// sit inside and after them) each followed by one of its units, spelled any of its ways, with or
+/// without spaces between the parts; a fraction (`1.5h`) on any unit but nanoseconds. (A fraction
+/// that is no whole number of nanoseconds, such as `0.0001us`, passes the pattern only.)
 pub(crate) const DURATION_PARTS_PATTERN: &str = concat!(
-    r"^\s*(?:[0-9][0-9\s]*(?:\.\s*[0-9][0-9\s]*)?",
-    r"(?:nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s",
+    r"^\s*(?:[0-9][0-9\s]*(?:(?:nanos|nsec|ns)|(?:\.\s*[0-9][0-9\s]*)?",
+    r"(?:usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s",
     r"|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d",
-    r"|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\s*)+$"
+    r"|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y))\s*)+$"
 );
 
 impl JsonSchema for Span {
@@ -248,5 +249,86 @@ impl JsonSchema for DimensionSpec {
                 { "type": "string", "pattern": "^labels\\..+" }
             ]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema's duration pattern accepts exactly what the parser does, on every combination of
+    /// a few numbers, every unit spelling (and near misses) and separators, in one to three parts.
+    #[test]
+    fn the_duration_pattern_accepts_what_humantime_parses() {
+        let pattern = regex::Regex::new(DURATION_PARTS_PATTERN).unwrap();
+        let numbers = [
+            "0", "1", "30", "007", "1 0", "1.5", "2.25", "0.125", "2.", ".5",
+        ];
+        let units = [
+            "nanos", "nsec", "ns", "usec", "us", "µs", "millis", "msec", "ms", "seconds", "second",
+            "secs", "sec", "s", "minutes", "minute", "mins", "min", "m", "hours", "hour", "hrs",
+            "hr", "h", "days", "day", "d", "weeks", "week", "wks", "wk", "w", "months", "month",
+            "M", "years", "year", "yrs", "yr", "y", "", "H", "S", "Ms", "sex", "mn", "dd", "hs",
+        ];
+        let parts: Vec<String> = numbers
+            .iter()
+            .flat_map(|n| {
+                units
+                    .iter()
+                    .flat_map(move |u| [format!("{n}{u}"), format!("{n} {u}")])
+            })
+            .collect();
+        let (mut checked, mut inexact) = (0, 0);
+        let mut check = |text: &str| {
+            let parsed = match humantime::parse_duration(text) {
+                // A fraction that is no whole number of nanoseconds (said where the pattern is).
+                Err(humantime::DurationError::NumberOverflow) => {
+                    inexact += 1;
+                    return;
+                }
+                parsed => parsed.is_ok() && text != "0",
+            };
+            assert_eq!(pattern.is_match(text), parsed, "{text:?}");
+            checked += 1;
+        };
+        for a in &parts {
+            check(a);
+            for b in parts.iter().step_by(7) {
+                check(&format!("{a}{b}"));
+                check(&format!("{a} {b}"));
+            }
+        }
+        for text in [
+            "", " ", "1h,30m", "1h-30m", "h", "1h 30", "-1s", "+1s", "1e3ms", "1h\n",
+        ] {
+            check(text);
+        }
+        assert!(
+            checked > 100_000 && inexact < checked / 10,
+            "{checked} {inexact}"
+        );
+    }
+
+    /// The percentage pattern accepts exactly the texts the `Objective` parser takes, among plain
+    /// decimals around both ends of (0%, 100%).
+    #[test]
+    fn the_percentage_pattern_accepts_what_the_objective_parser_takes() {
+        let pattern = regex::Regex::new(PERCENT_PATTERN).unwrap();
+        let numbers = [
+            "0", "00", "0.0", ".0", "0.", "0.001", ".5", "5.", "05", "1", "9.99", "50", "99",
+            "99.5", "99.999", "100", "100.0", "100.5", "101", "150", "-5", "+5", "5 5", "", ".",
+            "abc",
+        ];
+        for n in numbers {
+            for text in [
+                format!("{n}%"),
+                format!(" {n} % "),
+                n.to_owned(),
+                format!("{n}%%"),
+            ] {
+                let parsed = serde_yaml_ng::from_str::<Objective>(&format!("{text:?}")).is_ok();
+                assert_eq!(pattern.is_match(&text), parsed, "{text:?}");
+            }
+        }
     }
 }
