@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sliq_core::drift::{
     BASELINE_FORMAT, Baseline, DriftConfig, DriftMonitor, Feature, FeatureKind, Features, Method,
@@ -21,19 +22,22 @@ use sliq_core::drift::{
 };
 
 use crate::KeyRef;
-use crate::spec::{DimensionSpec, JsonPointer, Span};
+use crate::values::{DimensionSpec, JsonPointer, Span};
 
 /// Drift detection over the stream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DriftSpec {
     /// What drift is judged per (the drift SLO's dimensions too).
     #[serde(default)]
     pub dimensions: Vec<DimensionSpec>,
+    /// What each window is compared with: `baseline`, `trailing` or `first_events`.
     pub reference: ReferenceSpec,
     /// A window (or a reference) with fewer values of a feature is not judged on it.
     #[serde(default = "default_min_events")]
     pub min_events: u64,
+    /// The values watched for drift, each read from the record by JSON Pointer.
+    #[schemars(length(min = 1))]
     pub features: Vec<FeatureSpec>,
 }
 
@@ -42,8 +46,9 @@ fn default_min_events() -> u64 {
 }
 
 /// The reference distribution: exactly one of the three.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct ReferenceSpec {
     /// A baseline file made by `sliq baseline`.
     pub baseline: Option<PathBuf>,
@@ -54,11 +59,14 @@ pub struct ReferenceSpec {
 }
 
 /// One watched feature.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
+    /// Names the feature in metrics (`sliq.drift.feature`) and in baselines; unique.
     pub name: String,
+    /// Where the value is in the record, e.g. `/usage/prompt_tokens`.
     pub pointer: JsonPointer,
+    /// `numeric` (a number) or `categorical` (text, compared by category).
     #[serde(rename = "type")]
     pub kind: FeatureKind,
     /// psi, ks, jensen_shannon, wasserstein (numeric) or chi_square (categorical); default by type
@@ -68,6 +76,7 @@ pub struct FeatureSpec {
     pub threshold: Option<f64>,
     /// Bins for PSI and Jensen-Shannon on numbers.
     #[serde(default = "default_bins")]
+    #[schemars(range(min = 2))]
     pub bins: usize,
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::Deserializer;
 
@@ -13,13 +14,17 @@ use crate::spec::key;
 use crate::{KeyRef, Secret};
 
 /// The Kafka consumer group sliq joins.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSpec {
     /// Bootstrap servers, comma-separated `host:port`; empty entries are refused.
     #[serde(deserialize_with = "brokers")]
+    #[schemars(schema_with = "brokers_schema")]
     pub brokers: String,
+    /// The topics whose records are judged, e.g. `[ai-requests]`.
+    #[schemars(length(min = 1))]
     pub topics: Vec<String>,
+    /// The consumer group; instances with the same group share the partitions.
     #[serde(default = "default_group")]
     pub group_id: String,
     /// Where refused records go, with their original bytes and the reason in headers.
@@ -84,24 +89,28 @@ impl<'a> From<&'a String> for KafkaConnection<'a> {
 }
 
 /// Certificates for TLS to the brokers (PEM files).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaTlsSpec {
     /// The CA that signed the brokers' certificates; absent: the system's trusted roots.
     pub ca_file: Option<PathBuf>,
     /// A client certificate, for brokers that require one (mTLS); with `key_file`.
     pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM).
     pub key_file: Option<PathBuf>,
     /// The passphrase of an encrypted `key_file`.
     pub key_password: Option<Secret>,
 }
 
 /// A SASL login.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaslSpec {
+    /// `scram-sha-512`, `scram-sha-256`, or `plain` (which sends the password, so only over TLS).
     pub mechanism: SaslMechanism,
+    /// The SASL user name.
     pub username: String,
+    /// The password, normally from the environment: `${KAFKA_PASSWORD}`. Never shown.
     pub password: Secret,
     /// SASL on a connection without TLS: the login (and with `plain`, the password itself)
     /// crosses the network readable, so it is refused unless asked for by name.
@@ -115,7 +124,7 @@ pub struct SaslSpec {
 
 /// How the password is proven: `plain` sends it (so only inside TLS), SCRAM proves it without
 /// sending it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum SaslMechanism {
     #[serde(rename = "plain")]
     Plain,
@@ -142,9 +151,10 @@ impl fmt::Display for SaslMechanism {
     }
 }
 
-/// librdkafka properties from `source.kafka.options`. Values of keys that name a password,
-/// secret, token or private key never show in a `Debug` form.
-#[derive(Clone, Default, Deserialize)]
+/// librdkafka properties, passed as they are, e.g. `fetch.wait.max.ms: 100`. Values of keys that
+/// name a password, secret, token or private key are never shown.
+// (In no `Debug` form: see the impl below.)
+#[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct KafkaOptions(pub BTreeMap<String, String>);
 
@@ -357,6 +367,16 @@ fn default_group() -> String {
 }
 fn default_max_record_bytes() -> usize {
     1 << 20
+}
+
+/// What [`brokers`] accepts: text whose comma-separated entries each hold more than spaces.
+fn brokers_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "The bootstrap servers, comma-separated host:port, e.g. \
+            kafka-1:9092,kafka-2:9092.",
+        "type": "string",
+        "pattern": r"^[^,]*\S[^,]*(?:,[^,]*\S[^,]*)*$"
+    })
 }
 
 fn brokers<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

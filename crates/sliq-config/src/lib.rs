@@ -9,9 +9,11 @@ mod interpolate;
 mod kafka_spec;
 mod otlp_settings;
 mod redact_spec;
+mod schema;
 mod secret;
 mod slo_spec;
 mod spec;
+mod values;
 
 use std::path::Path;
 
@@ -23,9 +25,11 @@ pub use kafka_spec::{
 };
 pub use otlp_settings::*;
 pub use redact_spec::{RedactField, RedactRuleSpec, RedactSpec};
+pub use schema::pipeline_schema;
 pub use secret::Secret;
 pub use slo_spec::*;
 pub use spec::*;
+pub use values::{DimensionSpec, JsonPointer, Objective, Span};
 
 /// A spec that cannot be used, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

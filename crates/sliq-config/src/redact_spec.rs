@@ -10,17 +10,21 @@
 //!       - { fields: [/metadata/user_email], action: hash }
 //! ```
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use sliq_core::FieldMap;
 use sliq_redact::{Action, Preset, RawPolicy, RedactError, Redactor, RuleSpec};
 
-use crate::spec::parse_str;
+use crate::values::parse_str;
 use crate::{KeyRef, Secret};
 
 /// Rules applied to every record before it is archived.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactSpec {
+    /// Applied in order to every record before it is archived.
     #[serde(default)]
     pub rules: Vec<RedactRuleSpec>,
     /// What the `raw` column keeps; `redact` unless said otherwise (see the README's "Archive
@@ -32,16 +36,22 @@ pub struct RedactSpec {
 }
 
 /// One rule: where to look, what to find, what to do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactRuleSpec {
     /// Names the rule in errors.
     pub name: Option<String>,
+    /// Where the rule looks: `prompt`, `response`, or JSON Pointers into the record.
+    #[schemars(length(min = 1))]
     pub fields: Vec<RedactField>,
+    /// Built-in kinds to find: `email`, `phone`, `credit_card`, `ip`, `api_key`.
     #[serde(default)]
     pub presets: Vec<Preset>,
+    /// Regular expressions (Rust syntax) to find as well; none: the whole field is the find.
     #[serde(default)]
     pub patterns: Vec<String>,
+    /// `mask` (a marker such as `[email]`), `hash` (keyed HMAC, needs `key`) or `drop` (removes the
+    /// value).
     pub action: Action,
 }
 
@@ -66,6 +76,23 @@ impl<'de> Deserialize<'de> for RedactField {
                 "'{other}' is not a field to redact; write prompt, response, or a JSON Pointer \
                  such as /metadata/user_email"
             )),
+        })
+    }
+}
+
+impl JsonSchema for RedactField {
+    fn schema_name() -> Cow<'static, str> {
+        "RedactField".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "prompt (the request text), response (the response text), or any \
+                value of the record by JSON Pointer, e.g. /metadata/user_email.",
+            "anyOf": [
+                { "type": "string", "enum": ["prompt", "response"] },
+                { "type": "string", "pattern": "^/" }
+            ]
         })
     }
 }

@@ -1,34 +1,46 @@
 //! SLOs and SLIs as written in a spec, and their expansion into the core's SLO list: a latency SLO
 //! with several thresholds becomes one SLO per threshold, a tiered SLO one SLO per tier.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use regex::RegexSet;
-use serde::Deserialize;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::Deserializer;
+use serde::{Deserialize, Serialize};
 use sliq_core::{
     AlertRule, BudgetConfig, Dimension, Filter, LatencyMeasure, Missing, Period, PolicyState,
     RuleKind, Rules, ScorePass, Sli, Slo, TestsMode, TextField, budget::default_policy,
 };
 
 use crate::KeyRef;
-use crate::spec::{DimensionSpec, Objective, Span, parse_str};
+use crate::values::{
+    DURATION_PARTS_PATTERN, DimensionSpec, JsonPointer, Objective, Span, parse_str,
+};
 
 /// One SLO.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SloSpec {
+    /// Names the SLO in metrics (`sliq.slo.name`); unique within the spec.
     pub name: String,
+    /// For people; not used by sliq.
     #[serde(default)]
     pub description: Option<String>,
-    /// Target good ratio; per threshold or per tier it may come from there instead.
+    /// The share of good events to aim for, e.g. 0.995 or "99.5%"; with `thresholds` or `tiers` it
+    /// may come from there instead.
     #[serde(default)]
     pub objective: Option<Objective>,
+    /// What the SLO is split by: `service`, `model`, `operation` or `labels.<key>`; one budget per
+    /// combination of values.
     #[serde(default)]
     pub dimensions: Vec<DimensionSpec>,
+    /// What makes an event good: exactly one of latency, availability, score, flag, tests, rule,
+    /// all_of, drift.
     pub sli: SliSpec,
-    /// `30d` (default), `28d`, any duration, `calendar_month` or `calendar_week`.
+    /// The error budget's period: `30d` (default), `28d`, any duration of at least 1h,
+    /// `calendar_month` or `calendar_week`.
     #[serde(default)]
     pub period: PeriodSpec,
     /// Series beyond this many fold into `other` (counted and warned about).
@@ -40,10 +52,11 @@ pub struct SloSpec {
     pub depends_on: Vec<String>,
     /// What identifies a request across records, for `depends_on` (default: the `id` field).
     #[serde(default)]
-    pub correlate_by: Option<crate::spec::JsonPointer>,
+    pub correlate_by: Option<JsonPointer>,
     /// Per-tier objectives (and latency thresholds) by a label's value.
     #[serde(default)]
     pub tiers: Option<TiersSpec>,
+    /// Burn-rate alerting: the low-traffic guard and the windows reported.
     #[serde(default)]
     pub alerting: AlertingSpec,
     /// Error-budget policy states, least severe first (default: ok, warn < 50%, freeze < 20%,
@@ -57,16 +70,24 @@ fn default_max_series() -> usize {
 }
 
 /// What makes an event good: exactly one kind.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct SliSpec {
+    /// Good when the request took at most the threshold.
     pub latency: Option<LatencySpec>,
+    /// Good when the request succeeded.
     pub availability: Option<AvailabilitySpec>,
+    /// Good when an evaluator's score (or label) passes.
     pub score: Option<ScoreSpec>,
+    /// Good when a flag (hallucination, toxicity, ...) is not raised.
     pub flag: Option<FlagSpec>,
+    /// Test-suite results (code assistants): good tests, or requests without a failed test.
     pub tests: Option<TestsSpec>,
+    /// Regex rules over the request or response text.
     pub rule: Option<RuleSpec>,
     /// Good when every listed SLI is good (bad when any is bad).
+    #[schemars(length(min = 1))]
     pub all_of: Option<Vec<SliSpec>>,
     /// Window-level: one event per closed window and drift dimension values, good when no watched
     /// feature drifted (needs the spec's `drift:` section).
@@ -74,40 +95,48 @@ pub struct SliSpec {
 }
 
 /// The drift SLI takes no options: what drifts, and how, is the `drift:` section.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DriftSliSpec {}
 
 /// Good when a duration is at most the threshold.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LatencySpec {
+    /// `total` (latency_ms), `ttft` (time to first token) or `time_per_output_token`.
     #[serde(default)]
     pub measure: MeasureSpec,
-    /// e.g. `2s`, `800ms`.
+    /// The longest good duration, e.g. `2s`, `800ms`; or give `thresholds`.
     pub threshold: Option<Span>,
     /// Several thresholds, each its own SLO named `<name>-<threshold>`.
     pub thresholds: Option<Vec<ThresholdSpec>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One latency threshold with its own objective.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdSpec {
+    /// The longest good duration, e.g. `2s`.
     pub threshold: Span,
+    /// The objective of this threshold's SLO.
     pub objective: Objective,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// Which duration a latency SLI judges.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MeasureSpec {
+    /// The whole request: `latency_ms`.
     #[default]
     Total,
+    /// Time to the first token: `ttft_ms`.
     Ttft,
+    /// (latency − ttft) ÷ output tokens.
     TimePerOutputToken,
 }
 
 /// Good when the request succeeded.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilitySpec {
     /// Error types that are not the service's fault (e.g. `invalid_request`): not judged.
@@ -116,82 +145,108 @@ pub struct AvailabilitySpec {
 }
 
 /// Good when an evaluator's score is at least `min`, at most `max`, or its label is in `pass_labels`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreSpec {
+    /// The evaluator's name under the record's `evals`.
     pub evaluator: String,
+    /// Good when the score is at least this.
     pub min: Option<f64>,
+    /// Good when the score is at most this.
     pub max: Option<f64>,
+    /// Good when the evaluator's label is one of these.
     pub pass_labels: Option<Vec<String>>,
+    /// When the evaluator did not run: `skip` (not judged, the default) or `bad`.
     #[serde(default)]
     pub missing: MissingSpec,
 }
 
 /// Good when the flag is not raised.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagSpec {
+    /// The flag's name under the record's `flags`.
     pub name: String,
+    /// When the flag is absent: `skip` (not judged, the default) or `bad`.
     #[serde(default)]
     pub missing: MissingSpec,
 }
 
 /// Test-suite pass rate.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestsSpec {
+    /// `per_test` (each passed or failed test is one event) or `per_request` (good when no test
+    /// failed).
     #[serde(default)]
     pub mode: TestsModeSpec,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// What one event is for a tests SLI.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TestsModeSpec {
+    /// Each passed test is a good event, each failed test a bad one.
     #[default]
     PerTest,
+    /// One event per request, good when no test failed.
     PerRequest,
 }
 
 /// Unjudged (`skip`, default) or `bad` when the input is missing.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MissingSpec {
+    /// Not judged: counts neither good nor bad.
     #[default]
     Skip,
+    /// Counts as bad.
     Bad,
 }
 
 /// Regex rules over one text field, evaluated in one pass.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
+    /// `response` (default) or `request`: the text the rules read.
     #[serde(default)]
     pub field: TextFieldSpec,
+    /// Evaluated together in one pass over the text.
+    #[schemars(length(min = 1))]
     pub rules: Vec<RuleItemSpec>,
+    /// When the text is absent: `skip` (not judged, the default) or `bad`.
     #[serde(default)]
     pub missing: MissingSpec,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// The text a rule reads.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TextFieldSpec {
+    /// The response text.
     #[default]
     Response,
+    /// The request (prompt) text.
     Request,
 }
 
 /// One rule: a `pattern` (Rust regex syntax) or a built-in `preset`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleItemSpec {
+    /// Names the rule in messages.
     pub name: String,
+    /// A regular expression; give it or `preset`.
     pub pattern: Option<Pattern>,
+    /// A built-in pattern: `refusal`, `pii_email`, `pii_phone` or `pii_card`; give it or `pattern`.
     pub preset: Option<Preset>,
+    /// `forbid` (a match is bad, the default) or `require` (no match is bad).
     #[serde(default)]
     pub kind: RuleKindSpec,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// What a rule's match means.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKindSpec {
     /// A match makes the event bad.
@@ -202,12 +257,17 @@ pub enum RuleKindSpec {
 }
 
 /// Built-in patterns for what most AI services check.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "RulePreset")]
 pub enum Preset {
+    /// The model declined ("I'm sorry", "as an AI", ...).
     Refusal,
+    /// An email address.
     PiiEmail,
+    /// A phone number.
     PiiPhone,
+    /// A payment card number.
     PiiCard,
 }
 
@@ -235,6 +295,20 @@ impl<'de> Deserialize<'de> for Pattern {
             regex::Regex::new(s)
                 .map(|_| Pattern(s.to_owned()))
                 .map_err(|e| format!("{s:?} is not a valid regular expression: {e}"))
+        })
+    }
+}
+
+impl JsonSchema for Pattern {
+    fn schema_name() -> Cow<'static, str> {
+        "Regex".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A regular expression in Rust's syntax (like PCRE without look-around \
+                or backreferences); (?i) at the start ignores case.",
+            "type": "string"
         })
     }
 }
@@ -267,19 +341,42 @@ impl<'de> Deserialize<'de> for PeriodSpec {
     }
 }
 
+/// Durations under an hour are refused by the spec loader only: no pattern can add up the parts.
+impl JsonSchema for PeriodSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Period".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The error budget's period: a rolling duration of at least 1h (30d, \
+                28d, 7d) or a calendar one, calendar_month or calendar_week.",
+            "anyOf": [
+                { "type": "string", "enum": ["calendar_month", "calendar_week"] },
+                { "type": "string", "pattern": DURATION_PARTS_PATTERN }
+            ]
+        })
+    }
+}
+
 /// Tiered objectives: the SLO splits by `label` and each value gets its own objective (and, for
 /// latency, threshold).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TiersSpec {
+    /// The label whose value picks the tier, e.g. `tier`.
     pub label: String,
+    /// The objective of each label value, e.g. `{premium: 99.9%, free: 99%}`; `objective` covers
+    /// values not listed.
+    #[schemars(extend("minProperties" = 1))]
     pub objectives: BTreeMap<String, Objective>,
+    /// For latency SLOs, the threshold of each label value.
     #[serde(default)]
     pub thresholds: BTreeMap<String, Span>,
 }
 
-/// Alerting knobs.
-#[derive(Debug, Clone, Deserialize)]
+/// Burn-rate alerting: the low-traffic guard and the windows reported.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertingSpec {
     /// Low-traffic guard: no alert with fewer events in the long window.
@@ -298,10 +395,12 @@ impl Default for AlertingSpec {
 }
 
 /// A policy state, in force while the remaining budget is below `below`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
+    /// The state's name, as exported in `sliq.policy.state`.
     pub name: String,
+    /// In force while the budget remaining is below this share (1 = all of it).
     pub below: f64,
 }
 

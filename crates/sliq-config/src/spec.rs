@@ -1,15 +1,15 @@
-//! The spec's types. Values that can be wrong on their own (an objective of 1.5, a duration of
-//! "soon", a pointer without its leading slash) are refused while deserializing, so the YAML parser
-//! reports them at their line and key.
+//! The spec's sections and the checks that need the whole spec. Values that can be wrong on their
+//! own (an objective of 1.5, a duration of "soon", a pointer without its leading slash) are in
+//! `values`, refused while deserializing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::de::Deserializer;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use sliq_core::{Decoder, Dimension, FieldMap, Slo, WindowConfig};
+use sliq_core::{Decoder, FieldMap, Slo, WindowConfig};
 use sliq_redact::{RedactError, Redactor};
 
 use crate::admin_spec::AdminSpec;
@@ -17,23 +17,33 @@ use crate::drift_spec::DriftSpec;
 use crate::kafka_spec::KafkaSpec;
 use crate::redact_spec::RedactSpec;
 use crate::slo_spec::SloSpec;
+use crate::values::{JsonPointer, Span};
 
 use crate::{KeyRef, Secret};
 
 /// A whole pipeline: where records come from, which SLOs they feed, where results go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
+    /// Where records come from.
     pub source: SourceSpec,
+    /// Where the record's fields are, for records not shaped like
+    /// `schemas/request-log.v1.schema.json`.
     #[serde(default)]
     pub fields: FieldsSpec,
+    /// Event-time windows: their size, and how long late and out-of-order events are waited for.
     #[serde(default)]
     pub windows: WindowsSpec,
+    /// The SLOs records are judged by; at least one.
+    #[schemars(length(min = 1))]
     pub slos: Vec<SloSpec>,
+    /// Where metrics go (OTLP).
     #[serde(default)]
     pub export: ExportSpec,
+    /// The Parquet archive of every record.
     #[serde(default)]
     pub archive: ArchiveSpec,
+    /// Where checkpoints and budgets are kept across restarts.
     #[serde(default)]
     pub state: StateSpec,
     /// Health and metrics endpoints, and where sliq's own metrics go.
@@ -51,10 +61,12 @@ fn default_shutdown_timeout() -> Span {
     Span(Duration::from_secs(30))
 }
 
-/// Where budget state (the rollup table) is kept across restarts.
-#[derive(Debug, Clone, Deserialize)]
+/// Where this instance keeps what must survive a restart: checkpoints, budget rollups, drift
+/// references.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateSpec {
+    /// A folder of this instance's own: checkpoints, budget rollups, drift references.
     pub dir: PathBuf,
 }
 
@@ -66,39 +78,64 @@ impl Default for StateSpec {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Where records come from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
+    /// The Kafka topics, group and connection.
     pub kafka: KafkaSpec,
 }
 
 /// JSON Pointers to the canonical fields, for records of another shape. Unset fields keep the
 /// canonical location (see `schemas/request-log.v1.schema.json`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldsSpec {
+    /// The request id (canonical `/id`).
     pub id: Option<JsonPointer>,
+    /// The event time, RFC 3339 or epoch ms (canonical `/ts`).
     pub ts: Option<JsonPointer>,
+    /// The service name (canonical `/service`).
     pub service: Option<JsonPointer>,
+    /// The operation (canonical `/operation`).
     pub operation: Option<JsonPointer>,
+    /// The model (canonical `/model`).
     pub model: Option<JsonPointer>,
+    /// The labels object (canonical `/labels`).
     pub labels: Option<JsonPointer>,
+    /// The prompt (canonical `/request/text`).
     pub request_text: Option<JsonPointer>,
+    /// Input tokens (canonical `/request/tokens`).
     pub request_tokens: Option<JsonPointer>,
+    /// The response (canonical `/response/text`).
     pub response_text: Option<JsonPointer>,
+    /// Output tokens (canonical `/response/tokens`).
     pub response_tokens: Option<JsonPointer>,
+    /// Why generation stopped (canonical `/response/finish_reason`).
     pub finish_reason: Option<JsonPointer>,
+    /// `ok` or `error` (canonical `/status`).
     pub status: Option<JsonPointer>,
+    /// The error object (canonical `/error`).
     pub error: Option<JsonPointer>,
+    /// The error's type (canonical `/error/type`).
     pub error_type: Option<JsonPointer>,
+    /// The error's message (canonical `/error/message`).
     pub error_message: Option<JsonPointer>,
+    /// The whole request's duration in ms (canonical `/latency_ms`).
     pub latency_ms: Option<JsonPointer>,
+    /// Time to the first token in ms (canonical `/ttft_ms`).
     pub ttft_ms: Option<JsonPointer>,
+    /// Evaluator scores and labels (canonical `/evals`).
     pub evals: Option<JsonPointer>,
+    /// Boolean flags such as hallucination (canonical `/flags`).
     pub flags: Option<JsonPointer>,
+    /// Tests passed (canonical `/tests/passed`).
     pub tests_passed: Option<JsonPointer>,
+    /// Tests failed (canonical `/tests/failed`).
     pub tests_failed: Option<JsonPointer>,
+    /// Tests skipped (canonical `/tests/skipped`).
     pub tests_skipped: Option<JsonPointer>,
+    /// Numbers and categories for drift (canonical `/features`).
     pub features: Option<JsonPointer>,
 }
 
@@ -141,9 +178,10 @@ impl FieldsSpec {
 }
 
 /// Event-time windowing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WindowsSpec {
+    /// The length of each tumbling window, in event time.
     pub size: Span,
     /// How long after a window's end (in event time) late events still count into it.
     pub allowed_lateness: Span,
@@ -188,12 +226,13 @@ impl WindowsSpec {
 pub const MAX_FUTURE_SKEW_LIMIT: Duration = Duration::from_secs(86_400);
 
 /// Where metrics go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportSpec {
     /// `false` sends nothing (an archive-only instance, or measuring what export costs).
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// The OTLP exporter.
     #[serde(default)]
     pub otlp: OtlpSpec,
 }
@@ -212,21 +251,31 @@ fn enabled() -> bool {
 }
 
 /// The OTLP exporter: `grpc` (default), `http/protobuf`, or a `file://` path for OTLP/JSON lines.
-/// Keys left out here may come from the standard `OTEL_EXPORTER_OTLP_*` variables, so the ones
-/// that have such a variable are optional rather than defaulted (see [`OtlpSpec::resolve`]).
-#[derive(Debug, Clone, Deserialize)]
+/// Keys left out here may come from the standard `OTEL_EXPORTER_OTLP_*` variables.
+// The keys that have such a variable are optional rather than defaulted, so that resolving can
+// tell a key left out from one set (see [`OtlpSpec::resolve`]).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpSpec {
+    /// The collector: `http(s)://host:port`, or `file:///path` for OTLP/JSON lines. Default:
+    /// `OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT`, then `http://127.0.0.1:4317`.
     pub endpoint: Option<String>,
+    /// `grpc`, `http/protobuf` or `file`. Default: `OTEL_EXPORTER_OTLP_(METRICS_)PROTOCOL`, then
+    /// `file` for a `file://` endpoint and `grpc` otherwise.
     pub protocol: Option<Protocol>,
+    /// `cumulative` (default) or `delta`.
     pub temporality: Temporality,
+    /// How long one export may take. Default: `OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT`, then 10s.
     pub timeout: Option<Span>,
     /// Sent with every request (`Authorization`, tenant headers); values never appear in messages.
     pub headers: BTreeMap<String, Secret>,
+    /// `gzip` or `none`. Default: `OTEL_EXPORTER_OTLP_(METRICS_)COMPRESSION`, then none.
     pub compression: Option<Compression>,
+    /// Certificates for an `https://` collector.
     pub tls: TlsSpec,
     /// Closed windows not yet acknowledged by the collector are kept up to this many bytes
     /// (encoded); past it the partitions are paused until the collector takes them.
+    #[schemars(range(min = 1_048_576))]
     pub max_backlog_bytes: u64,
 }
 
@@ -247,28 +296,37 @@ impl Default for OtlpSpec {
 
 /// PEM files for an `https://` collector: the CA that signed its certificate (the system's roots
 /// when unset), and this client's certificate and key when the collector asks for one (mTLS).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSpec {
+    /// The CA that signed the collector's certificate (PEM); default: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// This client's certificate (PEM), for a collector that asks for one; with `key_file`.
     pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM).
     pub key_file: Option<PathBuf>,
 }
 
 /// How request bodies travel: gzip saves most of a metrics request's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
+    /// Compressed request bodies.
     Gzip,
+    /// Uncompressed.
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How metrics travel to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum Protocol {
+    /// OTLP over gRPC (port 4317).
     #[serde(rename = "grpc")]
     Grpc,
+    /// OTLP over HTTP with protobuf bodies (port 4318, path /v1/metrics).
     #[serde(rename = "http/protobuf")]
     HttpProtobuf,
+    /// OTLP/JSON lines appended to the file the `file://` endpoint names.
     #[serde(rename = "file")]
     File,
 }
@@ -286,11 +344,13 @@ impl std::fmt::Display for Protocol {
 
 /// Cumulative (default: a point carries the total since the series' start) or delta (a point
 /// carries one window's counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Temporality {
+    /// Each point carries the total since the series started.
     #[default]
     Cumulative,
+    /// Each point carries one window's counts.
     Delta,
 }
 
@@ -298,16 +358,21 @@ pub enum Temporality {
 const MIN_ROW_GROUP_BYTES: usize = 64 << 10;
 
 /// The Parquet archive.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveSpec {
     /// `false` archives nothing (metrics only; no audit trail of the raw records).
     pub enabled: bool,
+    /// Where Parquet files go, Hive-partitioned by date and hour.
     pub dir: PathBuf,
+    /// A file is closed at this many rows.
     pub max_rows: usize,
+    /// A file is closed when it has been open this long.
     pub max_age: Span,
+    /// The zstd compression level of the Parquet files (1 fast … 22 small).
     pub zstd_level: i32,
     /// An open file's rows go to the writer thread as one row group at this many bytes.
+    #[schemars(range(min = 65_536))]
     pub row_group_bytes: usize,
     /// Rows in memory for the archive (filling or waiting for the writer), at most; past it
     /// reading waits for the writer.
@@ -328,156 +393,6 @@ impl Default for ArchiveSpec {
             max_buffered_bytes: 128 << 20,
             redact: None,
         }
-    }
-}
-
-/// A duration written the human way: `500ms`, `30s`, `1m`, `1h 30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
-
-impl Span {
-    pub fn millis(self) -> i64 {
-        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-/// Written back the way the spec takes it (`1h 30m`, `7d`, `500ms`), exactly: no unit is rounded
-/// away, so a message shows the value the user wrote.
-impl std::fmt::Display for Span {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let total_ms = self.0.as_millis();
-        if total_ms == 0 {
-            return f.write_str("0s");
-        }
-        let parts = [
-            (total_ms / 86_400_000, "d"),
-            (total_ms / 3_600_000 % 24, "h"),
-            (total_ms / 60_000 % 60, "m"),
-            (total_ms / 1000 % 60, "s"),
-            (total_ms % 1000, "ms"),
-        ];
-        let mut first = true;
-        for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
-            if !first {
-                f.write_str(" ")?;
-            }
-            write!(f, "{n}{unit}")?;
-            first = false;
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a duration such as 30s", |s| {
-            humantime::parse_duration(s).map(Span).map_err(|e| {
-                format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 1m, 2h")
-            })
-        })
-    }
-}
-
-/// Deserializes a string through `parse` inside the deserializer's own call, so that the YAML
-/// parser attributes a refusal to the exact key and line (an error raised after deserializing a
-/// `String` would be reported at the enclosing map instead).
-pub(crate) fn parse_str<'de, D, T>(
-    d: D,
-    expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    struct Visitor<T> {
-        expecting: &'static str,
-        parse: fn(&str) -> Result<T, String>,
-    }
-    impl<T> serde::de::Visitor<'_> for Visitor<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.expecting)
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
-            (self.parse)(s).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(Visitor { expecting, parse })
-}
-
-/// A target good ratio strictly between 0 and 1 (e.g. 0.995), or a percentage string ("99.5%").
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Objective(pub f64);
-
-impl<'de> Deserialize<'de> for Objective {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Objective;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a ratio such as 0.995 or a percentage such as \"99.5%\"")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Objective, E> {
-                if v > 0.0 && v < 1.0 {
-                    Ok(Objective(v))
-                } else {
-                    Err(E::custom(format!(
-                        "objective {v} is outside (0, 1); write a ratio such as 0.995 (99.5%)"
-                    )))
-                }
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Objective, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Objective, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Objective, E> {
-                let percent = s
-                    .trim()
-                    .strip_suffix('%')
-                    .and_then(|p| p.trim().parse::<f64>().ok())
-                    .ok_or_else(|| {
-                        E::custom(format!(
-                            "{s:?} is not an objective; write 0.995 or \"99.5%\""
-                        ))
-                    })?;
-                self.visit_f64(percent / 100.0)
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// A JSON Pointer (RFC 6901), e.g. `/response/text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonPointer(pub String);
-
-impl<'de> Deserialize<'de> for JsonPointer {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a JSON Pointer such as /meta/latency_ms", |s| {
-            if s.starts_with('/') {
-                Ok(JsonPointer(s.to_owned()))
-            } else {
-                Err(format!(
-                    "{s:?} is not a JSON Pointer; it starts with '/', e.g. \"/meta/latency_ms\""
-                ))
-            }
-        })
-    }
-}
-
-/// A dimension: `service`, `model`, `operation` or `labels.<key>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DimensionSpec(pub Dimension);
-
-impl<'de> Deserialize<'de> for DimensionSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a dimension", |s| {
-            Dimension::parse(s).map(DimensionSpec).ok_or_else(|| {
-                format!("{s:?} is not a dimension; use service, model, operation or labels.<key>")
-            })
-        })
     }
 }
 

@@ -41,7 +41,7 @@ use crate::slo::{Dimension, Evaluator};
 use crate::window::{SeriesCount, WindowCounts, merge_at};
 
 /// Whether a feature is a number or a category.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureKind {
     Numeric,

@@ -14,7 +14,7 @@ use std::fmt;
 
 use hmac::{Hmac, Mac};
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -22,21 +22,23 @@ pub use presets::Preset;
 use presets::{BY_PRIORITY, PresetFinder};
 
 /// What a rule does with what it finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Replace each find with a marker naming its kind (`[email]`; `[redacted]` for patterns and
     /// whole fields).
     Mask,
-    /// Replace each find with [`HASH_PREFIX`] and the hex HMAC-SHA-256 of its text under the
-    /// spec's key: equal values stay equal, so records still join on them.
+    /// Replace each find with `hmac:` and the hex HMAC-SHA-256 of its text under the spec's key:
+    /// equal values stay equal, so records still join on them.
     Hash,
     /// Remove the field's value when anything is found in it (or always, for a whole field).
     Drop,
 }
 
 /// What becomes of the `raw` column (the record byte for byte) when rules are configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RawPolicy {
     /// The original bytes, rules notwithstanding (for an archive whose readers may see all).

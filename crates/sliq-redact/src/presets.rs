@@ -9,8 +9,9 @@ use regex::Regex;
 use serde::Deserialize;
 
 /// A named kind of sensitive text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "RedactPreset")]
 pub enum Preset {
     Email,
     Phone,

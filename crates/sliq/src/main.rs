@@ -83,6 +83,9 @@ enum Command {
     /// Writes one self-contained HTML page on a spec's SLOs over the archive: attainment, budget
     /// left and its burn-down, the worst dimension values, policy changes, drift.
     Report(report_cmd::ReportArgs),
+    /// Prints the JSON Schema of pipeline specs, for editors; schemas/pipeline.schema.json is
+    /// this output (`cargo run -p sliq -- schema > schemas/pipeline.schema.json`).
+    Schema,
 }
 
 fn main() -> std::process::ExitCode {
@@ -126,6 +129,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sliq_config::pipeline_schema())?
+            );
+            Ok(())
+        }
         Command::Validate { config, connect } => {
             let spec = sliq_config::load(&config)?;
             // librdkafka loads the certificates and keys when it makes a client.

@@ -26,7 +26,7 @@ use super::categorical::{CategoricalSketch, common_cells};
 use super::numeric::{Cell, NumericSketch};
 
 /// A drift method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Population stability index over reference-quantile bins.

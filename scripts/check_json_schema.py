@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Validates documents against a JSON Schema (draft 7) with the reference Python validator, for the
+pipeline schema test (`tests/tests/pipeline_schema.rs`), which is sliq's independent check that
+`schemas/pipeline.schema.json` accepts and refuses what the spec loader does.
+
+Usage: check_json_schema.py SCHEMA DOCUMENTS
+
+SCHEMA is a JSON Schema file (checked against the draft 7 metaschema first); DOCUMENTS is a JSON
+file holding a list of documents. Prints a JSON list with, for each document in order, the errors
+found in it ("<path>: <message>"), empty when the document is valid.
+"""
+import json
+import sys
+
+import jsonschema
+
+
+def main() -> None:
+    schema_path, documents_path = sys.argv[1:3]
+    with open(schema_path, encoding="utf-8") as f:
+        schema = json.load(f)
+    with open(documents_path, encoding="utf-8") as f:
+        documents = json.load(f)
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    verdicts = [
+        [
+            f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+            for e in validator.iter_errors(document)
+        ]
+        for document in documents
+    ]
+    print(json.dumps(verdicts))
+
+
+if __name__ == "__main__":
+    main()
