@@ -15,6 +15,8 @@ echo "== rig: Kafka-compatible broker (Nisshi)"
 scripts/broker.sh install
 echo "== rig: Python readers of the archive (DuckDB, pyarrow, Polars)"
 scripts/python-env.sh
+echo "== rig: promtool (checks and unit-tests the rules and dashboard queries sliq writes)"
+scripts/sre-tools.sh
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod broker;
 pub mod fault;
 pub mod otlp;
+pub mod promtool;
 pub mod python;
 pub mod recount;
 pub mod run;

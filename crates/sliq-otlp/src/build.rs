@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::names;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
@@ -291,9 +292,9 @@ impl MetricsBuilder {
         let mut metrics = Vec::with_capacity(2);
         if !event_points.is_empty() {
             metrics.push(sum(
-                "sliq.slo.events",
+                names::SLO_EVENTS,
                 "Events judged by each SLO, by outcome, counted in the event-time window they belong to.",
-                "{event}",
+                names::SLO_EVENTS_UNIT,
                 event_points,
                 self.aggregation(),
             ));
@@ -335,7 +336,7 @@ impl MetricsBuilder {
             let points = folded_by_name
                 .iter()
                 .map(|(name, n)| {
-                    point(vec![kv("sliq.slo.name", name)], self.started_ns, now_ns, *n)
+                    point(vec![kv(names::SLO_NAME, name)], self.started_ns, now_ns, *n)
                 })
                 .collect();
             metrics.push(sum(
@@ -392,7 +393,7 @@ impl MetricsBuilder {
 
 fn series_attributes(evaluator: &Evaluator, series: SeriesId, outcome: Outcome) -> Vec<KeyValue> {
     let mut attrs = slo_attributes(evaluator, series);
-    attrs.insert(1, kv("sliq.slo.outcome", outcome.as_str()));
+    attrs.insert(1, kv(names::SLO_OUTCOME, outcome.as_str()));
     attrs
 }
 
@@ -401,7 +402,7 @@ fn slo_attributes(evaluator: &Evaluator, series: SeriesId) -> Vec<KeyValue> {
     let key = evaluator.series(series);
     let slo = evaluator.slo_of(series);
     let mut attrs = Vec::with_capacity(3 + key.values.len());
-    attrs.push(kv("sliq.slo.name", &slo.name));
+    attrs.push(kv(names::SLO_NAME, &slo.name));
     for (d, v) in slo.dimensions.iter().zip(key.values.iter()) {
         attrs.push(kv(d.attribute(), v));
     }
@@ -462,7 +463,7 @@ fn drift_gauges(points: &[DriftPoint], features: &Features) -> Vec<Metric> {
     for p in points {
         let key = features.key(p.series);
         let mut attrs = vec![
-            kv("sliq.feature", &features.features()[key.feature].name),
+            kv(names::FEATURE, &features.features()[key.feature].name),
             kv("sliq.drift.method", p.method.as_str()),
         ];
         for (d, v) in features.dimensions().iter().zip(&key.values) {
@@ -490,9 +491,9 @@ fn drift_gauges(points: &[DriftPoint], features: &Features) -> Vec<Metric> {
         ));
     }
     metrics.push(gauge(
-        "sliq.drift.detected",
+        names::DRIFT_DETECTED,
         "1 when the feature drifted in the window (value above, or p-value below, its threshold), else 0.",
-        "1",
+        names::RATIO_UNIT,
         detected,
     ));
     metrics
@@ -524,7 +525,7 @@ fn budget_gauges(
         for (window, rate) in &status.burn_rates {
             if let Some(rate) = rate {
                 burn.push(gauge_point(
-                    with(&[("sliq.window", &window_label(*window))]),
+                    with(&[(names::WINDOW, &window_label(*window))]),
                     time_ns,
                     AsDouble(*rate),
                 ));
@@ -538,7 +539,7 @@ fn budget_gauges(
             );
             let a = with(&[
                 ("sliq.severity", rule.severity.as_str()),
-                ("sliq.window", &windows),
+                (names::WINDOW, &windows),
             ]);
             alert.push(gauge_point(a, time_ns, AsInt(i64::from(*fires))));
         }
@@ -549,9 +550,9 @@ fn budget_gauges(
     }
     vec![
         gauge(
-            "sliq.slo.objective",
+            names::SLO_OBJECTIVE,
             "The SLO's target good ratio.",
-            "1",
+            names::RATIO_UNIT,
             objective,
         ),
         gauge(

@@ -6,6 +6,7 @@
 mod baseline_cmd;
 mod demo;
 mod gen_cmd;
+mod rules_cmd;
 mod table;
 
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ enum Command {
     /// Writes a drift baseline (the reference distributions of a spec's drift features) from a
     /// JSON-lines file or from the Parquet archive.
     Baseline(baseline_cmd::BaselineArgs),
+    /// Writes Prometheus recording and alerting rules for every SLO of a spec (burn rates over
+    /// the exported counters summed over instances, page and ticket alerts).
+    Rules(rules_cmd::RulesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -212,6 +216,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args, &rt),
         Command::Gen(args) => gen_cmd::run(args, &rt),
         Command::Baseline(args) => baseline_cmd::run(args),
+        Command::Rules(args) => rules_cmd::rules(&args),
     }
 }
 
