@@ -2,7 +2,7 @@
 //! `promtool test rules` replays three days of counters (two instances each) at burn rates chosen
 //! around every threshold of the SRE workbook, expecting exactly the alerts that hand arithmetic
 //! predicts: a fast burn pages, a slow burn tickets, a burn below budget stays silent, and low
-//! traffic does not page.
+//! traffic does not page; each alert carries the SLO's owner, SLA, runbook and escalation.
 
 use std::fmt::Write as _;
 
@@ -14,6 +14,10 @@ source:
 slos:
   - name: chat-availability
     objective: 0.999
+    sla: 0.995
+    owner: team-chat
+    runbook: https://runbooks.example.com/chat-availability
+    escalation: [chat on-call, 'page {{ the lead }}']
     dimensions: [service]
     sli: { availability: {} }
 ";
@@ -157,7 +161,11 @@ fn expected_alerts() -> String {
             writeln!(
                 out,
                 "          - exp_labels: {{severity: {severity}, sliq_window: \"{windows}\", \
-                 sliq_slo_name: chat-availability, service: {}}}\n            exp_annotations:\n\
+                 sliq_slo_name: chat-availability, service: {}, owner: team-chat}}\n\
+                 \x20           exp_annotations:\n\
+                 \x20             sla: \"99.5%\"\n\
+                 \x20             runbook_url: https://runbooks.example.com/chat-availability\n\
+                 \x20             escalation: \"chat on-call → page {{{{ the lead }}}}\"\n\
                  \x20             summary: \"SLO chat-availability burns its error budget at more \
                  than {factor}x over {long} and {short}\"\n\
                  \x20             description: \"At this rate {share}% of the 30d budget is gone \
@@ -238,4 +246,26 @@ fn expected_values() -> String {
         sample("sliq_slo:budget_remaining", "within", "0.1"),
     ]
     .concat()
+}
+
+#[test]
+fn validate_refuses_an_sla_tighter_than_its_slo_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(&spec, SPEC.replace("sla: 0.995", "sla: 0.9995")).unwrap();
+    let out = std::process::Command::new(sliq_tests::sliq_binary())
+        .args(["validate", "--config"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // Line 4 holds the SLO's name.
+    assert!(
+        stderr.contains(&format!(
+            "{}:4: slos[0].sla: the SLA 99.95% is tighter than the objective 99.9%",
+            spec.display()
+        )),
+        "{stderr}"
+    );
 }

@@ -499,24 +499,48 @@ fn drift_gauges(points: &[DriftPoint], features: &Features) -> Vec<Metric> {
     metrics
 }
 
-/// The budget gauges: objective, budget remaining, burn rates, alert conditions, policy state.
+/// The budget gauges: objective, SLA, budget remaining, burn rates, alert conditions, policy
+/// state. They carry the SLO's owner and runbook beside its name and dimensions (the counters do
+/// not, so editing them never starts new counter series).
 fn budget_gauges(
     budgets: &[(SeriesId, BudgetStatus)],
     evaluator: &Evaluator,
     time_ns: u64,
 ) -> Vec<Metric> {
     use number_data_point::Value::{AsDouble, AsInt};
-    let (mut objective, mut remaining, mut burn, mut alert, mut policy) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut objective, mut sla, mut remaining, mut burn, mut alert, mut policy) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (series, status) in budgets {
         let slo = evaluator.slo_of(*series);
-        let attrs = slo_attributes(evaluator, *series);
+        let mut attrs = slo_attributes(evaluator, *series);
+        let contract = &slo.contract;
+        for (key, value) in [
+            (names::SLO_OWNER, &contract.owner),
+            (names::SLO_RUNBOOK, &contract.runbook),
+        ] {
+            if let Some(value) = value {
+                attrs.push(kv(key, value));
+            }
+        }
         let with = |extra: &[(&str, &str)]| {
             let mut a = attrs.clone();
             a.extend(extra.iter().map(|(k, v)| kv(k, v)));
             a
         };
         objective.push(gauge_point(attrs.clone(), time_ns, AsDouble(slo.objective)));
+        if let Some(contract_objective) = contract.sla {
+            sla.push(gauge_point(
+                attrs.clone(),
+                time_ns,
+                AsDouble(contract_objective),
+            ));
+        }
         remaining.push(gauge_point(
             attrs.clone(),
             time_ns,
@@ -548,13 +572,21 @@ fn budget_gauges(
             policy.push(gauge_point(a, time_ns, AsInt(status.policy_state as i64)));
         }
     }
-    vec![
-        gauge(
-            names::SLO_OBJECTIVE,
-            "The SLO's target good ratio.",
+    let mut metrics = vec![gauge(
+        names::SLO_OBJECTIVE,
+        "The SLO's target good ratio.",
+        names::RATIO_UNIT,
+        objective,
+    )];
+    if !sla.is_empty() {
+        metrics.push(gauge(
+            names::SLO_SLA,
+            "The SLO's contract objective (SLA): what is promised outside, at most the objective.",
             names::RATIO_UNIT,
-            objective,
-        ),
+            sla,
+        ));
+    }
+    metrics.extend([
         gauge(
             "sliq.slo.budget.remaining",
             "Share of the error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent.",
@@ -579,7 +611,8 @@ fn budget_gauges(
             "1",
             policy,
         ),
-    ]
+    ]);
+    metrics
 }
 
 fn sum(
@@ -605,17 +638,23 @@ fn sum(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sliq_core::{Decoder, Dimension, FieldMap, SeriesCount, Sli, Slo};
+    use sliq_core::{Decoder, Dimension, FieldMap, SeriesCount, Sli, Slo, SloContract};
 
     fn evaluator_with_two_series() -> Evaluator {
-        let mut ev = Evaluator::new(vec![Slo::new(
+        evaluator_with_two_series_under(SloContract::default())
+    }
+
+    fn evaluator_with_two_series_under(contract: SloContract) -> Evaluator {
+        let mut slo = Slo::new(
             "avail",
             Sli::Availability {
                 exclude_error_types: vec![],
             },
             0.99,
             vec![Dimension::Service, Dimension::Label("tier".into())],
-        )]);
+        );
+        slo.contract = contract;
+        let mut ev = Evaluator::new(vec![slo]);
         let d = Decoder::new(FieldMap::default(), 1 << 20);
         let mut out = Vec::new();
         for rec in [
@@ -850,7 +889,12 @@ mod tests {
     #[test]
     fn budget_gauges_name_windows_severities_and_policy_states() {
         use sliq_core::{AlertRule, BudgetStatus};
-        let ev = evaluator_with_two_series();
+        let ev = evaluator_with_two_series_under(SloContract {
+            sla: Some(0.98),
+            owner: Some("team-chat".into()),
+            runbook: Some("https://runbooks.example.com/avail".into()),
+            escalation: vec!["on-call".into()],
+        });
         let rules = AlertRule::workbook();
         let status = BudgetStatus {
             good: 990,
@@ -907,6 +951,8 @@ mod tests {
             ("sliq.slo.name", "avail"),
             ("service", "chat"),
             ("tier", "gold"),
+            ("sliq.slo.owner", "team-chat"),
+            ("sliq.slo.runbook", "https://runbooks.example.com/avail"),
         ];
         let with = |extra: &[(&str, &str)]| attrs(&[&base[..], extra].concat());
         let t = 120_000_000_000;
@@ -918,6 +964,7 @@ mod tests {
             ]
         );
         assert_eq!(gauge("sliq.slo.objective"), vec![(with(&[]), t, 0.99)]);
+        assert_eq!(gauge("sliq.slo.sla"), vec![(with(&[]), t, 0.98)]);
         assert_eq!(
             gauge("sliq.slo.budget.remaining"),
             vec![(with(&[]), t, 0.25)]

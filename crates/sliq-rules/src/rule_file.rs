@@ -118,17 +118,21 @@ fn alert_rule(q: &SloQueries<'_>, alert: &AlertRule) -> Rule {
         q.read(&events_record(alert.long_ms)),
         q.slo.budget.min_events
     );
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("severity".to_owned(), alert.severity.as_str().to_owned()),
         (label_name(names::WINDOW), format!("{long}/{short}")),
     ]);
+    let contract = &q.slo.contract;
+    if let Some(owner) = &contract.owner {
+        labels.insert("owner".to_owned(), owner.clone());
+    }
     let spent = number(alert.budget_share * 100.0);
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (
             "summary".to_owned(),
             format!(
                 "SLO {} burns its error budget at more than {factor}x over {long} and {short}",
-                q.title()
+                template_literal(&q.title())
             ),
         ),
         (
@@ -142,10 +146,27 @@ fn alert_rule(q: &SloQueries<'_>, alert: &AlertRule) -> Rule {
             ),
         ),
     ]);
+    if let Some(sla) = contract.sla {
+        annotations.insert("sla".to_owned(), format!("{}%", number(sla * 100.0)));
+    }
+    if let Some(runbook) = &contract.runbook {
+        annotations.insert("runbook_url".to_owned(), template_literal(runbook));
+    }
+    if !contract.escalation.is_empty() {
+        annotations.insert(
+            "escalation".to_owned(),
+            template_literal(&contract.escalation.join(" → ")),
+        );
+    }
     Rule::Alert {
         alert: ALERT_NAME.to_owned(),
         expr,
         labels,
         annotations,
     }
+}
+
+/// Text that Prometheus's annotation templating prints as written: `{{` would open an action.
+fn template_literal(text: &str) -> String {
+    text.replace("{{", "{{ \"{{\" }}")
 }
