@@ -78,6 +78,9 @@ enum Command {
     /// Writes Prometheus recording and alerting rules for every SLO of a spec (burn rates over
     /// the exported counters summed over instances, page and ticket alerts).
     Rules(rules_cmd::RulesArgs),
+    /// Writes a Grafana dashboard (JSON) with one row per SLO: SLI, budget remaining, burn
+    /// rates, policy state and drift, from the series `sliq rules` records.
+    Dashboard(rules_cmd::RulesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -217,6 +220,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => gen_cmd::run(args, &rt),
         Command::Baseline(args) => baseline_cmd::run(args),
         Command::Rules(args) => rules_cmd::rules(&args),
+        Command::Dashboard(args) => rules_cmd::dashboard(&args),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `sliq rules`: what Prometheus needs to watch a spec's SLOs, written from the spec alone.
+//! `sliq rules` and `sliq dashboard`: what Prometheus and Grafana need to watch a spec's SLOs,
+//! written from the spec alone.
 
 use std::path::{Path, PathBuf};
 
@@ -6,10 +7,10 @@ use anyhow::Context as _;
 
 #[derive(Debug, clap::Args)]
 pub struct RulesArgs {
-    /// The pipeline spec (YAML) whose SLOs the rules watch.
+    /// The pipeline spec (YAML) whose SLOs are watched.
     #[arg(long)]
     config: PathBuf,
-    /// Where to write the rule file (default: standard output).
+    /// Where to write the file (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -20,6 +21,23 @@ pub fn rules(args: &RulesArgs) -> anyhow::Result<()> {
         .to_yaml(&args.config.display().to_string())
         .context("writing the rules as YAML")?;
     write(&text, args.out.as_deref())
+}
+
+pub fn dashboard(args: &RulesArgs) -> anyhow::Result<()> {
+    let spec = sliq_config::load(&args.config)?;
+    let name = args
+        .config
+        .file_stem()
+        .map_or_else(|| "spec".into(), |s| s.to_string_lossy());
+    let dashboard = sliq_rules::dashboard(
+        &spec.slos(),
+        sliq_rules::DashboardOptions {
+            title: &format!("sliq SLOs: {name}"),
+            drift: spec.drift.is_some(),
+        },
+    );
+    let text = serde_json::to_string_pretty(&dashboard).context("writing the dashboard as JSON")?;
+    write(&format!("{text}\n"), args.out.as_deref())
 }
 
 /// Writes to `out`, or prints when there is none.
