@@ -53,6 +53,12 @@ fn the_dashboard_has_one_row_per_slo_in_grafanas_schema_and_reads_what_the_rules
             dir.path().join(out).as_os_str(),
         ]);
     }
+    // Five core SLOs recording under the same names: still no duplicate rule to promtool's lint.
+    let (ok, checked) = promtool(dir.path(), &["check", "rules", "rules.yml"]);
+    assert!(
+        ok && checked.contains("SUCCESS: 130 rules found") && !checked.contains("FAILED"),
+        "{checked}"
+    );
     let text = std::fs::read_to_string(dir.path().join("dashboard.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
 

@@ -269,3 +269,33 @@ fn validate_refuses_an_sla_tighter_than_its_slo_naming_file_line_and_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_rules_of_every_example_spec_pass_promtool_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = sliq_tests::repo_root().join("pipelines");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let spec = entry.unwrap().path();
+        if spec.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let out = dir.path().join("rules.yml");
+        sliq_tests::run::sliq_ok([
+            "rules".as_ref(),
+            "--config".as_ref(),
+            spec.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        let (ok, text) = promtool(dir.path(), &["check", "rules", "rules.yml"]);
+        // Lint findings (duplicate rules) print FAILED even where promtool exits 0.
+        assert!(
+            ok && text.contains("SUCCESS") && !text.contains("FAILED"),
+            "{}: {text}",
+            spec.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} example specs");
+}

@@ -4,7 +4,7 @@
 //! Every recorded series is summed over instances (`sum by` the SLO's name and dimensions), and
 //! every ratio is a ratio of sums over its window, as sliq's own ledger computes it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sliq_core::{Outcome, Slo};
 use sliq_otlp::names;
@@ -78,6 +78,19 @@ impl<'a> SloQueries<'a> {
                 f.values.join(", ")
             ),
         }
+    }
+
+    /// The labels every rule of this SLO sets on what it writes: the values its series carry
+    /// anyway (the name, a single tier's value), so that the rules of two SLOs that record under
+    /// one name differ to Prometheus's duplicate-rule check.
+    pub fn rule_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(label_name(names::SLO_NAME), self.slo.name.clone())]);
+        if let Some(filter) = &self.slo.filter
+            && let ([value], false) = (filter.values.as_slice(), filter.negate)
+        {
+            labels.insert(label_name(filter.dimension.attribute()), value.clone());
+        }
+        labels
     }
 
     /// Every window something is recorded over: the reported burn-rate windows, both windows of

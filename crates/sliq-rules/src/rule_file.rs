@@ -34,6 +34,7 @@ pub enum Rule {
     Record {
         record: String,
         expr: String,
+        labels: BTreeMap<String, String>,
     },
     Alert {
         alert: String,
@@ -72,12 +73,14 @@ fn group(q: &SloQueries<'_>) -> RuleGroup {
         rules.push(Rule::Record {
             record: error_ratio_record(w),
             expr: q.error_ratio_expr(w),
+            labels: q.rule_labels(),
         });
     }
     for &w in &windows {
         rules.push(Rule::Record {
             record: burn_rate_record(w),
             expr: q.burn_rate_expr(w),
+            labels: q.rule_labels(),
         });
     }
     let mut long_windows: Vec<i64> = q.slo.budget.alerts.iter().map(|a| a.long_ms).collect();
@@ -87,15 +90,18 @@ fn group(q: &SloQueries<'_>) -> RuleGroup {
         rules.push(Rule::Record {
             record: events_record(w),
             expr: q.events_expr(w),
+            labels: q.rule_labels(),
         });
     }
     rules.push(Rule::Record {
         record: BUDGET_REMAINING.to_owned(),
         expr: q.budget_remaining_expr(),
+        labels: q.rule_labels(),
     });
     rules.push(Rule::Record {
         record: POLICY_STATE.to_owned(),
         expr: q.policy_state_expr(),
+        labels: q.rule_labels(),
     });
     for alert in &q.slo.budget.alerts {
         rules.push(alert_rule(q, alert));
@@ -118,7 +124,8 @@ fn alert_rule(q: &SloQueries<'_>, alert: &AlertRule) -> Rule {
         q.read(&events_record(alert.long_ms)),
         q.slo.budget.min_events
     );
-    let mut labels = BTreeMap::from([
+    let mut labels = q.rule_labels();
+    labels.extend([
         ("severity".to_owned(), alert.severity.as_str().to_owned()),
         (label_name(names::WINDOW), format!("{long}/{short}")),
     ]);
