@@ -22,8 +22,8 @@ const DATASOURCE: &str = "${datasource}";
 /// What the dashboard shows besides the SLOs.
 #[derive(Debug, Clone, Copy)]
 pub struct DashboardOptions<'a> {
-    /// The title, e.g. the spec's file name.
-    pub title: &'a str,
+    /// Names the dashboard (its title and uid): the spec's file name, e.g. `chatbot`.
+    pub name: &'a str,
     /// Whether the spec watches drift (then each row shows which features drifted).
     pub drift: bool,
 }
@@ -73,8 +73,8 @@ pub fn dashboard(slos: &[Slo], options: DashboardOptions<'_>) -> Value {
         y += PANEL_HEIGHT;
     }
     json!({
-        "title": options.title,
-        "uid": uid(options.title),
+        "title": format!("sliq SLOs: {}", options.name),
+        "uid": uid(options.name),
         "description": "SLOs of a sliq spec, from the series `sliq rules` records: regenerate with `sliq dashboard`.",
         "tags": ["sliq", "slo"],
         "timezone": "utc",
@@ -95,10 +95,10 @@ pub fn dashboard(slos: &[Slo], options: DashboardOptions<'_>) -> Value {
     })
 }
 
-/// A dashboard uid (8–40 characters of `[a-zA-Z0-9-_]`), the same for the same title so a
+/// A dashboard uid (8–40 characters of `[a-zA-Z0-9-_]`), the same for the same spec so a
 /// re-import replaces the dashboard instead of adding a second.
-fn uid(title: &str) -> String {
-    let cleaned: String = title
+fn uid(name: &str) -> String {
+    let cleaned: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -108,7 +108,7 @@ fn uid(title: &str) -> String {
             }
         })
         .collect();
-    let mut uid = format!("sliq-{cleaned}");
+    let mut uid = format!("sliq-slos-{cleaned}");
     uid.truncate(40);
     uid
 }

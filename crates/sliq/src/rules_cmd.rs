@@ -32,7 +32,7 @@ pub fn dashboard(args: &RulesArgs) -> anyhow::Result<()> {
     let dashboard = sliq_rules::dashboard(
         &spec.slos(),
         sliq_rules::DashboardOptions {
-            title: &format!("sliq SLOs: {name}"),
+            name: &name,
             drift: spec.drift.is_some(),
         },
     );
