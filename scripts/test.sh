@@ -18,6 +18,8 @@ echo "== rig: Python readers of the archive (DuckDB, pyarrow, Polars)"
 scripts/python-env.sh
 echo "== rig: headless Chromium and fonts (the report test's screenshots)"
 scripts/chromium.sh >/dev/null
+echo "== rig: promtool (checks and unit-tests the rules and dashboard queries sliq writes)"
+scripts/sre-tools.sh
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod chromium;
 pub mod fault;
 pub mod otlp;
+pub mod promtool;
 pub mod python;
 pub mod recount;
 pub mod run;

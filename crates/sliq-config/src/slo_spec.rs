@@ -11,7 +11,8 @@ use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use sliq_core::{
     AlertRule, BudgetConfig, Dimension, Filter, LatencyMeasure, Missing, Period, PolicyState,
-    RuleKind, Rules, ScorePass, Sli, Slo, TestsMode, TextField, budget::default_policy,
+    RuleKind, Rules, ScorePass, Sli, Slo, SloContract, TestsMode, TextField,
+    budget::default_policy,
 };
 
 use crate::KeyRef;
@@ -63,6 +64,35 @@ pub struct SloSpec {
     /// exhausted ≤ 0).
     #[serde(default)]
     pub policy: Option<Vec<PolicySpec>>,
+    /// The objective promised to customers (a contract), at most the objective: shown beside
+    /// the SLO in alerts, dashboards and reports, and exported as `sliq.slo.sla`.
+    #[serde(default)]
+    pub sla: Option<Objective>,
+    /// The team or rota that answers for this SLO: a label on its alerts (`owner`) for routing.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Where on-call reads what to do: an http(s) URL, the alerts' `runbook_url`.
+    #[serde(default)]
+    pub runbook: Option<RunbookUrl>,
+    /// Who to call next, in order (people, rotas, channels): the alerts' `escalation`.
+    #[serde(default)]
+    pub escalation: Vec<String>,
+}
+
+/// An absolute http(s) URL, checked when the spec is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookUrl(pub String);
+
+impl<'de> Deserialize<'de> for RunbookUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "an http(s) URL", |s| match url::Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(RunbookUrl(s.to_owned())),
+            _ => Err(format!(
+                "{s:?} is not an http(s) URL; write where the runbook is, e.g. \
+                 https://runbooks.example.com/chat-availability"
+            )),
+        })
+    }
 }
 
 fn default_max_series() -> usize {
@@ -651,6 +681,32 @@ pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
         {
             return Err((at(".policy"), "list at least one policy state".into()));
         }
+        if let Some(sla) = slo.sla
+            && let Some((objective, whose)) = tightest_objective(slo)
+            && sla.0 > objective
+        {
+            return Err((
+                at(".sla"),
+                format!(
+                    "the SLA {} is tighter than the objective {}{whose}: a contract promises at \
+                     most what the team aims for; lower sla or raise the objective",
+                    percent(sla.0),
+                    percent(objective)
+                ),
+            ));
+        }
+        if slo.owner.as_deref().is_some_and(|o| o.trim().is_empty()) {
+            return Err((
+                at(".owner"),
+                "owner is empty; name the team or rota, e.g. owner: team-chat".into(),
+            ));
+        }
+        if slo.escalation.iter().any(|step| step.trim().is_empty()) {
+            return Err((
+                at(".escalation"),
+                "an escalation step is empty; list who to call, in order, e.g. [chat on-call, chat lead]".into(),
+            ));
+        }
     }
     for (i, slo) in slos.iter().enumerate() {
         for dep in &slo.depends_on {
@@ -677,6 +733,33 @@ pub(crate) fn check_slos(slos: &[SloSpec]) -> Result<(), (KeyRef, String)> {
         ));
     }
     Ok(())
+}
+
+/// The lowest objective an SLO holds (its own, a threshold's or a tier's), and where it comes
+/// from when not the SLO's own: an SLA may be no tighter than any of them.
+fn tightest_objective(slo: &SloSpec) -> Option<(f64, String)> {
+    let thresholds = slo
+        .sli
+        .latency
+        .iter()
+        .flat_map(|l| l.thresholds.iter().flatten())
+        .map(|t| (t.objective.0, format!(" of threshold {}", t.threshold)));
+    let tiers = slo
+        .tiers
+        .iter()
+        .flat_map(|t| t.objectives.iter())
+        .map(|(tier, o)| (o.0, format!(" of tier {tier}")));
+    slo.objective
+        .map(|o| (o.0, String::new()))
+        .into_iter()
+        .chain(thresholds)
+        .chain(tiers)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// A ratio as a percentage, the way a spec may write it (`99.5%`).
+fn percent(ratio: f64) -> String {
+    format!("{}%", (ratio * 100.0 * 1e6).round() / 1e6)
 }
 
 fn find_cycle(slos: &[SloSpec], names: &BTreeMap<&str, usize>) -> Option<String> {
@@ -712,6 +795,12 @@ pub(crate) fn expand(slos: &[SloSpec], id_pointer: &str) -> Vec<Slo> {
     let mut indices: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for slo in slos {
         let budget = budget_config(slo);
+        let contract = SloContract {
+            sla: slo.sla.map(|o| o.0),
+            owner: slo.owner.clone(),
+            runbook: slo.runbook.as_ref().map(|r| r.0.clone()),
+            escalation: slo.escalation.clone(),
+        };
         let dimensions: Vec<Dimension> = slo.dimensions.iter().map(|d| d.0.clone()).collect();
         let mut push = |name: String,
                         sli: Sli,
@@ -735,6 +824,7 @@ pub(crate) fn expand(slos: &[SloSpec], id_pointer: &str) -> Vec<Slo> {
                     .as_ref()
                     .map_or_else(|| id_pointer.to_owned(), |p| p.0.clone()),
                 budget: budget.clone(),
+                contract: contract.clone(),
             });
         };
         if let Some(thresholds) = slo.sli.latency.as_ref().and_then(|l| l.thresholds.as_ref()) {

@@ -890,3 +890,63 @@ fn admin_section_reads_its_address_and_readers_and_refuses_what_cannot_work() {
     assert!(e.message.contains("admin.self_metrics"), "{e}");
     assert!(e.message.contains("self_metrics: prometheus"), "{e}");
 }
+
+fn with_slo_keys(keys: &str) -> String {
+    MINIMAL.replace(
+        "    objective: 0.99\n",
+        &format!("    objective: 0.99\n{keys}"),
+    )
+}
+
+#[test]
+fn an_sla_tighter_than_its_slo_is_refused_at_the_slo() {
+    let e = err(&with_slo_keys("    sla: 0.995\n"));
+    assert_eq!(e.line, Some(7), "{e}");
+    assert!(
+        e.message
+            .starts_with("slos[0].sla: the SLA 99.5% is tighter than the objective 99%"),
+        "{e}"
+    );
+    // With tiers, the loosest tier bounds the SLA.
+    let tiered = MINIMAL.replace(
+        "    objective: 0.99\n",
+        "    sla: 0.995\n    tiers: { label: plan, objectives: { gold: 0.999, silver: 0.99 } }\n",
+    );
+    let e = err(&tiered);
+    assert!(e.message.contains("objective 99% of tier silver"), "{e}");
+    let e = err(&with_slo_keys("    escalation: [on-call, \" \"]\n"));
+    assert!(
+        e.message
+            .starts_with("slos[0].escalation: an escalation step is empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sla_owner_runbook_and_escalation_reach_the_core_slo() {
+    // An SLA equal to the objective is allowed: it is not tighter.
+    let spec = parse(
+        &with_slo_keys(
+            "    sla: \"99%\"\n    owner: team-chat\n    runbook: https://runbooks.example.com/avail\n    escalation: [chat on-call, chat lead]\n",
+        ),
+        "spec.yaml",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        spec.slos()[0].contract,
+        sliq_core::SloContract {
+            sla: Some(0.99),
+            owner: Some("team-chat".into()),
+            runbook: Some("https://runbooks.example.com/avail".into()),
+            escalation: vec!["chat on-call".into(), "chat lead".into()],
+        }
+    );
+    let e = err(&with_slo_keys("    runbook: wiki/avail\n"));
+    assert_eq!(e.line, Some(9), "{e}");
+    assert!(e.message.contains("slos[0].runbook"), "{e}");
+    assert!(
+        e.message.contains("\"wiki/avail\" is not an http(s) URL"),
+        "{e}"
+    );
+}

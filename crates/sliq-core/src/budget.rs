@@ -36,6 +36,16 @@ pub enum Period {
 }
 
 impl Period {
+    /// The length a rule written once must assume: a rolling period's own, 30 days for a calendar
+    /// month (its factors then differ from sliq's own by at most 31/30), 7 days for a week.
+    pub fn nominal_ms(self) -> i64 {
+        match self {
+            Period::Rolling(len) => len,
+            Period::CalendarMonth => 30 * DAY_MS,
+            Period::CalendarWeek => 7 * DAY_MS,
+        }
+    }
+
     /// (start, length) of the period containing `now_ms`.
     pub fn bounds(self, now_ms: i64) -> (i64, i64) {
         match self {

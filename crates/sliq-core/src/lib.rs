@@ -39,7 +39,7 @@ pub use sli::{
 };
 pub use slo::{
     BadRequest, DEFAULT_MAX_SERIES, Deferred, Dimension, Evaluator, Filter, OTHER, SeriesId,
-    SeriesKey, Slo,
+    SeriesKey, Slo, SloContract,
 };
 pub use window::{
     Admission, SeriesCount, SourceId, SourceSnapshot, WindowConfig, WindowCounts, WindowPart,

@@ -100,6 +100,23 @@ pub struct Slo {
     pub correlate_by: String,
     /// Period, burn-rate windows, alert rules and policy of this SLO's budget.
     pub budget: BudgetConfig,
+    /// What the SLO promises outside and who answers for it.
+    pub contract: SloContract,
+}
+
+/// An SLO's terms for people: the contract objective (SLA) and who answers for it. No arithmetic
+/// reads it; it travels to the rules' labels and annotations, the reports and the exported
+/// attributes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SloContract {
+    /// The objective promised to customers, at most the SLO's own objective.
+    pub sla: Option<f64>,
+    /// The team or rota that answers for the SLO.
+    pub owner: Option<String>,
+    /// Where on-call reads what to do (an http(s) URL).
+    pub runbook: Option<String>,
+    /// Who to call next, in order.
+    pub escalation: Vec<String>,
 }
 
 impl Slo {
@@ -115,6 +132,7 @@ impl Slo {
             depends_on: Vec::new(),
             correlate_by: "/id".to_owned(),
             budget: BudgetConfig::default(),
+            contract: SloContract::default(),
         }
     }
 }

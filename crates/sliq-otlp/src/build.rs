@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::names;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
@@ -291,9 +292,9 @@ impl MetricsBuilder {
         let mut metrics = Vec::with_capacity(2);
         if !event_points.is_empty() {
             metrics.push(sum(
-                "sliq.slo.events",
+                names::SLO_EVENTS,
                 "Events judged by each SLO, by outcome, counted in the event-time window they belong to.",
-                "{event}",
+                names::SLO_EVENTS_UNIT,
                 event_points,
                 self.aggregation(),
             ));
@@ -335,7 +336,7 @@ impl MetricsBuilder {
             let points = folded_by_name
                 .iter()
                 .map(|(name, n)| {
-                    point(vec![kv("sliq.slo.name", name)], self.started_ns, now_ns, *n)
+                    point(vec![kv(names::SLO_NAME, name)], self.started_ns, now_ns, *n)
                 })
                 .collect();
             metrics.push(sum(
@@ -392,7 +393,7 @@ impl MetricsBuilder {
 
 fn series_attributes(evaluator: &Evaluator, series: SeriesId, outcome: Outcome) -> Vec<KeyValue> {
     let mut attrs = slo_attributes(evaluator, series);
-    attrs.insert(1, kv("sliq.slo.outcome", outcome.as_str()));
+    attrs.insert(1, kv(names::SLO_OUTCOME, outcome.as_str()));
     attrs
 }
 
@@ -401,7 +402,7 @@ fn slo_attributes(evaluator: &Evaluator, series: SeriesId) -> Vec<KeyValue> {
     let key = evaluator.series(series);
     let slo = evaluator.slo_of(series);
     let mut attrs = Vec::with_capacity(3 + key.values.len());
-    attrs.push(kv("sliq.slo.name", &slo.name));
+    attrs.push(kv(names::SLO_NAME, &slo.name));
     for (d, v) in slo.dimensions.iter().zip(key.values.iter()) {
         attrs.push(kv(d.attribute(), v));
     }
@@ -462,7 +463,7 @@ fn drift_gauges(points: &[DriftPoint], features: &Features) -> Vec<Metric> {
     for p in points {
         let key = features.key(p.series);
         let mut attrs = vec![
-            kv("sliq.feature", &features.features()[key.feature].name),
+            kv(names::FEATURE, &features.features()[key.feature].name),
             kv("sliq.drift.method", p.method.as_str()),
         ];
         for (d, v) in features.dimensions().iter().zip(&key.values) {
@@ -490,32 +491,56 @@ fn drift_gauges(points: &[DriftPoint], features: &Features) -> Vec<Metric> {
         ));
     }
     metrics.push(gauge(
-        "sliq.drift.detected",
+        names::DRIFT_DETECTED,
         "1 when the feature drifted in the window (value above, or p-value below, its threshold), else 0.",
-        "1",
+        names::RATIO_UNIT,
         detected,
     ));
     metrics
 }
 
-/// The budget gauges: objective, budget remaining, burn rates, alert conditions, policy state.
+/// The budget gauges: objective, SLA, budget remaining, burn rates, alert conditions, policy
+/// state. They carry the SLO's owner and runbook beside its name and dimensions (the counters do
+/// not, so editing them never starts new counter series).
 fn budget_gauges(
     budgets: &[(SeriesId, BudgetStatus)],
     evaluator: &Evaluator,
     time_ns: u64,
 ) -> Vec<Metric> {
     use number_data_point::Value::{AsDouble, AsInt};
-    let (mut objective, mut remaining, mut burn, mut alert, mut policy) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut objective, mut sla, mut remaining, mut burn, mut alert, mut policy) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (series, status) in budgets {
         let slo = evaluator.slo_of(*series);
-        let attrs = slo_attributes(evaluator, *series);
+        let mut attrs = slo_attributes(evaluator, *series);
+        let contract = &slo.contract;
+        for (key, value) in [
+            (names::SLO_OWNER, &contract.owner),
+            (names::SLO_RUNBOOK, &contract.runbook),
+        ] {
+            if let Some(value) = value {
+                attrs.push(kv(key, value));
+            }
+        }
         let with = |extra: &[(&str, &str)]| {
             let mut a = attrs.clone();
             a.extend(extra.iter().map(|(k, v)| kv(k, v)));
             a
         };
         objective.push(gauge_point(attrs.clone(), time_ns, AsDouble(slo.objective)));
+        if let Some(contract_objective) = contract.sla {
+            sla.push(gauge_point(
+                attrs.clone(),
+                time_ns,
+                AsDouble(contract_objective),
+            ));
+        }
         remaining.push(gauge_point(
             attrs.clone(),
             time_ns,
@@ -524,7 +549,7 @@ fn budget_gauges(
         for (window, rate) in &status.burn_rates {
             if let Some(rate) = rate {
                 burn.push(gauge_point(
-                    with(&[("sliq.window", &window_label(*window))]),
+                    with(&[(names::WINDOW, &window_label(*window))]),
                     time_ns,
                     AsDouble(*rate),
                 ));
@@ -538,7 +563,7 @@ fn budget_gauges(
             );
             let a = with(&[
                 ("sliq.severity", rule.severity.as_str()),
-                ("sliq.window", &windows),
+                (names::WINDOW, &windows),
             ]);
             alert.push(gauge_point(a, time_ns, AsInt(i64::from(*fires))));
         }
@@ -547,13 +572,21 @@ fn budget_gauges(
             policy.push(gauge_point(a, time_ns, AsInt(status.policy_state as i64)));
         }
     }
-    vec![
-        gauge(
-            "sliq.slo.objective",
-            "The SLO's target good ratio.",
-            "1",
-            objective,
-        ),
+    let mut metrics = vec![gauge(
+        names::SLO_OBJECTIVE,
+        "The SLO's target good ratio.",
+        names::RATIO_UNIT,
+        objective,
+    )];
+    if !sla.is_empty() {
+        metrics.push(gauge(
+            names::SLO_SLA,
+            "The SLO's contract objective (SLA): what is promised outside, at most the objective.",
+            names::RATIO_UNIT,
+            sla,
+        ));
+    }
+    metrics.extend([
         gauge(
             "sliq.slo.budget.remaining",
             "Share of the error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent.",
@@ -578,7 +611,8 @@ fn budget_gauges(
             "1",
             policy,
         ),
-    ]
+    ]);
+    metrics
 }
 
 fn sum(
@@ -604,17 +638,23 @@ fn sum(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sliq_core::{Decoder, Dimension, FieldMap, SeriesCount, Sli, Slo};
+    use sliq_core::{Decoder, Dimension, FieldMap, SeriesCount, Sli, Slo, SloContract};
 
     fn evaluator_with_two_series() -> Evaluator {
-        let mut ev = Evaluator::new(vec![Slo::new(
+        evaluator_with_two_series_under(SloContract::default())
+    }
+
+    fn evaluator_with_two_series_under(contract: SloContract) -> Evaluator {
+        let mut slo = Slo::new(
             "avail",
             Sli::Availability {
                 exclude_error_types: vec![],
             },
             0.99,
             vec![Dimension::Service, Dimension::Label("tier".into())],
-        )]);
+        );
+        slo.contract = contract;
+        let mut ev = Evaluator::new(vec![slo]);
         let d = Decoder::new(FieldMap::default(), 1 << 20);
         let mut out = Vec::new();
         for rec in [
@@ -849,7 +889,12 @@ mod tests {
     #[test]
     fn budget_gauges_name_windows_severities_and_policy_states() {
         use sliq_core::{AlertRule, BudgetStatus};
-        let ev = evaluator_with_two_series();
+        let ev = evaluator_with_two_series_under(SloContract {
+            sla: Some(0.98),
+            owner: Some("team-chat".into()),
+            runbook: Some("https://runbooks.example.com/avail".into()),
+            escalation: vec!["on-call".into()],
+        });
         let rules = AlertRule::workbook();
         let status = BudgetStatus {
             good: 990,
@@ -906,6 +951,8 @@ mod tests {
             ("sliq.slo.name", "avail"),
             ("service", "chat"),
             ("tier", "gold"),
+            ("sliq.slo.owner", "team-chat"),
+            ("sliq.slo.runbook", "https://runbooks.example.com/avail"),
         ];
         let with = |extra: &[(&str, &str)]| attrs(&[&base[..], extra].concat());
         let t = 120_000_000_000;
@@ -917,6 +964,7 @@ mod tests {
             ]
         );
         assert_eq!(gauge("sliq.slo.objective"), vec![(with(&[]), t, 0.99)]);
+        assert_eq!(gauge("sliq.slo.sla"), vec![(with(&[]), t, 0.98)]);
         assert_eq!(
             gauge("sliq.slo.budget.remaining"),
             vec![(with(&[]), t, 0.25)]

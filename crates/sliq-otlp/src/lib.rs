@@ -6,6 +6,7 @@
 
 mod build;
 mod export;
+pub mod names;
 mod transport;
 
 pub use build::{

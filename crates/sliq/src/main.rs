@@ -8,6 +8,7 @@ mod demo;
 mod gen_cmd;
 mod replay_cmd;
 mod report_cmd;
+mod rules_cmd;
 mod table;
 mod time_range;
 
@@ -86,6 +87,12 @@ enum Command {
     /// Prints the JSON Schema of pipeline specs, for editors; schemas/pipeline.schema.json is
     /// this output (`cargo run -p sliq -- schema > schemas/pipeline.schema.json`).
     Schema,
+    /// Writes Prometheus recording and alerting rules for every SLO of a spec (burn rates over
+    /// the exported counters summed over instances, page and ticket alerts).
+    Rules(rules_cmd::RulesArgs),
+    /// Writes a Grafana dashboard (JSON) with one row per SLO: SLI, budget remaining, burn
+    /// rates, policy state and drift, from the series `sliq rules` records.
+    Dashboard(rules_cmd::RulesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -233,6 +240,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Baseline(args) => baseline_cmd::run(args),
         Command::Replay(args) => replay_cmd::run(args, &rt),
         Command::Report(args) => report_cmd::run(args),
+        Command::Rules(args) => rules_cmd::rules(&args),
+        Command::Dashboard(args) => rules_cmd::dashboard(&args),
     }
 }
 
