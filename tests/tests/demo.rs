@@ -64,6 +64,7 @@ async fn bounded_demo_archives_every_valid_event_and_its_metrics_sum_to_them() {
     let requests =
         read_otlp_json_lines(&out.path().join("metrics.otlp.jsonl")).expect("metrics file");
     check_table(&table, &requests, &archive);
+    check_next_steps(&table, out.path());
     let records = last_values(&sum_points(&requests, "sliq.records"));
     let record = |outcome: &str| {
         records
@@ -237,4 +238,44 @@ fn check_table(table: &str, requests: &[ExportMetricsServiceRequest], archive: &
         most_drifted > 0,
         "the demo drifts 60% of the way through:\n{table}"
     );
+}
+
+/// The demo ends by pointing to what the same run can give: each command it prints runs as
+/// printed and writes its file, the report naming every SLO of the demo's spec.
+fn check_next_steps(output: &str, out: &std::path::Path) {
+    let commands: Vec<&str> = output
+        .lines()
+        .skip_while(|l| !l.starts_with("next, from this run"))
+        .skip(1)
+        .map(str::trim)
+        .collect();
+    assert_eq!(commands.len(), 3, "{output}");
+    for (command, file) in commands
+        .iter()
+        .zip(["report.html", "rules.yml", "dashboard.json"])
+    {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("SLIQ_LOG", "error")
+            .status()
+            .expect("sh");
+        assert!(status.success(), "{command}");
+        let written = std::fs::read_to_string(out.join(file)).expect(file);
+        assert!(!written.is_empty(), "{file}");
+        if file == "report.html" {
+            let spec: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(include_str!("../../pipelines/demo.yaml")).expect("spec");
+            for slo in spec["slos"].as_sequence().expect("slos") {
+                let name = slo["name"].as_str().expect("name");
+                assert!(written.contains(&format!(">{name}<")), "{name} not in the report");
+            }
+            // The faithfulness SLO's contract (95%) reaches the report, kept or broken as its
+            // exported counts say.
+            assert!(
+                written.contains("The contract (SLA) promises 95.00%: "),
+                "no SLA in the report"
+            );
+        }
+    }
 }

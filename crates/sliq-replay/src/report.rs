@@ -63,6 +63,11 @@ pub struct SloReport {
     pub burn_down: Vec<BudgetPoint>,
     /// Every series, worst attainment first.
     pub series: Vec<SeriesSummary>,
+    /// The contract objective (SLA, looser than `objective`), and who answers for the SLO.
+    pub sla: Option<f64>,
+    pub owner: Option<String>,
+    pub runbook: Option<String>,
+    pub escalation: Vec<String>,
     /// Policy state changes of the SLO as a whole (no dimensions) and of each series.
     pub policy_changes: Vec<PolicyChange>,
 }
@@ -189,6 +194,10 @@ impl ReportBuilder {
                         .collect(),
                     burn_down: Vec::new(),
                     series: Vec::new(),
+                    sla: slo.contract.sla,
+                    owner: slo.contract.owner.clone(),
+                    runbook: slo.contract.runbook.clone(),
+                    escalation: slo.contract.escalation.clone(),
                     policy_changes: Vec::new(),
                 })
                 .collect();

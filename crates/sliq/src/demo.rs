@@ -127,10 +127,28 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     );
     println!("metrics (OTLP/JSON lines): {}", metrics.display());
     println!("archive (Parquet, Hive-partitioned): {}", archive.display());
+    // The spec as it ran, so the commands below work on this run alone.
+    let spec_file = out.join("demo.yaml");
+    std::fs::write(&spec_file, DEMO_SPEC)
+        .with_context(|| format!("writing {}", spec_file.display()))?;
+    let sliq = std::env::args().next().unwrap_or_else(|| "sliq".to_owned());
+    let (spec_file, archive_dir) = (spec_file.display(), archive.display());
     println!("try:");
     println!(
-        "  duckdb -c \"SELECT service, model, count(*) AS requests, round(quantile_cont(latency_ms, 0.95)) AS p95_ms FROM read_parquet('{}/**/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY requests DESC\"",
-        archive.display()
+        "  duckdb -c \"SELECT service, model, count(*) AS requests, round(quantile_cont(latency_ms, 0.95)) AS p95_ms FROM read_parquet('{archive_dir}/**/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY requests DESC\""
+    );
+    println!("next, from this run (a report for people, rules and a dashboard for Prometheus and Grafana):");
+    println!(
+        "  {sliq} report --config {spec_file} --archive {archive_dir} --out {}",
+        out.join("report.html").display()
+    );
+    println!(
+        "  {sliq} rules --config {spec_file} --out {}",
+        out.join("rules.yml").display()
+    );
+    println!(
+        "  {sliq} dashboard --config {spec_file} --out {}",
+        out.join("dashboard.json").display()
     );
     Ok(())
 }

@@ -129,6 +129,39 @@ fn overview(out: &mut String, report: &Report) {
     out.push_str("</table>\n");
 }
 
+/// The contract beside the objective, and who answers for it: what the spec says, in words.
+fn contract(out: &mut String, slo: &SloReport) {
+    if let Some(sla) = slo.sla {
+        let kept = match slo.attainment {
+            None => "no request was judged",
+            Some(a) if a >= sla => "kept",
+            Some(_) => "broken",
+        };
+        let _ = writeln!(
+            out,
+            "<p class=\"sla\" data-sla=\"{sla}\">The contract (SLA) promises {}: {kept}.</p>",
+            pct(Some(sla), 2)
+        );
+    }
+    let mut who = Vec::new();
+    if let Some(owner) = &slo.owner {
+        who.push(format!("Owner: {}.", esc(owner)));
+    }
+    if let Some(runbook) = &slo.runbook {
+        who.push(format!(
+            "Runbook: <a href=\"{0}\">{0}</a>.",
+            esc(runbook)
+        ));
+    }
+    if !slo.escalation.is_empty() {
+        let steps: Vec<String> = slo.escalation.iter().map(|s| esc(s)).collect();
+        who.push(format!("Escalation: {}.", steps.join(", then ")));
+    }
+    if !who.is_empty() {
+        let _ = writeln!(out, "<p class=\"owner\">{}</p>", who.join(" "));
+    }
+}
+
 fn slo_section(out: &mut String, slo: &SloReport) {
     let _ = writeln!(
         out,
@@ -160,14 +193,13 @@ fn slo_section(out: &mut String, slo: &SloReport) {
             }
         ),
     };
-    // Once the spec carries an SLA per SLO (the contract, looser than this objective), it is
-    // stated here beside the objective.
     let _ = writeln!(
         out,
         "<p>{verdict}</p>\n<p>Error budget left at the end: <b>{}</b> (policy state: {}).</p>",
         pct(Some(slo.budget_remaining), 1),
         esc(&slo.policy_state)
     );
+    contract(out, slo);
     out.push_str("<h3>How the error budget burned down</h3>\n");
     if slo.burn_down.is_empty() {
         out.push_str("<p class=\"muted\">No window closed with events of this objective.</p>\n");
@@ -394,6 +426,10 @@ mod tests {
                     remaining: -2.333,
                 }],
                 series: Vec::new(),
+                sla: Some(0.6),
+                owner: Some(hostile.to_owned()),
+                runbook: Some("https://wiki/runbook?slo=a&tier=b".into()),
+                escalation: vec!["on-call".into(), "team lead".into()],
                 policy_changes: Vec::new(),
             }],
             drift: vec![DriftSummary {
@@ -416,6 +452,12 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&page[start..end]).unwrap();
         assert_eq!(back["slos"][0]["name"], hostile);
         assert_eq!(back["slos"][0]["budget_remaining"], -2.333);
+        // 2 of 3 good against a 60% contract: kept (and the 90% objective missed).
+        assert!(page.contains("The contract (SLA) promises 60.00%: kept."));
+        assert!(page.contains("missing the target"));
+        assert!(page.contains("Escalation: on-call, then team lead."));
+        assert!(page.contains("runbook?slo=a&amp;tier=b"));
+        assert_eq!(back["slos"][0]["sla"], 0.6);
         assert!(page.contains(r#"data-feature="latency_ms" data-windows="4" data-drifted="1""#));
         // One point: drawn in the middle of the plot, clamped at −100%.
         assert!(page.contains(r#"points="340.0,"#), "{page}");
