@@ -24,7 +24,8 @@ pub struct MtlsProxy {
 struct Counts {
     /// Connections whose client presented a certificate of the CA and that were forwarded.
     forwarded: AtomicU64,
-    /// Connections whose handshake failed (no certificate, a stranger's, or no TLS at all).
+    /// Connections whose handshake failed (no certificate, a stranger's, no TLS at all, or a
+    /// client that closed mid-handshake).
     refused: AtomicU64,
 }
 
