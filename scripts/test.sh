@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== build prerequisites: a C compiler, make, Perl (OpenSSL is built from source for Kafka TLS)"
-for tool in cc make perl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool; on Debian: apt-get install gcc make perl" >&2; exit 1; }
+echo "== build prerequisites: a C compiler, make, Perl (OpenSSL is built from source for Kafka TLS), and the openssl tool (the TLS tests encrypt a key with it)"
+for tool in cc make perl openssl; do
+  command -v "$tool" >/dev/null ||
+    { echo "missing $tool; on Debian: apt-get install gcc make perl openssl" >&2; exit 1; }
 done
 perl -MIPC::Cmd -MFindBin -e 1 2>/dev/null ||
   { echo "Perl lacks IPC::Cmd and FindBin (only perl-base?); on Debian: apt-get install perl" >&2; exit 1; }

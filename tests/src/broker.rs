@@ -13,24 +13,34 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::mtls_proxy::MtlsProxy;
+
 /// A running broker on 127.0.0.1.
 #[derive(Debug)]
 pub struct Broker {
     child: Child,
+    /// The port Nisshi listens on.
     port: u16,
+    /// The port Nisshi tells clients to use: its own, or the mTLS proxy's in front of it.
+    advertised: u16,
     binary: String,
     /// The working directory of a broker on sqlite storage (`nisshi.db` lives there).
     sqlite_dir: Option<PathBuf>,
-    /// Set on a broker started with [`Broker::start_secured`].
+    /// Set on a broker started with [`Broker::start_secured`] or [`Broker::start_mtls`].
     secured: Option<Secured>,
+    /// The proxy that requires client certificates, for [`Broker::start_mtls`].
+    proxy: Option<MtlsProxy>,
 }
 
-/// A broker's TLS listener and the login its own helper clients use.
+/// How a secured broker listens, and the properties its own helper clients connect with.
 #[derive(Debug, Clone)]
 struct Secured {
-    cert: PathBuf,
-    key: PathBuf,
-    /// librdkafka properties of a client that logs in (TLS + SASL).
+    /// Nisshi's own TLS listener (certificate, key); `None` behind the mTLS proxy, where Nisshi
+    /// listens in plaintext on loopback.
+    listener_tls: Option<(PathBuf, PathBuf)>,
+    /// Nisshi requires a SCRAM login.
+    authentication: bool,
+    /// librdkafka properties of a client that gets in (TLS, client certificate, SASL).
     client: Vec<(String, String)>,
 }
 
@@ -108,6 +118,63 @@ impl Broker {
         topics: &[(&str, i32)],
     ) -> anyhow::Result<Broker> {
         let first = users.first().context("a secured broker needs a user")?;
+        let mut broker = Broker::provisioned(dir, users, topics).await?;
+        let mut client = vec![
+            ("security.protocol", "SASL_SSL".to_owned()),
+            ("ssl.ca.location", ca.ca_cert.display().to_string()),
+        ];
+        client.extend(login(first));
+        broker.secured = Some(Secured {
+            listener_tls: Some((ca.server_cert.clone(), ca.server_key.clone())),
+            authentication: true,
+            client: owned(client),
+        });
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// A broker that requires a client certificate signed by `ca` (mutual TLS) and, when `users`
+    /// are given, a SCRAM login as well, on sqlite storage in `dir`, holding `topics`. Nisshi
+    /// cannot ask for client certificates, so it listens in plaintext on loopback behind an
+    /// [`MtlsProxy`] that does, and advertises the proxy's port: every client connection, the
+    /// helper clients' too (they present `ca`'s client certificate), goes through the proxy.
+    pub async fn start_mtls(
+        dir: &Path,
+        ca: &crate::tls::TestCa,
+        users: &[ScramUser<'_>],
+        topics: &[(&str, i32)],
+    ) -> anyhow::Result<Broker> {
+        let mut broker = Broker::provisioned(dir, users, topics).await?;
+        let proxy = MtlsProxy::start(ca, broker.port)?;
+        broker.advertised = proxy.port();
+        broker.proxy = Some(proxy);
+        let protocol = if users.is_empty() { "SSL" } else { "SASL_SSL" };
+        let mut client = vec![
+            ("security.protocol", protocol.to_owned()),
+            ("ssl.ca.location", ca.ca_cert.display().to_string()),
+            (
+                "ssl.certificate.location",
+                ca.client_cert.display().to_string(),
+            ),
+            ("ssl.key.location", ca.client_key.display().to_string()),
+        ];
+        client.extend(users.first().map(login).into_iter().flatten());
+        broker.secured = Some(Secured {
+            listener_tls: None,
+            authentication: !users.is_empty(),
+            client: owned(client),
+        });
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// A plaintext broker on sqlite storage in `dir` with `topics` and `users` created, then
+    /// stopped: ready to restart secured on the same db.
+    async fn provisioned(
+        dir: &Path,
+        users: &[ScramUser<'_>],
+        topics: &[(&str, i32)],
+    ) -> anyhow::Result<Broker> {
         let mut broker = Broker::start_sqlite(dir)?;
         for (name, partitions) in topics {
             broker.create_topic(name, *partitions).await?;
@@ -135,51 +202,43 @@ impl Broker {
             }
         }
         broker.kill()?;
-        broker.secured = Some(Secured {
-            cert: ca.server_cert.clone(),
-            key: ca.server_key.clone(),
-            client: [
-                ("security.protocol", "SASL_SSL".to_owned()),
-                ("ssl.ca.location", ca.ca_cert.display().to_string()),
-                ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
-                ("sasl.username", first.name.to_owned()),
-                ("sasl.password", first.password.to_owned()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-        });
-        broker.restart()?;
         Ok(broker)
     }
 
+    /// The proxy in front of a broker made by [`Broker::start_mtls`].
+    pub fn proxy(&self) -> Option<&MtlsProxy> {
+        self.proxy.as_ref()
+    }
+
     fn launch(binary: String, port: u16, sqlite_dir: Option<PathBuf>) -> anyhow::Result<Broker> {
-        let child = Broker::spawn(&binary, port, sqlite_dir.as_deref(), None)?;
+        let child = Broker::spawn(&binary, (port, port), sqlite_dir.as_deref(), None)?;
         let mut broker = Broker {
             child,
             port,
+            advertised: port,
             binary,
             sqlite_dir,
             secured: None,
+            proxy: None,
         };
         broker.wait_ready(Duration::from_secs(30))?;
         Ok(broker)
     }
 
+    /// Starts Nisshi listening on `ports.0` and advertising `ports.1`.
     fn spawn(
         binary: &str,
-        port: u16,
+        ports: (u16, u16),
         sqlite_dir: Option<&Path>,
         secured: Option<&Secured>,
     ) -> anyhow::Result<Child> {
-        let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(binary);
         cmd.args([
             "broker",
             "--listener-url",
-            &url,
+            &format!("tcp://127.0.0.1:{}", ports.0),
             "--advertised-listener-url",
-            &url,
+            &format!("tcp://127.0.0.1:{}", ports.1),
         ]);
         match sqlite_dir {
             // Relative to the working directory (an absolute path needs four slashes).
@@ -188,12 +247,11 @@ impl Broker {
                 .current_dir(dir),
             None => cmd.args(["--storage-engine", "memory://nisshi/"]),
         };
-        if let Some(secured) = secured {
-            cmd.arg("--cert")
-                .arg(&secured.cert)
-                .arg("--key")
-                .arg(&secured.key)
-                .arg("--authentication");
+        if let Some((cert, key)) = secured.and_then(|s| s.listener_tls.as_ref()) {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if secured.is_some_and(|s| s.authentication) {
+            cmd.arg("--authentication");
         }
         cmd.args(["--group-initial-rebalance-delay", "0s", "--silent"])
             .stdout(Stdio::null())
@@ -259,7 +317,12 @@ impl Broker {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            self.child = Broker::spawn(&self.binary, self.port, Some(&dir), self.secured.as_ref())?;
+            self.child = Broker::spawn(
+                &self.binary,
+                (self.port, self.advertised),
+                Some(&dir),
+                self.secured.as_ref(),
+            )?;
             match self.wait_ready(Duration::from_secs(15)) {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() < deadline => {
@@ -272,8 +335,9 @@ impl Broker {
         }
     }
 
+    /// Where clients connect: the advertised port (the proxy's, for an mTLS broker).
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
     }
 
     /// A client configuration for this broker (logged in, on a secured one).
@@ -416,6 +480,22 @@ impl Broker {
         }
         Ok(out)
     }
+}
+
+/// The SCRAM-SHA-512 login of `user`, as librdkafka properties.
+fn login(user: &ScramUser<'_>) -> [(&'static str, String); 3] {
+    [
+        ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+        ("sasl.username", user.name.to_owned()),
+        ("sasl.password", user.password.to_owned()),
+    ]
+}
+
+fn owned(properties: Vec<(&str, String)>) -> Vec<(String, String)> {
+    properties
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 fn consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {

@@ -1,5 +1,6 @@
-//! The integration rig, real parts only: a Kafka-compatible broker process (Nisshi) on loopback,
-//! an OTLP receiver decoding the official protobuf, and DuckDB reading the Parquet archive.
+//! The integration rig, real parts only: a Kafka-compatible broker process (Nisshi) on loopback
+//! (behind a proxy that requires client certificates, for mutual TLS), an OTLP receiver decoding
+//! the official protobuf, and DuckDB reading the Parquet archive.
 
 // A test rig reports to the person running the tests.
 #![allow(clippy::print_stderr)]
@@ -8,6 +9,7 @@ pub mod admin;
 pub mod broker;
 pub mod chromium;
 pub mod fault;
+pub mod mtls_proxy;
 pub mod otlp;
 pub mod promtool;
 pub mod python;
@@ -49,6 +51,23 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
 
 /// The `sliq` binary next to the running test (target/<profile>/sliq).

@@ -21,6 +21,8 @@ use parking_lot::Mutex;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+use crate::tls::ServerTls;
+
 #[derive(Debug, Default)]
 struct Inbox {
     requests: Mutex<Vec<ExportMetricsServiceRequest>>,
@@ -132,15 +134,6 @@ struct GrpcServer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// What a TLS receiver serves with: its certificate chain and key, and the CA its clients'
-/// certificates must chain to (a client without one is refused: mTLS). PEM text.
-#[derive(Debug, Clone)]
-pub struct ServerTls {
-    pub cert_pem: String,
-    pub key_pem: String,
-    pub client_ca_pem: String,
-}
-
 /// Serves OTLP/gRPC for `inbox` on `listener` until the returned server is shut down; accepts
 /// gzip-compressed requests.
 fn serve_grpc(
@@ -173,31 +166,6 @@ fn serve_grpc(
     Ok(GrpcServer { shutdown, task })
 }
 
-/// A rustls server configuration requiring client certificates signed by `tls.client_ca_pem`.
-fn rustls_server_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
-        roots.add(cert?)?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::clone(&provider),
-    )
-    .build()?;
-    let chain =
-        CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
 /// Serves `app` over TLS on `listener`: each connection's handshake, then HTTP/1.1 or HTTP/2 as
 /// negotiated. A refused handshake only ends that connection (the client sees why).
 fn serve_https(
@@ -205,7 +173,9 @@ fn serve_https(
     app: axum::Router,
     tls: &ServerTls,
 ) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_server_config(tls)?));
+    let mut config = crate::tls::mtls_server_config(tls)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {

@@ -75,17 +75,8 @@ pub fn archive_summary(dir: &Path) -> Value {
 }
 
 pub fn unfinished_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("archive folder").flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "inprogress") {
-                out.push(p);
-            }
-        }
-    }
-    out
+    crate::files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "inprogress"))
+        .collect()
 }

@@ -125,13 +125,27 @@ pub fn exported_by_slo_service(receiver: &OtlpReceiver) -> BTreeMap<(String, Str
     out
 }
 
-/// `sliq.records` totals per instance: outcome → count.
+/// `sliq.records` totals per instance of the SLI metrics (`service.name=sliq`): outcome → count.
 pub fn record_counts(receiver: &OtlpReceiver) -> BTreeMap<String, BTreeMap<String, u64>> {
+    records_of(receiver, "sliq")
+}
+
+/// `sliq.records` totals per instance of the self-metrics (`service.name=sliq-self`): outcome →
+/// count, dead letters summed over their reasons.
+pub fn self_record_counts(receiver: &OtlpReceiver) -> BTreeMap<String, BTreeMap<String, u64>> {
+    records_of(receiver, "sliq-self")
+}
+
+fn records_of(receiver: &OtlpReceiver, service: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for ((resource, attrs), value) in last_values(&receiver.sum_points("sliq.records")) {
-        out.entry(resource["service.instance.id"].clone())
+        if resource.get("service.name").map(String::as_str) != Some(service) {
+            continue;
+        }
+        *out.entry(resource["service.instance.id"].clone())
             .or_default()
-            .insert(attrs["sliq.record.outcome"].clone(), value as u64);
+            .entry(attrs["sliq.record.outcome"].clone())
+            .or_default() += value as u64;
     }
     out
 }

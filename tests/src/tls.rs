@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use rcgen::{
@@ -76,6 +77,72 @@ impl TestCa {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// What a server that requires client certificates of this CA serves with.
+    pub fn server_tls(&self) -> anyhow::Result<ServerTls> {
+        Ok(ServerTls {
+            cert_pem: pem(&self.server_cert)?,
+            key_pem: pem(&self.server_key)?,
+            client_ca_pem: pem(&self.ca_cert)?,
+        })
+    }
+
+    /// The client key encrypted with `password` (PKCS#8, AES-256-CBC), written by OpenSSL's own
+    /// command-line tool, as an operator would make one; returns its path.
+    pub fn encrypted_client_key(&self, password: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("client-encrypted.key");
+        let out = std::process::Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+            .arg(&self.client_key)
+            .arg("-out")
+            .arg(&path)
+            .args(["-passout", "env:SLIQ_TEST_KEY_PASSWORD"])
+            .env("SLIQ_TEST_KEY_PASSWORD", password)
+            .output()
+            .context("running openssl (install the openssl package)")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "openssl pkcs8: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        anyhow::ensure!(
+            pem(&path)?.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "openssl wrote no encrypted key"
+        );
+        Ok(path)
+    }
+}
+
+/// What a TLS server of the rig serves with: its certificate chain and key, and the CA its
+/// clients' certificates must chain to (a client without one is refused: mTLS). PEM text.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+}
+
+/// A rustls server configuration requiring client certificates signed by `tls.client_ca_pem`.
+pub fn mtls_server_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()?;
+    let chain =
+        CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?)
 }
 
 /// Reads a PEM file written by [`TestCa`] (for servers that take the text, not a path).

@@ -1,8 +1,10 @@
 //! OTLP to a collector behind TLS, as an operator sets it up: gRPC and HTTP/protobuf to receivers
 //! that require a client certificate (mTLS), with a bearer token and a tenant header, gzip bodies,
-//! configured in the spec or only through the standard `OTEL_EXPORTER_OTLP_*` variables. Counts
-//! are checked against the independent recount; the receiver reports the headers and encoding it
-//! saw; a wrong CA and a missing client certificate are said as such; the token is in no output.
+//! configured in the spec or only through the standard `OTEL_EXPORTER_OTLP_*` variables, with the
+//! self-metrics (`admin.self_metrics: otlp`) going the same way. Counts, of the SLI metrics and of
+//! the self-metrics, are checked against the independent recount; the receiver reports the
+//! headers and encoding every request came with; a wrong CA and a missing client certificate are
+//! said as such; the token is in no output.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,23 +13,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sliq_tests::otlp::{OtlpReceiver, ServerTls};
+use sliq_tests::otlp::OtlpReceiver;
 use sliq_tests::recount::Expected;
 use sliq_tests::run::{
-    broker_with_topics, exported_by_slo_service, produce_records, record_counts, write_spec,
+    broker_with_topics, exported_by_slo_service, produce_records, record_counts,
+    self_record_counts, write_spec,
 };
-use sliq_tests::tls::{TestCa, pem};
+use sliq_tests::tls::{ServerTls, TestCa};
 use tokio::io::AsyncReadExt as _;
 
 const TOKEN: &str = "tok-5f3a9c21e7d04b68";
 const TENANT: &str = "tenant-42";
 
 fn server_tls(ca: &TestCa) -> ServerTls {
-    ServerTls {
-        cert_pem: pem(&ca.server_cert).expect("server cert"),
-        key_pem: pem(&ca.server_key).expect("server key"),
-        client_ca_pem: pem(&ca.ca_cert).expect("CA"),
-    }
+    ca.server_tls().expect("server TLS")
+}
+
+/// Adds `admin.self_metrics: otlp` every second to the spec at `path`: the self-metrics go to
+/// the same collector as the SLI metrics, with the same settings.
+fn with_self_metrics(path: &Path) {
+    let mut spec = std::fs::read_to_string(path).expect("spec");
+    spec.push_str("admin:\n  self_metrics: otlp\n  self_metrics_interval: 1s\n");
+    std::fs::write(path, spec).expect("spec");
 }
 
 /// The body of `export.otlp` for `receiver` with TLS files, the token from `${OTLP_TOKEN}`, the
@@ -144,14 +151,28 @@ fn assert_headers_and_gzip(receiver: &OtlpReceiver, encoding_header: &str) {
     }
 }
 
+/// The SLI metrics and the self-metrics (`service.name=sliq-self`, sent at least twice, the
+/// last time at the stop) both count what the recount says.
 fn assert_counts(receiver: &OtlpReceiver, instance: &str, want: &Expected) {
     assert_eq!(exported_by_slo_service(receiver), want.by_slo_service);
-    let counts = record_counts(receiver);
-    let got = &counts[instance];
-    assert_eq!(
-        (got["accepted"], got["dead_lettered"]),
-        (want.valid, want.malformed)
-    );
+    for (what, counts) in [
+        ("SLI metrics", record_counts(receiver)),
+        ("self-metrics", self_record_counts(receiver)),
+    ] {
+        let got = &counts[instance];
+        assert_eq!(
+            (got["accepted"], got["dead_lettered"]),
+            (want.valid, want.malformed),
+            "{what}"
+        );
+    }
+    // One `sliq.records.read` point per self-metrics request.
+    let self_requests = receiver
+        .sum_points("sliq.records.read")
+        .iter()
+        .filter(|p| p.resource["service.name"] == "sliq-self")
+        .count();
+    assert!(self_requests >= 2, "{self_requests} self-metrics requests");
 }
 
 async fn run_to_idle(spec: &Path, instance: &str, env: &[(&str, String)]) -> String {
@@ -186,6 +207,7 @@ async fn grpc_and_http_over_mtls_with_headers_and_gzip_count_exactly_from_spec_o
         let group = format!("it-tls-{}", protocol.replace('/', "-"));
         let export = tls_export(&receiver, protocol, &ca.ca_cert, &ca, true);
         let (_dir, spec, _) = write_spec(&broker, &group, &export);
+        with_self_metrics(&spec);
 
         let validated = std::process::Command::new(sliq_tests::sliq_binary())
             .args(["validate", "--config"])
@@ -224,6 +246,7 @@ async fn grpc_and_http_over_mtls_with_headers_and_gzip_count_exactly_from_spec_o
         .await
         .expect("receiver");
     let (_dir, spec, _) = write_spec(&broker, "it-tls-env", "    temporality: cumulative");
+    with_self_metrics(&spec);
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
         (

@@ -72,11 +72,25 @@ where
 {
     config
         .create_with_context(context)
-        .map_err(|e| PipelineError::KafkaClient(describe_creation_error(&e)))
+        .map_err(|e| PipelineError::KafkaClient(describe_creation_error(&e, config)))
 }
 
-fn describe_creation_error(error: &KafkaError) -> String {
+fn describe_creation_error(error: &KafkaError, config: &ClientConfig) -> String {
     match error {
+        KafkaError::ClientCreation(reason)
+            if reason.contains("ssl.key") && encrypted_key(config).is_some() =>
+        {
+            let path = encrypted_key(config).unwrap_or_default();
+            let fix = if config.get("ssl.key.password").is_some() {
+                "check source.kafka.tls.key_password"
+            } else {
+                "it is encrypted: set source.kafka.tls.key_password to its passphrase"
+            };
+            format!(
+                "the private key in source.kafka.tls.key_file ({path}) cannot be decrypted: \
+                 {fix} (librdkafka: {reason})"
+            )
+        }
         // Never the value: a misspelled `sasl.pasword` is still a password.
         KafkaError::ClientConfig(_, description, key, _) => format!(
             "librdkafka refused the property {key} ({description}); check source.kafka.options"
@@ -97,6 +111,17 @@ fn describe_creation_error(error: &KafkaError) -> String {
     }
 }
 
+/// The client's key file when it holds an encrypted key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
+/// traditional PEM key with `Proc-Type: 4,ENCRYPTED`). OpenSSL says only "PEM lib" when it
+/// cannot decrypt one, so the file itself tells a wrong passphrase from a broken key.
+fn encrypted_key(config: &ClientConfig) -> Option<&str> {
+    let path = config.get("ssl.key.location")?;
+    std::fs::read_to_string(path)
+        .ok()
+        .filter(|pem| pem.contains("ENCRYPTED"))
+        .map(|_| path)
+}
+
 /// What the refusal messages name: the keys and values a person checks.
 #[derive(Debug, Clone)]
 struct Credentials {
@@ -106,6 +131,8 @@ struct Credentials {
     /// Where the password came from: `the password in KAFKA_PASSWORD`, or the key.
     password_source: String,
     ca_file: Option<PathBuf>,
+    /// `source.kafka.tls.cert_file`, when this client offers a certificate.
+    cert_file: Option<PathBuf>,
     tls: bool,
 }
 
@@ -133,6 +160,7 @@ impl AccessWatch {
                 username: sasl.map(|s| s.username.clone()),
                 password_source,
                 ca_file: connection.tls.and_then(|t| t.ca_file.clone()),
+                cert_file: connection.tls.and_then(|t| t.cert_file.clone()),
                 tls: connection.tls.is_some()
                     || connection
                         .options
@@ -199,6 +227,12 @@ fn broker_of<'a>(reason: &'a str, brokers: &'a str) -> &'a str {
 fn refusal(c: &Credentials, code: Option<RDKafkaErrorCode>, reason: &str) -> Option<String> {
     let at = broker_of(reason, &c.brokers);
     let lower = reason.to_ascii_lowercase();
+    // The broker's TLS alerts about this client's certificate (OpenSSL: "tlsv13 alert
+    // certificate required"). Under TLS 1.3 they come after the client finished its handshake,
+    // so they may arrive as a transport error rather than an SSL one.
+    if let Some(words) = client_certificate_refusal(c, at, &lower) {
+        return Some(format!("{words} (librdkafka: {reason})"));
+    }
     if code == Some(RDKafkaErrorCode::SSL) || lower.contains("ssl handshake failed") {
         if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
             return Some(format!(
@@ -238,8 +272,13 @@ fn refusal(c: &Credentials, code: Option<RDKafkaErrorCode>, reason: &str) -> Opt
         }
         return None;
     }
-    if code == Some(RDKafkaErrorCode::Authentication)
-        || code == Some(RDKafkaErrorCode::SaslAuthenticationFailed)
+    // A connection lost during the login is reported as an authentication error too ("SASL
+    // SCRAM-SHA-512 mechanism handshake failed: Local: Broker transport failure", seen through
+    // the rig's mTLS proxy); nothing was refused, so it is waited out.
+    let lost_connection = lower.contains("broker transport failure");
+    if (code == Some(RDKafkaErrorCode::Authentication)
+        || code == Some(RDKafkaErrorCode::SaslAuthenticationFailed))
+        && !lost_connection
     {
         if lower.contains("unsupported sasl mechanism") || lower.contains("no supported mech") {
             return Some(format!(
@@ -260,6 +299,34 @@ fn refusal(c: &Credentials, code: Option<RDKafkaErrorCode>, reason: &str) -> Opt
         });
     }
     None
+}
+
+/// What to check when the broker's TLS alert is about this client's certificate.
+fn client_certificate_refusal(c: &Credentials, at: &str, lower: &str) -> Option<String> {
+    const REFUSED: [&str; 6] = [
+        "alert bad certificate",
+        "alert unknown ca",
+        "alert certificate unknown",
+        "alert unsupported certificate",
+        "alert certificate expired",
+        "alert access denied",
+    ];
+    let required = lower.contains("alert certificate required");
+    if !required && !REFUSED.iter().any(|alert| lower.contains(alert)) {
+        return None;
+    }
+    Some(match &c.cert_file {
+        None => format!(
+            "Kafka at {at} requires a client certificate: set source.kafka.tls.cert_file and \
+             key_file to a certificate signed by a CA the brokers trust, and its key"
+        ),
+        Some(cert) => format!(
+            "Kafka at {at} refused this client's certificate: check that \
+             source.kafka.tls.cert_file ({}) is signed by a CA the brokers trust and has not \
+             expired, and that key_file is its key",
+            cert.display()
+        ),
+    })
 }
 
 /// A client without TLS whose connection the broker closed at the first request (ApiVersion):
@@ -443,8 +510,41 @@ mod tests {
             username: Some("sliq".into()),
             password_source: "the password in KAFKA_PASSWORD".into(),
             ca_file: tls.then(|| PathBuf::from("/etc/sliq/ca.pem")),
+            cert_file: None,
             tls,
         }
+    }
+
+    #[test]
+    fn a_missing_or_refused_client_certificate_names_the_keys() {
+        // As librdkafka 2.12 reports it under TLS 1.3 (measured against the rig's proxy).
+        let reason = "ssl://127.0.0.1:9093/bootstrap: Receive failed: \
+                      ssl/record/rec_layer_s3.c:918:ssl3_read_bytes error:0A00045C:SSL \
+                      routines::tlsv13 alert certificate required: SSL alert number 116 (after \
+                      0ms in state APIVERSION_QUERY)";
+        let code = Some(RDKafkaErrorCode::BrokerTransportFailure);
+        let message = refusal(&credentials(true), code, reason).unwrap();
+        assert!(
+            message.starts_with(
+                "Kafka at 127.0.0.1:9093 requires a client certificate: set \
+                 source.kafka.tls.cert_file and key_file"
+            ),
+            "{message}"
+        );
+        let with_cert = Credentials {
+            cert_file: Some(PathBuf::from("/etc/sliq/client.pem")),
+            ..credentials(true)
+        };
+        let reason = "ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000418:SSL \
+                      routines::tlsv1 alert unknown ca: SSL alert number 48";
+        let message = refusal(&with_cert, Some(RDKafkaErrorCode::SSL), reason).unwrap();
+        assert!(
+            message.starts_with(
+                "Kafka at 127.0.0.1:9093 refused this client's certificate: check that \
+                 source.kafka.tls.cert_file (/etc/sliq/client.pem) is signed"
+            ),
+            "{message}"
+        );
     }
 
     #[test]
@@ -517,6 +617,12 @@ mod tests {
                 RDKafkaErrorCode::MessageTimedOut,
                 "127.0.0.1:9092/1: 3 request(s) timed out: disconnect",
             ),
+            (
+                RDKafkaErrorCode::Authentication,
+                "GroupCoordinator: SASL SCRAM-SHA-512 mechanism handshake failed: Local: Broker \
+                 transport failure: broker's supported mechanisms: (n/a) (after 0ms in state \
+                 DOWN)",
+            ),
         ] {
             assert_eq!(
                 refusal(&credentials(true), Some(code), reason),
@@ -529,6 +635,46 @@ mod tests {
                 "{reason}"
             );
         }
+    }
+
+    #[test]
+    fn an_encrypted_key_that_does_not_open_names_key_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("client.key");
+        std::fs::write(
+            &key,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let error = KafkaError::ClientCreation(
+            "ssl.key.location failed: error:0A080009:SSL routines::PEM lib".into(),
+        );
+        let mut config = ClientConfig::new();
+        config.set("ssl.key.location", key.display().to_string());
+        let without = describe_creation_error(&error, &config);
+        assert!(
+            without.starts_with(&format!(
+                "the private key in source.kafka.tls.key_file ({}) cannot be decrypted: it is \
+                 encrypted: set source.kafka.tls.key_password",
+                key.display()
+            )),
+            "{without}"
+        );
+        config.set("ssl.key.password", "wrong");
+        let with = describe_creation_error(&error, &config);
+        assert!(
+            with.contains("cannot be decrypted: check source.kafka.tls.key_password"),
+            "{with}"
+        );
+        // A plain key that fails is not called encrypted.
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAA\n").unwrap();
+        let plain = describe_creation_error(&error, &config);
+        assert!(
+            plain.ends_with(
+                "check source.kafka.tls.key_file (and key_password, for an encrypted key)"
+            ),
+            "{plain}"
+        );
     }
 
     #[test]

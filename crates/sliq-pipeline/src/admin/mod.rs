@@ -5,15 +5,12 @@
 
 mod health;
 pub(crate) mod names;
+mod otlp_reader;
 mod prometheus;
 mod self_metrics;
 mod server;
 
-use std::collections::HashMap;
-
-use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-use opentelemetry_sdk::metrics::PeriodicReader;
-use sliq_config::{OtlpSettings, PipelineSpec, Protocol};
+use sliq_config::{OtlpSettings, PipelineSpec};
 use tokio::runtime::Handle;
 
 pub(crate) use health::Health;
@@ -21,6 +18,7 @@ pub(crate) use self_metrics::{SelfMetrics, Stage, Tally};
 pub(crate) use server::serve;
 
 use crate::error::PipelineError;
+use otlp_reader::otlp_reader;
 use self_metrics::Readers;
 
 /// Health and self-metrics, shared by the stages (writers) and the admin server (reader).
@@ -60,48 +58,4 @@ impl Telemetry {
             ),
         })
     }
-}
-
-/// The periodic OTLP reader of the self-metrics, sending to the spec's collector.
-fn otlp_reader(
-    otlp: &OtlpSettings,
-    interval: std::time::Duration,
-    rt: &Handle,
-) -> Result<PeriodicReader<opentelemetry_otlp::MetricExporter>, PipelineError> {
-    let exporter = match otlp.protocol {
-        Protocol::Grpc => {
-            // tonic's channel needs the runtime's reactor when it is made.
-            let _runtime = rt.enter();
-            opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(&otlp.endpoint.value)
-                .with_timeout(otlp.timeout)
-                .build()
-        }
-        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            // The resolved HTTP endpoint is already the URL requests are posted to.
-            .with_endpoint(&otlp.endpoint.value)
-            .with_timeout(otlp.timeout)
-            .with_headers(
-                otlp.headers
-                    .iter()
-                    .map(|header| (header.name.clone(), header.value.expose().to_owned()))
-                    .collect::<HashMap<_, _>>(),
-            )
-            .build(),
-        Protocol::File => {
-            return Err(PipelineError::SelfMetricsExporter {
-                endpoint: otlp.endpoint.value.clone(),
-                detail: "a file is not an OTLP collector".into(),
-            });
-        }
-    }
-    .map_err(|e| PipelineError::SelfMetricsExporter {
-        endpoint: otlp.endpoint.value.clone(),
-        detail: e.to_string(),
-    })?;
-    Ok(PeriodicReader::builder(exporter)
-        .with_interval(interval)
-        .build())
 }

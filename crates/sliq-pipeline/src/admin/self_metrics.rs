@@ -17,11 +17,12 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{
-    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+    InstrumentKind, ManualReader, PeriodicReader, Pipeline, SdkMeterProvider, Temporality,
 };
 use parking_lot::Mutex;
 
 use super::names::{self, Name};
+use super::otlp_reader::SelfMetricsPush;
 
 /// Where a stage's duration is recorded (`sliq.stage`).
 #[derive(Debug, Clone, Copy)]
@@ -126,8 +127,7 @@ pub(crate) struct SelfMetrics {
 /// The readers to attach: the Prometheus endpoint's, and a periodic OTLP one.
 pub(crate) struct Readers {
     pub(crate) prometheus: bool,
-    pub(crate) otlp:
-        Option<opentelemetry_sdk::metrics::PeriodicReader<opentelemetry_otlp::MetricExporter>>,
+    pub(crate) otlp: Option<PeriodicReader<SelfMetricsPush>>,
 }
 
 impl std::fmt::Debug for Readers {
