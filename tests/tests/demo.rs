@@ -268,7 +268,10 @@ fn check_next_steps(output: &str, out: &std::path::Path) {
                 serde_yaml_ng::from_str(include_str!("../../pipelines/demo.yaml")).expect("spec");
             for slo in spec["slos"].as_sequence().expect("slos") {
                 let name = slo["name"].as_str().expect("name");
-                assert!(written.contains(&format!(">{name}<")), "{name} not in the report");
+                assert!(
+                    written.contains(&format!(">{name}<")),
+                    "{name} not in the report"
+                );
             }
             // The faithfulness SLO's contract (95%) reaches the report, kept or broken as its
             // exported counts say.

@@ -95,6 +95,21 @@ impl<'de> Deserialize<'de> for RunbookUrl {
     }
 }
 
+impl JsonSchema for RunbookUrl {
+    fn schema_name() -> Cow<'static, str> {
+        "RunbookUrl".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An http(s) URL where on-call reads what to do, e.g. \
+                https://runbooks.example.com/chat-availability.",
+            "type": "string",
+            "pattern": "^[hH][tT][tT][pP][sS]?://."
+        })
+    }
+}
+
 fn default_max_series() -> usize {
     sliq_core::DEFAULT_MAX_SERIES
 }

@@ -137,7 +137,9 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     println!(
         "  duckdb -c \"SELECT service, model, count(*) AS requests, round(quantile_cont(latency_ms, 0.95)) AS p95_ms FROM read_parquet('{archive_dir}/**/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY requests DESC\""
     );
-    println!("next, from this run (a report for people, rules and a dashboard for Prometheus and Grafana):");
+    println!(
+        "next, from this run (a report for people, rules and a dashboard for Prometheus and Grafana):"
+    );
     println!(
         "  {sliq} report --config {spec_file} --archive {archive_dir} --out {}",
         out.join("report.html").display()

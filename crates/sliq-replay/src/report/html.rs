@@ -148,10 +148,7 @@ fn contract(out: &mut String, slo: &SloReport) {
         who.push(format!("Owner: {}.", esc(owner)));
     }
     if let Some(runbook) = &slo.runbook {
-        who.push(format!(
-            "Runbook: <a href=\"{0}\">{0}</a>.",
-            esc(runbook)
-        ));
+        who.push(format!("Runbook: <a href=\"{0}\">{0}</a>.", esc(runbook)));
     }
     if !slo.escalation.is_empty() {
         let steps: Vec<String> = slo.escalation.iter().map(|s| esc(s)).collect();
