@@ -44,11 +44,13 @@ struct Secured {
     client: Vec<(String, String)>,
 }
 
-/// A SCRAM-SHA-512 user of a secured broker.
+/// A SCRAM user of a secured broker.
 #[derive(Debug, Clone, Copy)]
 pub struct ScramUser<'a> {
     pub name: &'a str,
     pub password: &'a str,
+    /// `scram512` or `scram256`, as `nisshi user create --mechanism` takes it.
+    pub mechanism: &'a str,
 }
 
 /// A record read back from a topic.
@@ -188,7 +190,7 @@ impl Broker {
                     "--broker",
                     &url,
                     "--mechanism",
-                    "scram512",
+                    user.mechanism,
                 ])
                 .args([user.name, user.password])
                 .output()

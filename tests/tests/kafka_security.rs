@@ -34,6 +34,8 @@ const OPTION_SECRET: &str = "os-Jr5Ue0Nw7Ba3";
 /// A header value that is no secret: the receiver must see it (the grep is not blind).
 const TENANT: &str = "tenant-Mk29";
 const USER: &str = "sliq";
+/// A second user, stored for SCRAM-SHA-256.
+const USER_256: &str = "sliq-256";
 const TOPICS: [(&str, i32); 2] = [("logs", 4), ("logs-dlq", 1)];
 
 /// The records every exact run reads: `sliq gen --config` writes them, so the generator's
@@ -70,11 +72,19 @@ fn write_spec(dir: &Path, broker: &Broker, group: &str, export: &str, kafka: &st
 
 /// A broker with Nisshi's own TLS listener and a SCRAM login for user `sliq`.
 async fn secured_broker(dir: &Path, ca: &TestCa) -> Broker {
-    let user = ScramUser {
-        name: USER,
-        password: PASSWORD,
-    };
-    Broker::start_secured(&dir.join("broker"), ca, &[user], &TOPICS)
+    let users = [
+        ScramUser {
+            name: USER,
+            password: PASSWORD,
+            mechanism: "scram512",
+        },
+        ScramUser {
+            name: USER_256,
+            password: PASSWORD,
+            mechanism: "scram256",
+        },
+    ];
+    Broker::start_secured(&dir.join("broker"), ca, &users, &TOPICS)
         .await
         .expect("secured broker")
 }
@@ -234,6 +244,7 @@ async fn one_run_with_every_secret_is_exact_and_leaves_none_in_any_output() {
     let user = ScramUser {
         name: USER,
         password: PASSWORD,
+        mechanism: "scram512",
     };
     // Mutual TLS and a SCRAM login: the client certificate's key is encrypted.
     let broker = Broker::start_mtls(&dir.path().join("broker"), &ca, &[user], &TOPICS)
@@ -575,6 +586,49 @@ async fn refused_logins_and_certificates_end_the_run_within_seconds_saying_what_
     assert!(!validate.status.success());
     assert!(text(&validate).contains(&login), "{}", text(&validate));
     assert!(!text(&validate).contains(wrong), "{}", text(&validate));
+
+    // SCRAM-SHA-256 over TLS logs in with the right password (validate --connect logs in and
+    // reads metadata) and is refused with a wrong one. PLAIN is not offered by Nisshi, so there
+    // a PLAIN login is refused at once, naming the mechanism (a PLAIN login that a broker accepts
+    // is not tested on this rig).
+    let login = |mechanism: &str, user: &str| {
+        format!(
+            "    tls:\n      ca_file: {}\n    sasl:\n      mechanism: {mechanism}\n      \
+             username: {user}\n      password: ${{KAFKA_PASSWORD}}\n",
+            ca.ca_cert.display()
+        )
+    };
+    let spec_path = case("scram-256", &login("scram-sha-256", USER_256));
+    let connect = |password: &'static str| {
+        let spec_path = spec_path.clone();
+        async move {
+            sliq(
+                &["validate", "--connect"],
+                &spec_path,
+                &[("KAFKA_PASSWORD", password)],
+            )
+            .await
+        }
+    };
+    let accepted = connect(PASSWORD).await;
+    assert!(accepted.status.success(), "{}", text(&accepted));
+    let refused = connect(wrong).await;
+    assert!(
+        text(&refused).contains(&format!(
+            "refused the SCRAM-SHA-256 login for user `{USER_256}`"
+        )),
+        "{}",
+        text(&refused)
+    );
+    let spec_path = case("plain", &login("plain", USER));
+    let (took, stderr) = run_fails_fast(&spec_path, &[("KAFKA_PASSWORD", PASSWORD)]).await;
+    assert!(
+        stderr.contains(&format!(
+            "Kafka at {at} does not offer the login mechanism asked for: set \
+             source.kafka.sasl.mechanism to one it offers"
+        )) && stderr.contains("SCRAM-SHA-512,SCRAM-SHA-256"),
+        "{took:?}\n{stderr}"
+    );
 
     // The broker's certificate is not signed by the configured CA.
     let spec_path = case("unknown-ca", &security(&stranger.ca_cert));
