@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Validates documents against a JSON Schema (draft 7) with the reference Python validator, for the
-pipeline schema test (`tests/tests/pipeline_schema.rs`), which is sliq's independent check that
-`schemas/pipeline.schema.json` accepts and refuses what the spec loader does.
+"""Validates documents against a JSON Schema with the reference Python validator (the draft its
+`$schema` names): the tests' independent check of the pipeline schema, the request-log schema and
+the dashboard `sliq dashboard` writes (`sliq_tests::python::json_schema_errors`).
 
 Usage: check_json_schema.py SCHEMA DOCUMENTS
 
-SCHEMA is a JSON Schema file (checked against the draft 7 metaschema first); DOCUMENTS is a JSON
+SCHEMA is a JSON Schema file (checked against its draft's metaschema first); DOCUMENTS is a JSON
 file holding a list of documents. Prints a JSON list with, for each document in order, the errors
 found in it ("<path>: <message>"), empty when the document is valid.
 """
@@ -21,8 +21,9 @@ def main() -> None:
         schema = json.load(f)
     with open(documents_path, encoding="utf-8") as f:
         documents = json.load(f)
-    jsonschema.Draft7Validator.check_schema(schema)
-    validator = jsonschema.Draft7Validator(schema)
+    kind = jsonschema.validators.validator_for(schema)
+    kind.check_schema(schema)
+    validator = kind(schema)
     verdicts = [
         [
             f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"

@@ -31,6 +31,22 @@ pub fn script_json(script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<se
         .with_context(|| format!("{} printed no JSON", path.display()))
 }
 
+/// The errors Python's `jsonschema` (the draft the schema names) finds in each of `documents`, in
+/// order: empty for a valid one.
+pub fn json_schema_errors(
+    schema: &std::path::Path,
+    documents: &[serde_json::Value],
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("documents.json");
+    std::fs::write(&path, serde_json::to_vec(documents)?)?;
+    let verdicts = script_json(
+        "scripts/check_json_schema.py",
+        &[schema.as_os_str(), path.as_os_str()],
+    )?;
+    Ok(serde_json::from_value(verdicts)?)
+}
+
 /// Runs a Python snippet (with `duckdb` imported and `q(sql)` returning rows as dicts) and parses
 /// what it prints as JSON.
 pub fn duckdb_json(body: &str) -> anyhow::Result<serde_json::Value> {

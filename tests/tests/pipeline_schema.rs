@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use sliq_tests::python::script_json;
+use sliq_tests::python::json_schema_errors;
 use sliq_tests::repo_root;
 
 const SCHEMA: &str = "schemas/pipeline.schema.json";
@@ -51,16 +51,7 @@ fn as_json(text: &str, origin: &str) -> serde_json::Value {
 
 /// The errors the validator finds in each document, in order.
 fn schema_errors(documents: &[serde_json::Value]) -> Vec<Vec<String>> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("documents.json");
-    std::fs::write(&path, serde_json::to_vec(documents).expect("JSON")).expect("write");
-    let schema = repo_root().join(SCHEMA);
-    let verdicts = script_json(
-        "scripts/check_json_schema.py",
-        &[schema.as_os_str(), path.as_os_str()],
-    )
-    .expect("python jsonschema");
-    serde_json::from_value(verdicts).expect("a list of error lists")
+    json_schema_errors(&repo_root().join(SCHEMA), documents).expect("python jsonschema")
 }
 
 /// Values for the variables the example specs leave without a default, as a deployment sets them.
