@@ -19,6 +19,7 @@ pub mod decode;
 pub mod drift;
 pub mod event;
 pub mod histogram;
+pub mod ledger;
 
 pub use decode::{
     Decoder, FieldMap, Leaf, MAX_EVENT_TS_MS, MIN_EVENT_TS_MS, Record, Reject, check_future_skew,
