@@ -22,6 +22,7 @@ mod rebalance;
 mod redaction;
 mod run;
 mod source;
+pub mod window_topic;
 
 pub use error::PipelineError;
 pub use export::open_exporter;

@@ -1,0 +1,296 @@
+//! The window topic, `<group>.sliq-windows`: readers publish what they counted per source
+//! partition (*partials*) and *claim* the partitions they take over; the ledger, and a reader
+//! taking a partition over, read it back through the same [`PartitionBook`]s
+//! (ARCHITECTURE.md, "The ledger"). One partition, so every message has one place in one order.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use sliq_core::ledger::{PartitionBook, Verdict};
+
+use crate::error::PipelineError;
+use crate::persist::checkpoint::{StoredBadRequest, StoredPart, StoredRecords};
+
+/// The format tag every message carries; a message of another format is refused by name.
+pub const FORMAT: &str = "sliq-window/1";
+
+/// The window topic of consumer group `group`.
+pub fn windows_topic(group: &str) -> String {
+    format!("{group}.sliq-windows")
+}
+
+/// The ledger's compacted snapshot topic of consumer group `group`.
+pub fn ledger_topic(group: &str) -> String {
+    format!("{group}.sliq-ledger")
+}
+
+/// A source partition, by name: ids are per process.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SourcePartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl SourcePartition {
+    /// The message key: every message about one source partition has the same.
+    fn key(&self) -> String {
+        format!("{}/{}", self.topic, self.partition)
+    }
+}
+
+/// One message of the window topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowMessage {
+    pub format: String,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    /// A reader takes `source` over: from this message's offset on, only its partials count.
+    Claim {
+        source: SourcePartition,
+        instance: String,
+    },
+    Partial(Partial),
+}
+
+/// What one reader counted on one source partition in one checkpoint cycle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Partial {
+    pub source: SourcePartition,
+    pub instance: String,
+    /// The offset of the claim it was counted under.
+    pub epoch: i64,
+    /// The source offsets `[from, to)` it covers (empty: a heartbeat that carries event time).
+    pub from: i64,
+    pub to: i64,
+    pub newest_ts: Option<i64>,
+    /// The reader saw the partition's high-water mark: it holds no window back.
+    pub idle: bool,
+    #[serde(default)]
+    pub(crate) records: StoredRecords,
+    #[serde(default)]
+    pub(crate) parts: Vec<StoredPart>,
+    #[serde(default)]
+    pub(crate) bad_requests: Vec<StoredBadRequest>,
+}
+
+impl Partial {
+    /// A partial without counts: `[from, to)` of records none of which counted (or none at all).
+    pub fn empty(
+        source: SourcePartition,
+        instance: &str,
+        epoch: i64,
+        (from, to): (i64, i64),
+        newest_ts: Option<i64>,
+    ) -> Partial {
+        Partial {
+            source,
+            instance: instance.to_owned(),
+            epoch,
+            from,
+            to,
+            newest_ts,
+            idle: false,
+            records: StoredRecords::default(),
+            parts: Vec::new(),
+            bad_requests: Vec::new(),
+        }
+    }
+}
+
+/// Creates the window topic (one partition, delete retention of `retention`) and the ledger's
+/// snapshot topic (one partition, compacted) when they are missing. A broker that refuses says
+/// which topic, with which settings, and what to ask for.
+pub async fn ensure_topics(
+    config: &ClientConfig,
+    group: &str,
+    retention: Duration,
+) -> Result<(), PipelineError> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(PipelineError::kafka("creating the admin client"))?;
+    let windows = windows_topic(group);
+    let ledger = ledger_topic(group);
+    let retention_ms = retention.as_millis().to_string();
+    let topics = [
+        NewTopic::new(&windows, 1, TopicReplication::Fixed(-1))
+            .set("cleanup.policy", "delete")
+            .set("retention.ms", &retention_ms),
+        NewTopic::new(&ledger, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact"),
+    ];
+    let results = admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .map_err(PipelineError::kafka(format!(
+            "creating the topics {windows} and {ledger}"
+        )))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                let settings = if topic == windows {
+                    format!("1 partition, cleanup.policy=delete, retention.ms={retention_ms}")
+                } else {
+                    "1 partition, cleanup.policy=compact".to_owned()
+                };
+                return Err(PipelineError::KafkaRefused(format!(
+                    "the brokers refused to create {topic} ({code}); create it yourself with \
+                     {settings}, or grant this client's principal CREATE on the cluster (or on \
+                     topics prefixed {group}.sliq-)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes messages to the window topic and waits for each acknowledgement.
+pub struct Publisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    pub fn new(config: &ClientConfig, group: &str) -> Result<Self, PipelineError> {
+        let mut config = config.clone();
+        // Acknowledged by every in-sync replica, never written twice by a retry.
+        config.set("acks", "all").set("enable.idempotence", "true");
+        Ok(Publisher {
+            producer: config
+                .create()
+                .map_err(PipelineError::kafka("creating the window-topic producer"))?,
+            topic: windows_topic(group),
+        })
+    }
+
+    /// Publishes `body` and returns its offset once acknowledged.
+    pub async fn publish(&self, body: Body) -> Result<i64, PipelineError> {
+        let key = match &body {
+            Body::Claim { source, .. } => source.key(),
+            Body::Partial(p) => p.source.key(),
+        };
+        let message = WindowMessage {
+            format: FORMAT.to_owned(),
+            body,
+        };
+        let payload = serde_json::to_vec(&message)
+            .map_err(|e| PipelineError::KafkaClient(format!("encoding a window message: {e}")))?;
+        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+        match self.producer.send(record, Duration::from_secs(30)).await {
+            Ok(delivery) => Ok(delivery.offset),
+            Err((source, _)) => Err(PipelineError::Kafka {
+                context: format!("publishing to {}", self.topic),
+                source,
+            }),
+        }
+    }
+}
+
+/// What reading the window topic up to a position found for the partitions asked about.
+#[derive(Debug, Default)]
+pub struct BookReading {
+    pub books: BTreeMap<SourcePartition, PartitionBook>,
+    /// Partials the book refused or that skipped offsets, with why: reported, never silent.
+    pub refused: Vec<(SourcePartition, Verdict)>,
+    /// Messages of another format, or that do not parse: skipped and counted.
+    pub unreadable: u64,
+}
+
+/// Reads the window topic from `start` up to (not including) `until` through one book per source
+/// partition in `wanted`, as the ledger reads it: claims move epochs, partials move count cuts.
+pub fn read_books(
+    config: &ClientConfig,
+    group: &str,
+    wanted: &[SourcePartition],
+    (start, until): (i64, i64),
+    timeout: Duration,
+) -> Result<BookReading, PipelineError> {
+    let topic = windows_topic(group);
+    let mut reading = BookReading::default();
+    for source in wanted {
+        reading
+            .books
+            .insert(source.clone(), PartitionBook::default());
+    }
+    if start >= until {
+        return Ok(reading);
+    }
+    let mut config = config.clone();
+    config
+        .set("group.id", format!("{group}.sliq-book-reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50");
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(PipelineError::kafka("creating the window-topic reader"))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Offset(start))
+        .map_err(PipelineError::kafka(format!("assigning {topic}")))?;
+    consumer
+        .assign(&assignment)
+        .map_err(PipelineError::kafka(format!("assigning {topic}")))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut next = start;
+    while next < until {
+        if std::time::Instant::now() >= deadline {
+            return Err(PipelineError::KafkaClient(format!(
+                "reading {topic} from offset {start} to {until} took longer than {}: stopped at \
+                 offset {next}",
+                humantime::format_duration(timeout)
+            )));
+        }
+        let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = polled.map_err(PipelineError::kafka(format!("reading {topic}")))?;
+        next = message.offset() + 1;
+        if message.offset() >= until {
+            break;
+        }
+        let Some(parsed) = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<WindowMessage>(p).ok())
+            .filter(|m| m.format == FORMAT)
+        else {
+            reading.unreadable += 1;
+            continue;
+        };
+        match parsed.body {
+            Body::Claim { source, .. } => {
+                if let Some(book) = reading.books.get_mut(&source) {
+                    book.claim(message.offset());
+                }
+            }
+            Body::Partial(p) => {
+                if let Some(book) = reading.books.get_mut(&p.source) {
+                    let verdict = book.offer(p.epoch, p.from, p.to, p.newest_ts);
+                    if !matches!(verdict, Verdict::Apply | Verdict::Repeat) {
+                        reading.refused.push((p.source, verdict));
+                    }
+                }
+            }
+        }
+    }
+    Ok(reading)
+}
