@@ -79,6 +79,8 @@ pub struct WindowPart {
     pub start_ms: i64,
     /// The lowest offset of the source counted in this window.
     pub hold: i64,
+    /// Records counted in this window (each counts into several series).
+    pub records: u64,
     pub counts: Vec<SeriesCount>,
     pub latencies: Vec<(u32, ExpHistogram)>,
     pub deferred: Vec<Deferred>,
@@ -97,6 +99,7 @@ pub struct SourceSnapshot {
 struct Part {
     source: SourceId,
     hold: i64,
+    records: u64,
     /// Indexed by `SeriesId`: [good, bad].
     counts: Vec<[u64; 2]>,
     latencies: Vec<Option<ExpHistogram>>,
@@ -109,6 +112,7 @@ impl Part {
         Part {
             source,
             hold,
+            records: 0,
             counts: Vec::new(),
             latencies: Vec::new(),
             deferred: Vec::new(),
@@ -220,26 +224,14 @@ impl Windows {
         deferred: &[Deferred],
         latency: Option<(u32, f64)>,
     ) -> Admission {
-        let WindowConfig {
-            size_ms,
-            allowed_lateness_ms,
-            max_out_of_orderness_ms,
-        } = self.config;
-        let closed_before = self.closed_before;
         let start = self.window_start(ts_ms);
-        let end = start.saturating_add(size_ms);
-        let state = self.source_mut(source);
-        state.live = true;
-        state.idle = false;
-        let newest = state.newest_ts.map_or(ts_ms, |t| t.max(ts_ms));
-        state.newest_ts = Some(newest);
-        if end <= closed_before
-            && newest.saturating_sub(max_out_of_orderness_ms)
-                >= end.saturating_add(allowed_lateness_ms)
-        {
+        self.advance_source(source, Some(ts_ms));
+        let newest = self.sources[source.0 as usize].newest_ts;
+        if self.is_late(start, newest) {
             return Admission::Late;
         }
         let part = self.open.entry(start).or_default().part(source, offset);
+        part.records += 1;
         for (series, verdict) in verdicts {
             part.count(*series, verdict.good, verdict.bad);
         }
@@ -405,6 +397,7 @@ impl Windows {
                 Some(WindowPart {
                     start_ms: *start,
                     hold: p.hold,
+                    records: p.records,
                     counts: sparse_counts(&p.counts),
                     latencies: sparse(p.latencies.iter().cloned()),
                     deferred: p.deferred.clone(),
@@ -418,31 +411,88 @@ impl Windows {
     /// Puts back what [`Windows::source_snapshot`] stored, for a source (re)assigned to this
     /// pipeline. A part of a window closed meanwhile reopens it (handed out at the next close).
     pub fn restore_source(&mut self, source: SourceId, snapshot: SourceSnapshot) {
+        self.advance_source(source, snapshot.newest_ts);
+        for stored in snapshot.parts {
+            self.merge_part(source, stored);
+        }
+    }
+
+    /// Takes one source's parts out of every open window, with its newest event time: what a
+    /// reader hands the ledger each cycle (it keeps no window state between cycles). The source
+    /// stays live, so it still decides which of its records are late.
+    pub fn take_parts(&mut self, source: SourceId) -> SourceSnapshot {
+        let snapshot = self.source_snapshot(source);
+        for w in self.open.values_mut() {
+            w.parts.retain(|p| p.source != source);
+        }
+        self.open
+            .retain(|_, w| !w.parts.is_empty() || w.kept_drift.iter().any(Option::is_some));
+        snapshot
+    }
+
+    /// Counts a reader's partial for `source` into the windows (the ledger's side of
+    /// [`Windows::take_parts`]). A part of a window already closed is late when the source had
+    /// passed that window before this partial (then every record in it would have been late one
+    /// by one, since a source's event time only grows), and reopens the window otherwise, as
+    /// [`Windows::add`] decides for one record. Returns the late parts; then the source's event
+    /// time moves.
+    pub fn apply_partial(&mut self, source: SourceId, partial: SourceSnapshot) -> Vec<WindowPart> {
+        let mut late = Vec::new();
+        let passed_before = self
+            .sources
+            .get(source.0 as usize)
+            .and_then(|s| s.newest_ts);
+        for part in partial.parts {
+            let start = self.window_start(part.start_ms);
+            if self.is_late(start, passed_before) {
+                late.push(part);
+            } else {
+                self.merge_part(source, part);
+            }
+        }
+        self.advance_source(source, partial.newest_ts);
+        late
+    }
+
+    /// Whether the window starting at `start` closed and a source whose newest event time is
+    /// `newest` had passed it.
+    fn is_late(&self, start: i64, newest: Option<i64>) -> bool {
+        let end = start.saturating_add(self.config.size_ms);
+        end <= self.closed_before
+            && newest.is_some_and(|n| {
+                n.saturating_sub(self.config.max_out_of_orderness_ms)
+                    >= end.saturating_add(self.config.allowed_lateness_ms)
+            })
+    }
+
+    fn advance_source(&mut self, source: SourceId, newest_ts: Option<i64>) {
         let state = self.source_mut(source);
         state.live = true;
         state.idle = false;
-        state.newest_ts = match (state.newest_ts, snapshot.newest_ts) {
+        state.newest_ts = match (state.newest_ts, newest_ts) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        for stored in snapshot.parts {
-            let start = self.window_start(stored.start_ms);
-            let part = self
-                .open
-                .entry(start)
-                .or_default()
-                .part(source, stored.hold);
-            part.hold = part.hold.min(stored.hold);
-            for c in stored.counts {
-                part.count(c.series, c.good, c.bad);
-            }
-            for (id, h) in stored.latencies {
-                part.latency(id).merge(&h);
-            }
-            part.deferred.extend(stored.deferred);
-            for (series, sketch) in stored.drift {
-                merge_at(&mut part.drift, series as usize, sketch, Sketch::merge);
-            }
+    }
+
+    fn merge_part(&mut self, source: SourceId, stored: WindowPart) {
+        let start = self.window_start(stored.start_ms);
+        let part = self
+            .open
+            .entry(start)
+            .or_default()
+            .part(source, stored.hold);
+        part.hold = part.hold.min(stored.hold);
+        part.records += stored.records;
+        for c in stored.counts {
+            part.count(c.series, c.good, c.bad);
+        }
+        for (id, h) in stored.latencies {
+            part.latency(id).merge(&h);
+        }
+        part.deferred.extend(stored.deferred);
+        for (series, sketch) in stored.drift {
+            merge_at(&mut part.drift, series as usize, sketch, Sketch::merge);
         }
     }
 }

@@ -292,6 +292,9 @@ pub(crate) struct StoredSketch {
 pub(crate) struct StoredPart {
     start_ms: i64,
     hold: i64,
+    /// Records counted in the window (checkpoints before the ledger did not keep it).
+    #[serde(default)]
+    records: u64,
     counts: Vec<StoredCount>,
     latencies: Vec<(StoredLatencyKey, StoredHistogram)>,
     deferred: Vec<StoredDeferred>,
@@ -390,6 +393,7 @@ impl Names<'_> {
             .map(|p| StoredPart {
                 start_ms: p.start_ms,
                 hold: p.hold,
+                records: p.records,
                 counts: p
                     .counts
                     .iter()
@@ -485,6 +489,7 @@ impl Names<'_> {
             parts.push(WindowPart {
                 start_ms: p.start_ms,
                 hold: p.hold,
+                records: p.records,
                 counts,
                 latencies,
                 deferred,
