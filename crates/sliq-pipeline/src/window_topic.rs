@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use sliq_core::ledger::{PartitionBook, Verdict};
 
 use crate::error::PipelineError;
-use crate::persist::checkpoint::{StoredBadRequest, StoredPart, StoredRecords};
+use sliq_core::SourceSnapshot;
+
+use crate::persist::checkpoint::{Names, StoredBadRequest, StoredPart, StoredRecords};
 
 /// The format tag every message carries; a message of another format is refused by name.
 pub const FORMAT: &str = "sliq-window/1";
@@ -107,6 +109,37 @@ impl Partial {
             parts: Vec::new(),
             bad_requests: Vec::new(),
         }
+    }
+}
+
+impl Partial {
+    /// What a reader counted on `source` over `[from, to)`: the parts it took out of its windows,
+    /// by name (series, latency series and drift series ids are per process).
+    pub(crate) fn counted(
+        source: SourcePartition,
+        instance: &str,
+        epoch: i64,
+        range: (i64, i64),
+        taken: &SourceSnapshot,
+        names: &Names<'_>,
+    ) -> Partial {
+        Partial {
+            parts: names.store_parts(&taken.parts),
+            ..Partial::empty(source, instance, epoch, range, taken.newest_ts)
+        }
+    }
+
+    /// The partial's parts with this process's ids (the ledger's side); what no longer fits its
+    /// spec (an SLO or feature the ledger does not know) is dropped and counted.
+    pub(crate) fn snapshot(&self, names: &mut Names<'_>) -> (SourceSnapshot, usize) {
+        let (parts, dropped) = names.restore_parts(&self.parts);
+        (
+            SourceSnapshot {
+                newest_ts: self.newest_ts,
+                parts,
+            },
+            dropped,
+        )
     }
 }
 
@@ -293,4 +326,123 @@ pub fn read_books(
         }
     }
     Ok(reading)
+}
+
+#[cfg(test)]
+mod tests {
+    use sliq_core::{Evaluator, LatencySeries, SeriesId, SourceId, Verdict, WindowConfig, Windows};
+
+    use super::*;
+
+    const SPEC: &str = "
+source:
+  kafka: { brokers: 127.0.0.1:9092, topics: [logs], group_id: g, dead_letter_topic: dlq }
+slos:
+  - name: availability
+    objective: 0.99
+    dimensions: [service]
+    sli: { availability: {} }
+  - name: fast
+    objective: 0.9
+    dimensions: [model]
+    sli: { latency: { threshold: 1s } }
+";
+
+    fn evaluator() -> Evaluator {
+        let spec = sliq_config::parse(SPEC, "test.yaml", |_| None).expect("spec");
+        Evaluator::new(spec.slos())
+    }
+
+    /// A reader and a ledger that interned the same series in different orders: the partial
+    /// carries names, so the ledger counts each under its own id for the same series.
+    #[test]
+    fn a_partial_travels_by_name_between_processes() {
+        let config = WindowConfig {
+            size_ms: 60_000,
+            allowed_lateness_ms: 0,
+            max_out_of_orderness_ms: 0,
+        };
+        let mut reader_eval = evaluator();
+        let chat = reader_eval
+            .intern("availability", &[("service", "chat")])
+            .expect("series");
+        let small = reader_eval
+            .intern("fast", &[("model", "small")])
+            .expect("series");
+        let mut reader = Windows::new(config);
+        let source = SourceId(0);
+        reader.add(
+            source,
+            10,
+            1_000,
+            &[(chat, Verdict::GOOD), (small, Verdict::BAD)],
+            &[],
+            None,
+        );
+        reader.add(source, 11, 2_000, &[(chat, Verdict::BAD)], &[], None);
+        let taken = reader.take_parts(source);
+        let mut latency = LatencySeries::default();
+        let names = Names {
+            evaluator: &mut reader_eval,
+            latency: &mut latency,
+            features: None,
+        };
+        let partial = Partial::counted(
+            SourcePartition {
+                topic: "logs".into(),
+                partition: 3,
+            },
+            "reader-1",
+            7,
+            (10, 12),
+            &taken,
+            &names,
+        );
+        let wire = serde_json::to_vec(&WindowMessage {
+            format: FORMAT.into(),
+            body: Body::Partial(partial),
+        })
+        .expect("encode");
+        let Body::Partial(received) = serde_json::from_slice::<WindowMessage>(&wire)
+            .expect("decode")
+            .body
+        else {
+            panic!("not a partial")
+        };
+
+        // The ledger met `fast` first: its ids differ from the reader's.
+        let mut ledger_eval = evaluator();
+        let small_there = ledger_eval
+            .intern("fast", &[("model", "small")])
+            .expect("series");
+        let unknown = ledger_eval
+            .intern("availability", &[("service", "search")])
+            .expect("series");
+        let mut ledger_latency = LatencySeries::default();
+        let mut names = Names {
+            evaluator: &mut ledger_eval,
+            latency: &mut ledger_latency,
+            features: None,
+        };
+        let (snapshot, dropped) = received.snapshot(&mut names);
+        assert_eq!(dropped, 0);
+        assert_eq!(snapshot.parts[0].records, 2);
+        let mut ledger = Windows::new(config);
+        assert!(ledger.apply_partial(SourceId(5), snapshot).is_empty());
+        let closed = ledger.close_all();
+        let chat_there = ledger_eval
+            .intern("availability", &[("service", "chat")])
+            .expect("series");
+        let count = |series: SeriesId| {
+            closed[0]
+                .counts
+                .iter()
+                .find(|c| c.series == series)
+                .map(|c| (c.good, c.bad))
+        };
+        assert_ne!(chat_there, chat);
+        assert_eq!(count(chat_there), Some((1, 1)));
+        assert_eq!(count(small_there), Some((0, 1)));
+        assert_eq!(count(unknown), None);
+    }
 }

@@ -441,9 +441,20 @@ impl Names<'_> {
     /// A partition's stored state as a window snapshot; what no longer fits the spec (an SLO or
     /// feature removed, a sketch that does not add up) is dropped and counted.
     pub(crate) fn restore_partition(&mut self, state: &PartitionState) -> (SourceSnapshot, usize) {
+        let (parts, dropped) = self.restore_parts(&state.parts);
+        let snapshot = SourceSnapshot {
+            newest_ts: state.newest_ts,
+            parts,
+        };
+        (snapshot, dropped)
+    }
+
+    /// Stored parts (a checkpoint's, or a partial's from another process) with this process's
+    /// ids; what no longer fits the spec is dropped and counted.
+    pub(crate) fn restore_parts(&mut self, stored: &[StoredPart]) -> (Vec<WindowPart>, usize) {
         let mut dropped = 0;
-        let mut parts = Vec::with_capacity(state.parts.len());
-        for p in &state.parts {
+        let mut parts = Vec::with_capacity(stored.len());
+        for p in stored {
             let mut counts = Vec::with_capacity(p.counts.len());
             for c in &p.counts {
                 match c.series.intern(self.evaluator) {
@@ -496,11 +507,7 @@ impl Names<'_> {
                 drift,
             });
         }
-        let snapshot = SourceSnapshot {
-            newest_ts: state.newest_ts,
-            parts,
-        };
-        (snapshot, dropped)
+        (parts, dropped)
     }
 }
 
