@@ -142,7 +142,9 @@ fn records_of(receiver: &OtlpReceiver, service: &str) -> BTreeMap<String, BTreeM
         if resource.get("service.name").map(String::as_str) != Some(service) {
             continue;
         }
-        *out.entry(resource["service.instance.id"].clone())
+        // The ledger's series have no instance: they are under "".
+        let instance = resource.get("service.instance.id").cloned();
+        *out.entry(instance.unwrap_or_default())
             .or_default()
             .entry(attrs["sliq.record.outcome"].clone())
             .or_default() += value as u64;

@@ -30,6 +30,40 @@ pub struct Landed {
     pub record: GeneratedRecord,
 }
 
+/// Produces one hand-made valid record (JSON `record`, keyed by its `id`) to `partition` of
+/// `logs` and returns where it landed.
+pub async fn send_to_partition(
+    producer: &FutureProducer,
+    partition: i32,
+    record: &serde_json::Value,
+) -> Landed {
+    let key = record["id"]
+        .as_str()
+        .expect("the record has an id")
+        .to_owned();
+    let payload = serde_json::to_vec(record).expect("json");
+    let delivered = producer
+        .send(
+            FutureRecord::to("logs")
+                .partition(partition)
+                .key(&key)
+                .payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("hand-made record produced");
+    Landed {
+        partition: delivered.partition,
+        offset: delivered.offset,
+        record: GeneratedRecord {
+            key,
+            payload,
+            kind: sliq_gen::RecordKind::Valid,
+        },
+    }
+}
+
 /// What a [`Traffic`] run put into its topic.
 #[derive(Debug, Clone)]
 pub struct TrafficReport {
@@ -121,6 +155,18 @@ impl Traffic {
     /// Stops producing, waits (at most 150 s) until every record sent is acknowledged, and reads
     /// the topic back to its end.
     pub async fn stop(self, broker: &Broker) -> anyhow::Result<TrafficReport> {
+        self.stop_beside(broker, &[]).await
+    }
+
+    /// [`Traffic::stop`] on a topic that also holds `others`, records the test produced itself:
+    /// they are left out of the report.
+    pub async fn stop_beside(
+        self,
+        broker: &Broker,
+        others: &[Landed],
+    ) -> anyhow::Result<TrafficReport> {
+        let others: std::collections::HashSet<(i32, i64)> =
+            others.iter().map(|l| (l.partition, l.offset)).collect();
         self.shared.stop.store(true, Ordering::SeqCst);
         let acked = tokio::time::timeout(Duration::from_secs(150), self.task)
             .await
@@ -135,6 +181,9 @@ impl Traffic {
         let read = broker.consume_to_end(&topic, Duration::from_secs(120))?;
         let mut landed = Vec::with_capacity(read.len());
         for r in read {
+            if others.contains(&(r.partition, r.offset)) {
+                continue;
+            }
             let key = r.key.as_deref().context("a record without key")?;
             let Some(g) = by_key.get(key) else {
                 bail!(

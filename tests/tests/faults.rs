@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use sliq_tests::fault::{Scenario, Truth, knob, rate, records_marker, records_read, wait_until};
 use sliq_tests::run::{exits_within, wait_exit};
-use sliq_tests::traffic::{Landed, Traffic};
+use sliq_tests::traffic::{Landed, Traffic, send_to_partition};
 
 /// Seconds of traffic before a fault and after it.
 const SETTLE: Duration = Duration::from_secs(8);
@@ -245,31 +245,12 @@ async fn far_future_timestamps_are_dead_lettered_and_make_nothing_late() {
             ("epoch", serde_json::json!(99_999_999_999_999_999_u64)),
         ] {
             let id = format!("future-{n}-p{partition}");
-            let payload = serde_json::to_vec(&serde_json::json!({
+            let record = serde_json::json!({
                 "id": id, "ts": ts, "service": "chat-assistant", "model": "gpt-4o",
                 "status": "ok", "latency_ms": 100.0,
-            }))
-            .expect("json");
-            let delivered = producer
-                .send(
-                    FutureRecord::to("logs")
-                        .partition(partition)
-                        .key(&id)
-                        .payload(&payload),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)
-                .expect("far-future record produced");
-            future.push((
-                delivered.partition,
-                delivered.offset,
-                sliq_gen::GeneratedRecord {
-                    key: id,
-                    payload,
-                    kind: sliq_gen::RecordKind::Valid,
-                },
-            ));
+            });
+            let landed = send_to_partition(&producer, partition, &record).await;
+            future.push((landed.partition, landed.offset, landed.record));
         }
     }
     // Then, after a few checkpoints, normal traffic.

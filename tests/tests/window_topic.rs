@@ -82,6 +82,7 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
         &config,
         GROUP,
         std::slice::from_ref(&p0),
+        &[],
         (0, b0),
         Duration::from_secs(20),
     )
@@ -108,6 +109,7 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
         &config,
         GROUP,
         &[p0.clone(), p1.clone()],
+        &[],
         (0, end),
         Duration::from_secs(20),
     )

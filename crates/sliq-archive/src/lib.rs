@@ -54,6 +54,9 @@ pub struct ArchiveConfig {
     pub row_group_bytes: usize,
     /// Bytes in builders plus row groups not yet written, at most (backpressure past it).
     pub max_buffered_bytes: usize,
+    /// Who writes (the instance id): its unfinished files carry the name, and only its own are
+    /// cleared at start.
+    pub writer: String,
 }
 
 impl Default for ArchiveConfig {
@@ -65,6 +68,7 @@ impl Default for ArchiveConfig {
             zstd_level: 3,
             row_group_bytes: 8 << 20,
             max_buffered_bytes: 128 << 20,
+            writer: "sliq".to_owned(),
         }
     }
 }
@@ -93,18 +97,31 @@ pub struct ClosedFile {
     /// The writer thread's time on it: encoding, compressing and writing its row groups, the
     /// footer and the fsync (for the `archive_write` stage duration).
     pub write_time: std::time::Duration,
+    /// The hidden name it is written under until published.
+    temp: PathBuf,
 }
 
 impl ClosedFile {
     fn temp_path(&self) -> PathBuf {
-        temp_name(&self.path)
+        self.temp.clone()
     }
 }
 
-/// The hidden name a file is written under before it is published.
-fn temp_name(path: &Path) -> PathBuf {
+/// The hidden name a file is written under before it is published: it names its writer, so
+/// instances sharing one archive folder never take each other's unfinished files for their own.
+fn temp_name(path: &Path, writer: &str) -> PathBuf {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    path.with_file_name(format!(".{name}.inprogress"))
+    let writer: String = writer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    path.with_file_name(format!(".{name}.{writer}.inprogress"))
 }
 
 /// Why the archive could not write.
@@ -218,12 +235,12 @@ impl Archive {
             .create_dir_all(&config.dir)
             .map_err(io("create archive directory", &config.dir))?;
         for path in resumed {
-            let temp = temp_name(path);
+            let temp = temp_name(path, &config.writer);
             if !path.exists() && temp.exists() {
                 publish(&temp, path)?;
             }
         }
-        remove_stale(&config.dir)?;
+        remove_stale(&config.dir, &config.writer)?;
         let level = ZstdLevel::try_new(config.zstd_level)
             .map_err(|_| ArchiveError::ZstdLevel(config.zstd_level))?;
         let properties = WriterProperties::builder()
@@ -276,7 +293,8 @@ impl Archive {
                         partition: at.partition,
                         hour,
                     };
-                    let provisional = temp_name(&self.file_path(&key, at.offset, None));
+                    let provisional =
+                        temp_name(&self.file_path(&key, at.offset, None), &self.config.writer);
                     let file = OpenFile {
                         columns: Columns::default(),
                         buffered: 0,
@@ -522,6 +540,7 @@ impl Archive {
             path: path.clone(),
         });
         let closed = ClosedFile {
+            temp: temp_name(&path, &self.config.writer),
             path,
             topic: key.topic,
             partition: key.partition,
@@ -577,16 +596,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
     publish(&temp, path)
 }
 
-fn remove_stale(dir: &Path) -> Result<(), ArchiveError> {
+fn remove_stale(dir: &Path, writer: &str) -> Result<(), ArchiveError> {
     let entries = std::fs::read_dir(dir).map_err(io("read archive directory", dir))?;
+    let own = temp_name(Path::new("x"), writer)
+        .to_string_lossy()
+        .trim_start_matches(".x")
+        .to_owned();
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            remove_stale(&path)?;
+            remove_stale(&path, writer)?;
         } else if path
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.') && n.ends_with(".inprogress"))
+            .is_some_and(|n| n.starts_with('.') && n.ends_with(&own))
         {
             std::fs::remove_file(&path).map_err(io("remove unfinished file", &path))?;
         }

@@ -192,9 +192,12 @@ fn no_unfinished_files_remain_and_stale_ones_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let hour = dir.path().join("date=2026-01-01/hour=10");
     std::fs::create_dir_all(&hour).unwrap();
-    std::fs::write(hour.join(".logs.p0.o1-2.parquet.inprogress"), b"half").unwrap();
+    std::fs::write(hour.join(".logs.p0.o1-2.parquet.sliq.inprogress"), b"half").unwrap();
+    // Another instance writing into the same folder: its file in progress is not ours to remove.
+    std::fs::write(hour.join(".logs.p1.o1-2.parquet.other.inprogress"), b"busy").unwrap();
     let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
-    assert!(!hour.join(".logs.p0.o1-2.parquet.inprogress").exists());
+    assert!(!hour.join(".logs.p0.o1-2.parquet.sliq.inprogress").exists());
+    assert!(hour.join(".logs.p1.o1-2.parquet.other.inprogress").exists());
     append(
         &mut a,
         1,
@@ -203,6 +206,7 @@ fn no_unfinished_files_remain_and_stale_ones_are_removed() {
     );
     a.close_all().unwrap();
     a.publish_pending().unwrap();
+    std::fs::remove_file(hour.join(".logs.p1.o1-2.parquet.other.inprogress")).unwrap();
     let names: Vec<String> = std::fs::read_dir(&hour)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -267,7 +271,7 @@ fn files_are_published_only_after_the_checkpoint_and_resumed_ones_are_finished()
     drop(c);
     Archive::new(config(dir.path(), 100), &[]).unwrap();
     let hidden = unlisted.with_file_name(format!(
-        ".{}.inprogress",
+        ".{}.sliq.inprogress",
         unlisted.file_name().unwrap().to_str().unwrap()
     ));
     assert!(!unlisted.exists() && !hidden.exists());

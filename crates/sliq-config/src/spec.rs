@@ -51,6 +51,10 @@ pub struct PipelineSpec {
     pub admin: AdminSpec,
     /// Drift detection; absent: no drift is tracked.
     pub drift: Option<DriftSpec>,
+    /// The scaled-out form (`sliq run --role reader` and `--role ledger`): how the ledger keeps
+    /// its state in Kafka.
+    #[serde(default)]
+    pub ledger: LedgerSpec,
     /// How long a stop (SIGTERM) may take: exports and dead letters still waiting then stay in
     /// the checkpoint and their records are replayed by the next run.
     #[serde(default = "default_shutdown_timeout")]
@@ -74,6 +78,28 @@ impl Default for StateSpec {
     fn default() -> Self {
         StateSpec {
             dir: PathBuf::from("sliq-state"),
+        }
+    }
+}
+
+/// How readers and the ledger share their state through Kafka (`<group_id>.sliq-windows` and
+/// `<group_id>.sliq-ledger`, created by sliq).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSpec {
+    /// How often the active ledger snapshots its state: a ledger taking over reads the window
+    /// topic from the newest snapshot on.
+    pub snapshot_every: Span,
+    /// How long the window topic keeps what readers published (its `retention.ms` when sliq
+    /// creates it): at least several `snapshot_every`.
+    pub window_retention: Span,
+}
+
+impl Default for LedgerSpec {
+    fn default() -> Self {
+        LedgerSpec {
+            snapshot_every: Span(Duration::from_secs(30)),
+            window_retention: Span(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }
@@ -489,6 +515,24 @@ impl PipelineSpec {
                 "self-metrics over OTLP go to export.otlp.endpoint, which is a file here; point \
                  it at a collector or write self_metrics: prometheus"
                     .into(),
+            ));
+        }
+        if self.ledger.snapshot_every.0.as_millis() == 0 {
+            return Err((
+                key("ledger.snapshot_every", Some("snapshot_every:")),
+                "the ledger needs snapshots to restart without reading the window topic from its \
+                 beginning; write e.g. 30s"
+                    .into(),
+            ));
+        }
+        if self.ledger.window_retention.0 < self.ledger.snapshot_every.0 * 4 {
+            return Err((
+                key("ledger.window_retention", Some("window_retention:")),
+                format!(
+                    "the window topic must keep at least four snapshot intervals ({}), or a \
+                     ledger taking over may find what it needs deleted; write e.g. 7d",
+                    Span(self.ledger.snapshot_every.0 * 4)
+                ),
             ));
         }
         if self.shutdown_timeout.0.as_millis() == 0 {

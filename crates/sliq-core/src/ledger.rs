@@ -7,8 +7,9 @@
 //! count cut without talking to each other: each offset range is counted once, and a reader that
 //! lost a partition without noticing (a zombie) cannot count it again after the next claim.
 
-/// One source partition's entry in the book.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One source partition's entry in the book (serializable: the ledger's snapshots keep it, and a
+/// reader taking a partition over starts from the newest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionBook {
     /// The position (window-topic offset) of the newest claim: partials must carry it.
     epoch: Option<i64>,

@@ -491,6 +491,15 @@ impl Evaluator {
             .collect()
     }
 
+    /// Hands over every remembered bad request and forgets them here: a reader ships them to the
+    /// ledger with its partials (the ledger resolves the deferred verdicts), and keeps none, so
+    /// its memory does not grow with traffic.
+    pub fn take_bad_requests(&mut self) -> Vec<BadRequest> {
+        let taken = self.bad_requests();
+        self.bad_requests.clear();
+        taken
+    }
+
     /// Remembers a bad request from a checkpoint; SLOs or pointers the spec no longer has are
     /// dropped. Returns whether anything of it was kept.
     pub fn restore_bad_request(&mut self, request: &BadRequest) -> bool {

@@ -111,16 +111,16 @@ fn kv(key: &str, value: &str) -> KeyValue {
 
 impl MetricsBuilder {
     /// `instance_id` becomes `service.instance.id`: a series must have one writer, and partitions
-    /// move between instances. `started_ms` is when this lineage of cumulative series began: the
-    /// process start, or the start a checkpoint recorded when the process resumes one.
-    pub fn new(instance_id: &str, temporality: Temporality, started_ms: i64) -> Self {
+    /// move between instances. The ledger has none: it is the one writer of its group's series,
+    /// whichever process runs it. `started_ms` is when this lineage of cumulative series began:
+    /// the process start, or the start a checkpoint recorded when the process resumes one.
+    pub fn new(instance_id: Option<&str>, temporality: Temporality, started_ms: i64) -> Self {
+        let mut attributes = vec![kv("service.name", "sliq")];
+        attributes.extend(instance_id.map(|id| kv("service.instance.id", id)));
+        attributes.push(kv("service.version", env!("CARGO_PKG_VERSION")));
         MetricsBuilder {
             resource: Resource {
-                attributes: vec![
-                    kv("service.name", "sliq"),
-                    kv("service.instance.id", instance_id),
-                    kv("service.version", env!("CARGO_PKG_VERSION")),
-                ],
+                attributes,
                 ..Resource::default()
             },
             temporality,
@@ -745,7 +745,7 @@ mod tests {
     #[test]
     fn cumulative_points_keep_the_first_start_and_run_totals() {
         let ev = evaluator_with_two_series();
-        let mut b = MetricsBuilder::new("i-1", Temporality::Cumulative, 5_000);
+        let mut b = MetricsBuilder::new(Some("i-1"), Temporality::Cumulative, 5_000);
         let first = b.build(
             &batch(&[window(60, &[(0, 3, 1)])], RecordCounts::default(), 9_000),
             &ev,
@@ -831,7 +831,7 @@ mod tests {
         );
         // A builder resumed from a checkpoint continues the same series; one of another lineage
         // starts them at another time, so a backend sees the reset.
-        let mut resumed = MetricsBuilder::new("i-1", Temporality::Cumulative, b.started_ms());
+        let mut resumed = MetricsBuilder::new(Some("i-1"), Temporality::Cumulative, b.started_ms());
         for (id, total) in b.totals() {
             resumed.restore_total(id, *total);
         }
@@ -840,7 +840,7 @@ mod tests {
             flat(&fourth, "sliq.slo.events")[0],
             (gold("good"), 60 * s - shift, 240 * s, 7)
         );
-        let mut fresh = MetricsBuilder::new("i-1", Temporality::Cumulative, 7_000);
+        let mut fresh = MetricsBuilder::new(Some("i-1"), Temporality::Cumulative, 7_000);
         let other = fresh.build(&batch(&[window(60, &[(0, 3, 1)])], records, 300_000), &ev);
         assert_ne!(flat(&other, "sliq.slo.events")[0].1, 60 * s - shift);
         let res = first.resource_metrics[0].resource.as_ref().unwrap();
@@ -854,7 +854,7 @@ mod tests {
     #[test]
     fn delta_points_hold_one_window_each() {
         let ev = evaluator_with_two_series();
-        let mut b = MetricsBuilder::new("i", Temporality::Delta, 0);
+        let mut b = MetricsBuilder::new(Some("i"), Temporality::Delta, 0);
         b.build(
             &batch(&[window(0, &[(0, 3, 1)])], RecordCounts::default(), 1),
             &ev,
@@ -874,7 +874,7 @@ mod tests {
     #[test]
     fn official_json_encoding_writes_int64_as_strings() {
         let ev = evaluator_with_two_series();
-        let mut b = MetricsBuilder::new("i", Temporality::Cumulative, 0);
+        let mut b = MetricsBuilder::new(Some("i"), Temporality::Cumulative, 0);
         let req = b.build(
             &batch(&[window(60, &[(0, 3, 1)])], RecordCounts::default(), 1),
             &ev,
@@ -916,7 +916,7 @@ mod tests {
             drift: None,
             buffered: &[("archive", 4096), ("export", 512)],
         };
-        let req = MetricsBuilder::new("i", Temporality::Cumulative, 0).build(&batch, &ev);
+        let req = MetricsBuilder::new(Some("i"), Temporality::Cumulative, 0).build(&batch, &ev);
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
         type GaugePoint = (Vec<(String, String)>, u64, f64);
         let gauge = |name: &str| -> Vec<GaugePoint> {

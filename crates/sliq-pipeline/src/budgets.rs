@@ -17,7 +17,8 @@ const MINUTE_MS: i64 = 60_000;
 #[derive(Debug)]
 pub(crate) struct Budgets {
     ledger: Ledger,
-    store: RollupStore,
+    /// `None` for the ledger role, whose state is the window topic's.
+    store: Option<RollupStore>,
     /// Event time budgets are computed at: the end of the newest window counted.
     now_ms: Option<i64>,
     /// Budgets loaded from disk are exported once even before a window closes.
@@ -88,10 +89,33 @@ impl Budgets {
         }
         Ok(Budgets {
             ledger,
-            store,
+            store: Some(store),
             now_ms,
             loaded: !rows.is_empty(),
         })
+    }
+
+    /// Budgets kept in memory only (the ledger role rebuilds them from the window topic).
+    pub(crate) fn in_memory(evaluator: &Evaluator) -> Self {
+        Budgets {
+            ledger: Ledger::new(evaluator.slos().iter().map(|s| &s.budget)),
+            store: None,
+            now_ms: None,
+            loaded: false,
+        }
+    }
+
+    /// Every rollup bucket and the event time budgets stand at (the ledger's snapshot).
+    pub(crate) fn rollups(&self) -> (Vec<RollupEntry>, Option<i64>) {
+        (self.ledger.snapshot(), self.now_ms)
+    }
+
+    /// Continues from a snapshot's rollups.
+    pub(crate) fn restore_rollups(&mut self, entries: &[RollupEntry], now_ms: Option<i64>) {
+        for entry in entries {
+            self.ledger.restore(entry);
+        }
+        self.now_ms = now_ms;
     }
 
     /// Counts exported windows into the ledger and returns every series' budget state, or nothing
@@ -140,7 +164,10 @@ impl Budgets {
                 bad,
             }
         };
-        if self.store.wants_snapshot() {
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        if store.wants_snapshot() {
             let rows: Vec<RollupRow> = self
                 .ledger
                 .snapshot()
@@ -153,20 +180,23 @@ impl Budgets {
                     row(kind, e.series, e.start_ms, e.good, e.bad)
                 })
                 .collect();
-            self.store.snapshot(&rows, seq)?;
+            store.snapshot(&rows, seq)?;
         } else {
             let rows: Vec<RollupRow> = windows
                 .iter()
                 .flat_map(|w| w.counts.iter().map(move |c| (w.start_ms, c)))
                 .map(|(start, c)| row(RollupKind::Add, c.series, start, c.good, c.bad))
                 .collect();
-            self.store.append(&rows, seq)?;
+            store.append(&rows, seq)?;
         }
         Ok(())
     }
 
     /// Checkpoint `seq` is durable: rollup files a snapshot replaced can go.
     pub(crate) fn checkpointed(&mut self, seq: u64) -> Result<(), PipelineError> {
-        Ok(self.store.checkpointed(seq)?)
+        match &mut self.store {
+            Some(store) => Ok(store.checkpointed(seq)?),
+            None => Ok(()),
+        }
     }
 }

@@ -9,18 +9,17 @@
 //! unacknowledged dead letter (`DeadLetters::pending_floor`). Everything below it is durable
 //! outside this process.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use sliq_core::{SourceId, WindowCounts};
-use sliq_otlp::ExportBatch;
 use tracing::{info, warn};
 
 use crate::admin::Stage;
 use crate::dead_letter::Settled;
 use crate::error::PipelineError;
+use crate::judge::Judge;
 use crate::outage::human;
 use crate::persist::checkpoint::{
     Checkpoint, FORMAT, Names, PartitionState, StoredExport, StoredHold,
@@ -76,108 +75,14 @@ impl State {
                 }
             }
         }
-        let mut windows = self.reader.windows.close_ready();
-        match mode {
-            Mode::Regular => {}
-            Mode::Rebalance(revoked, _) => {
-                for id in revoked {
-                    windows.extend(self.reader.windows.drain_source(*id));
-                }
+        let windows = match self.partials {
+            // A reader hands its counts on; the ledger closes and judges.
+            Some(_) => {
+                self.publish_partials(mode);
+                Vec::new()
             }
-            Mode::Final(_) => windows.extend(self.reader.windows.close_all()),
-        }
-        for w in &mut windows {
-            self.reader.evaluator.resolve(w);
-        }
-        let config = self.reader.windows.config();
-        self.reader.evaluator.forget_requests_before(
-            self.reader
-                .windows
-                .closed_before()
-                .saturating_sub(config.size_ms + config.allowed_lateness_ms),
-        );
-        let mut drift_points = Vec::new();
-        if let Some(monitor) = &mut self.reader.drift {
-            for w in windows.iter_mut().filter(|w| w.closed) {
-                let before = w.counts.len();
-                drift_points.extend(monitor.judge(w, &mut self.reader.evaluator));
-                // The drift SLO's window verdicts, for the live table.
-                for c in &w.counts[before..] {
-                    let slo = self.reader.evaluator.series(c.series).slo;
-                    self.reader.slo_totals[slo][0] += c.good;
-                    self.reader.slo_totals[slo][1] += c.bad;
-                }
-            }
-        }
-        let (budgets, budget_time_ms) = self
-            .checkpoints
-            .budgets
-            .update(&windows, &self.reader.evaluator);
-        if let Some(progress) = &self.reader.progress {
-            progress.observe_budgets(&budgets, &self.reader.evaluator);
-            if let Some(monitor) = &self.reader.drift {
-                progress.observe_drift(&drift_points, &monitor.features);
-            }
-        }
-        let folded: Vec<u64> = (0..self.reader.evaluator.slos().len())
-            .map(|i| self.reader.evaluator.folded_events(i))
-            .collect();
-        for (i, n) in folded.iter().enumerate() {
-            if *n > 0 && self.reader.folded_warned.insert(i) {
-                let slo = &self.reader.evaluator.slos()[i];
-                warn!(
-                    slo = %slo.name,
-                    max_series = slo.max_series,
-                    "series beyond max_series now fold into `other`; raise max_series or drop a dimension"
-                );
-            }
-        }
-        if !windows.is_empty()
-            || !budgets.is_empty()
-            || self.reader.counts != self.export.exported_counts
-        {
-            let drifted = drift_points.iter().filter(|p| p.detected).count();
-            if drifted > 0 {
-                info!(
-                    drifted,
-                    judged = drift_points.len(),
-                    "features drifted in closed windows"
-                );
-            }
-            let buffered = [
-                (
-                    "archive",
-                    self.archive
-                        .as_mut()
-                        .map_or(0, |a| a.take_peak_buffered() as u64),
-                ),
-                ("export", self.export.queue.backlog_bytes() as u64),
-            ];
-            let batch = ExportBatch {
-                windows: &windows,
-                budgets: &budgets,
-                budget_time_ms,
-                records: self.reader.counts,
-                folded: &folded,
-                latency_series: Some(&self.reader.latency_series),
-                now_ms: chrono::Utc::now().timestamp_millis(),
-                drift: self
-                    .reader
-                    .drift
-                    .as_ref()
-                    .map(|m| (&drift_points[..], &m.features)),
-                buffered: &buffered,
-            };
-            let request = self.export.builder.build(&batch, &self.reader.evaluator);
-            let mut holds: BTreeMap<SourceId, i64> = BTreeMap::new();
-            for (source, offset) in windows.iter().flat_map(|w| &w.holds) {
-                let hold = holds.entry(*source).or_insert(*offset);
-                *hold = (*hold).min(*offset);
-            }
-            self.export.queue.push(request, holds.into_iter().collect());
-            self.export.exported_counts = self.reader.counts;
-            self.checkpoints.dirty = true;
-        }
+            None => self.judge_and_queue_export(mode),
+        };
         // Files are pending (listed by this checkpoint) only once the writer answered `Written`;
         // before partitions move or at a stop, every file is closed and waited for.
         if let Some(archive) = &mut self.archive {
@@ -282,6 +187,106 @@ impl State {
         Ok(())
     }
 
+    /// Closes what `mode` closes, judges it, and queues its export; returns the windows for the
+    /// rollups.
+    fn judge_and_queue_export(&mut self, mode: Mode<'_>) -> Vec<WindowCounts> {
+        let reader = &mut self.reader;
+        let mut windows = reader.windows.close_ready();
+        match mode {
+            Mode::Regular => {}
+            Mode::Rebalance(revoked, _) => {
+                for id in revoked {
+                    windows.extend(reader.windows.drain_source(*id));
+                }
+            }
+            Mode::Final(_) => windows.extend(reader.windows.close_all()),
+        }
+        let judged = Judge {
+            evaluator: &mut reader.evaluator,
+            drift: reader.drift.as_mut(),
+            budgets: &mut self.checkpoints.budgets,
+            slo_totals: &mut reader.slo_totals,
+            folded_warned: &mut reader.folded_warned,
+        }
+        .judge(windows, &reader.windows);
+        if let Some(progress) = &reader.progress {
+            progress.observe_budgets(&judged.budgets, &reader.evaluator);
+            if let Some(monitor) = &reader.drift {
+                progress.observe_drift(&judged.drift_points, &monitor.features);
+            }
+        }
+        if !judged.windows.is_empty()
+            || !judged.budgets.is_empty()
+            || reader.counts != self.export.exported_counts
+        {
+            let buffered = [
+                (
+                    "archive",
+                    self.archive
+                        .as_mut()
+                        .map_or(0, |a| a.take_peak_buffered() as u64),
+                ),
+                ("export", self.export.queue.backlog_bytes() as u64),
+            ];
+            let drift = reader.drift.as_ref().map(|m| &m.features);
+            self.export.queue_judged(
+                &judged,
+                reader.counts,
+                &reader.latency_series,
+                drift,
+                &buffered,
+                &reader.evaluator,
+            );
+            self.checkpoints.dirty = true;
+        }
+        judged.windows
+    }
+
+    /// A reader's cycle: what each partition counted since its last partial leaves the windows
+    /// as a new partial, and every waiting partial is sent (before partitions move or at a stop,
+    /// until the deadline).
+    fn publish_partials(&mut self, mode: Mode<'_>) {
+        let Some(partials) = &mut self.partials else {
+            return;
+        };
+        partials.add_bad_requests(
+            self.reader
+                .evaluator
+                .take_bad_requests()
+                .into_iter()
+                .map(Into::into),
+        );
+        let mut built = false;
+        for id in self.reader.sources.assigned() {
+            if !partials.is_claimed(id) {
+                continue;
+            }
+            let s = self.reader.sources.get(id);
+            let (to, idle) = (s.next_offset.unwrap_or(0), s.idle);
+            let records = s.unpublished;
+            let snapshot = self.reader.windows.source_snapshot(id);
+            let parts = Names {
+                evaluator: &mut self.reader.evaluator,
+                latency: &mut self.reader.latency_series,
+                features: self.reader.drift.as_mut().map(|m| &mut m.features),
+            }
+            .store_parts(&snapshot.parts);
+            if partials.build(id, to, snapshot.newest_ts, idle, records, parts) {
+                self.reader.windows.take_parts(id);
+                self.reader.sources.get_mut(id).unpublished = Default::default();
+                built = true;
+            }
+        }
+        if built {
+            partials.bad_requests_sent();
+        }
+        let deadline = match mode {
+            Mode::Regular => None,
+            Mode::Rebalance(_, deadline) | Mode::Final(deadline) => Some(deadline),
+        };
+        partials.flush(deadline);
+    }
+
     /// The offset a commit for `id` may say now: below it everything is durable elsewhere.
     /// With `pending_published`, archive files written but not yet published count as published
     /// (they are, right after the checkpoint that lists them).
@@ -301,6 +306,7 @@ impl State {
             self.export.queue.hold_floor(id),
             archive,
             self.dead_letters.pending_floor(&s.topic, s.partition),
+            self.partials.as_ref().and_then(|p| p.hold_floor(id)),
         ]
         .into_iter()
         .flatten()

@@ -8,16 +8,18 @@
 //! acknowledged, so a crash re-sends what was not acknowledged (a cumulative point sent twice
 //! carries the same value and time), and a long outage costs no rewriting.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use sliq_config::{Compression, OtlpSettings, Protocol, Sourced};
-use sliq_core::SourceId;
+use sliq_core::drift::Features;
+use sliq_core::{Evaluator, LatencySeries, SourceId};
 use sliq_otlp::{
-    ExportError, ExportMetricsServiceRequest, Exporter, Headers, PemFile, TlsFiles, Transport,
+    ExportBatch, ExportError, ExportMetricsServiceRequest, Exporter, Headers, MetricsBuilder,
+    PemFile, RecordCounts, TlsFiles, Transport,
 };
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -25,10 +27,54 @@ use tracing::{info, warn};
 
 use crate::admin::{Stage, Telemetry};
 use crate::error::PipelineError;
+use crate::judge::Judged;
 use crate::outage::{Outage, human};
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// The export stage as the judging stage sees it: the cumulative state of every series, and the
+/// queue whose task sends requests off the judging thread.
+pub(crate) struct Export {
+    pub(crate) builder: MetricsBuilder,
+    pub(crate) queue: ExportQueue,
+    /// The record counters as of the last request built.
+    pub(crate) exported_counts: RecordCounts,
+}
+
+impl Export {
+    /// Builds the request of one round of judging (with the record counters and what each stage
+    /// buffers) and queues it, holding the offsets its windows counted until it is acknowledged.
+    pub(crate) fn queue_judged(
+        &mut self,
+        judged: &Judged,
+        records: RecordCounts,
+        latency_series: &LatencySeries,
+        drift: Option<&Features>,
+        buffered: &[(&str, u64)],
+        evaluator: &Evaluator,
+    ) {
+        let batch = ExportBatch {
+            windows: &judged.windows,
+            budgets: &judged.budgets,
+            budget_time_ms: judged.budget_time_ms,
+            records,
+            folded: &judged.folded,
+            latency_series: Some(latency_series),
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            drift: drift.map(|f| (&judged.drift_points[..], f)),
+            buffered,
+        };
+        let request = self.builder.build(&batch, evaluator);
+        let mut holds: BTreeMap<SourceId, i64> = BTreeMap::new();
+        for (source, offset) in judged.windows.iter().flat_map(|w| &w.holds) {
+            let hold = holds.entry(*source).or_insert(*offset);
+            *hold = (*hold).min(*offset);
+        }
+        self.queue.push(request, holds.into_iter().collect());
+        self.exported_counts = records;
+    }
+}
 
 /// The exporter that `settings` (the spec merged with the `OTEL_EXPORTER_OTLP_*` variables) ask
 /// for; `enabled: false` gives one that sends nothing. Reads and checks the TLS files, so a wrong

@@ -19,9 +19,11 @@ use tracing::{info, warn};
 
 use crate::admin::Telemetry;
 use crate::checkpoint::Mode;
+use crate::error::PipelineError;
 use crate::kafka_client::WatchedContext;
 use crate::run::State;
 use crate::source::Resume;
+use crate::window_topic::SourcePartition;
 
 /// What a commit's metadata says: how far the committing instance had counted the partition.
 const COUNTED_PREFIX: &str = "sliq counted to ";
@@ -114,6 +116,7 @@ impl ConsumerContext for SourceContext {
             .ok();
         let mut state = self.state.lock();
         state.paused = false;
+        let mut arrived = Vec::new();
         for tp in assigned.elements() {
             let group = committed
                 .as_ref()
@@ -123,7 +126,14 @@ impl ConsumerContext for SourceContext {
                 _ => None,
             });
             let counted = group.as_ref().and_then(|g| parse_counted(g.metadata()));
-            state.assign(tp.topic(), tp.partition(), offset, counted);
+            let id = state.assign(tp.topic(), tp.partition(), offset, counted);
+            arrived.push((id, offset));
+        }
+        if state.partials.is_some()
+            && let Err(e) = state.claim(&arrived)
+        {
+            state.failure = Some(e);
+            return;
         }
         self.telemetry
             .health
@@ -163,6 +173,9 @@ impl State {
                 .insert((entry.topic.clone(), entry.partition), entry);
         }
         self.reader.windows.remove_source(id);
+        if let Some(partials) = &mut self.partials {
+            partials.release(id);
+        }
         let s = self.reader.sources.get_mut(id);
         s.assigned = false;
         s.forget_position();
@@ -175,7 +188,7 @@ impl State {
         partition: i32,
         committed: Option<i64>,
         counted: Option<i64>,
-    ) {
+    ) -> SourceId {
         let now = Instant::now();
         let id = self.reader.sources.id(topic, partition, now);
         {
@@ -213,7 +226,7 @@ impl State {
                     from = entry.count_from,
                     "partition resumed from this instance's checkpoint"
                 );
-                return;
+                return id;
             }
             warn!(
                 topic,
@@ -239,6 +252,51 @@ impl State {
                  did not finish: they are counted again here (sliq.records outcome replayed)"
             );
         }
+        id
+    }
+
+    /// `--role reader`: claims the partitions just assigned (with the group's committed offsets)
+    /// in the window topic, and counts each from where the book says counting stopped. Records
+    /// between the committed offset and that point are archived again, not counted: the
+    /// window topic, not this instance's checkpoint, is the truth of what was counted.
+    fn claim(&mut self, arrived: &[(SourceId, Option<i64>)]) -> Result<(), PipelineError> {
+        let Some(partials) = &mut self.partials else {
+            return Ok(());
+        };
+        let sources: Vec<_> = arrived
+            .iter()
+            .map(|(id, _)| {
+                let s = self.reader.sources.get(*id);
+                (
+                    *id,
+                    SourcePartition {
+                        topic: s.topic.clone(),
+                        partition: s.partition,
+                    },
+                )
+            })
+            .collect();
+        let learned = partials.claim(&sources, Instant::now() + self.shutdown_timeout)?;
+        for (id, committed) in arrived {
+            let counted_to = learned.get(id).and_then(|l| l.counted_to);
+            let s = self.reader.sources.get_mut(*id);
+            // This instance's checkpoint still knows what it archived (when nobody else read the
+            // partition since); the count cut comes from the book alone.
+            let archive_from = match &s.resume {
+                Some(r) => r.archive_from.max(committed.unwrap_or(0)),
+                None => committed.unwrap_or(0),
+            };
+            s.replay_until = None;
+            s.next_offset = *committed;
+            let count_from = counted_to.unwrap_or(archive_from).max(archive_from);
+            s.resume = (count_from > archive_from).then_some(Resume {
+                archive_from,
+                count_from,
+                replayed_to: archive_from,
+            });
+            partials.start_at(*id, count_from);
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@ use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use sliq_archive::{Archive, ArchiveConfig, ClosedFile, SourcePosition};
-use sliq_config::{PipelineSpec, Temporality};
+use sliq_config::{OtlpSettings, PipelineSpec, Temporality};
 use sliq_core::drift::{DriftMonitor, Observation, recycle};
 use sliq_core::{
     Admission, Decoder, Evaluator, Event, LatencySeries, Reject, SeriesId, SourceId, Verdict,
@@ -25,9 +25,10 @@ use crate::budgets::Budgets;
 use crate::checkpoint::Mode;
 use crate::dead_letter::{DeadLetters, SourceOffset};
 use crate::error::PipelineError;
-use crate::export::{ExportQueue, open_exporter};
+use crate::export::{Export, ExportQueue, open_exporter};
 use crate::kafka_client::{AccessWatch, WatchedContext, client_config};
 use crate::outage::{Outage, human};
+use crate::partials::{MAX_WAITING_PARTIALS, Partials};
 use crate::persist::checkpoint::{ArchivedRange, Names, PartitionState};
 use crate::persist::state_dir::StateDir;
 use crate::progress::Progress;
@@ -58,6 +59,20 @@ impl Default for RunLimits {
     }
 }
 
+/// Which part of the pipeline a process runs (ARCHITECTURE.md, "The ledger").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Everything in one process, with its checkpoints under `state.dir`.
+    #[default]
+    All,
+    /// Reads, archives and dead-letters its partitions, and hands its counts to the ledger
+    /// through the window topic.
+    Reader,
+    /// Merges every reader's counts and is the one writer of counters, budgets, alerts and
+    /// drift.
+    Ledger,
+}
+
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSummary {
@@ -83,6 +98,8 @@ pub(crate) struct State {
     pub(crate) export: Export,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) checkpoints: Checkpoints,
+    /// With `--role reader`: the window topic, where counts go instead of closed windows.
+    pub(crate) partials: Option<Partials>,
     /// Records whose dead letters reached the topic after the resumed checkpoint: not sent again.
     sent_before: HashSet<SourceOffset>,
     /// A failure inside the rebalance callback, raised by the loop.
@@ -118,15 +135,6 @@ pub(crate) struct Reader {
     outcomes: Vec<(SeriesId, Verdict)>,
     /// The reused buffer of one event's feature values.
     observations: Vec<(u32, Observation<'static>)>,
-}
-
-/// The export stage as the reader sees it: the cumulative state of every series, and the queue
-/// whose task sends requests off the reader thread.
-pub(crate) struct Export {
-    pub(crate) builder: MetricsBuilder,
-    pub(crate) queue: ExportQueue,
-    /// The record counters as of the last request built.
-    pub(crate) exported_counts: RecordCounts,
 }
 
 /// The checkpoint and commit stage: what survives a restart and what was last made durable.
@@ -208,20 +216,21 @@ impl State {
         }
         if source.replay_until.is_some_and(|until| offset < until) {
             self.reader.counts.replayed += 1;
+            source.unpublished.replayed += 1;
             self.reader.tally.replayed += 1;
         }
         let value = match self.reader.decoder.parse_payload(payload) {
             Ok(v) => v,
-            Err(reject) => return self.dead_letter(msg, &reject),
+            Err(reject) => return self.dead_letter(id, msg, &reject),
         };
         let event = match self.reader.decoder.decode(&value) {
             Ok(e) => e,
-            Err(reject) => return self.dead_letter(msg, &reject),
+            Err(reject) => return self.dead_letter(id, msg, &reject),
         };
         if let Err(reject) =
             sliq_core::check_future_skew(event.ts_ms, now_ms, self.reader.max_future_skew_ms)
         {
-            return self.dead_letter(msg, &reject);
+            return self.dead_letter(id, msg, &reject);
         }
         self.reader.outcomes.clear();
         self.reader
@@ -239,6 +248,7 @@ impl State {
         match admission {
             Admission::Counted => {
                 self.reader.counts.accepted += 1;
+                self.reader.sources.get_mut(id).unpublished.accepted += 1;
                 self.reader.tally.accepted += 1;
                 if let Some(monitor) = &mut self.reader.drift {
                     let mut observations = recycle(std::mem::take(&mut self.reader.observations));
@@ -263,14 +273,18 @@ impl State {
             }
             Admission::Late => {
                 self.reader.counts.late += 1;
+                self.reader.sources.get_mut(id).unpublished.late += 1;
                 self.reader.tally.late += 1;
             }
         }
+        // A reader does not know whether the ledger will find the record late: the row says so
+        // (null), as a replay's does.
+        let admission = self.partials.is_none().then_some(admission);
         archive_record(
             &mut self.archive,
             &mut self.redaction,
             msg,
-            (&event, Some(admission)),
+            (&event, admission),
             (now_ms, now),
         )
     }
@@ -329,10 +343,12 @@ impl State {
 
     fn dead_letter(
         &mut self,
+        id: SourceId,
         msg: &BorrowedMessage<'_>,
         reject: &Reject,
     ) -> Result<(), PipelineError> {
         self.reader.counts.dead_lettered += 1;
+        self.reader.sources.get_mut(id).unpublished.dead_lettered += 1;
         self.reader.tally.dead_letter(reject.code());
         if !self.sent_before.is_empty()
             && self.sent_before.remove(&SourceOffset {
@@ -417,6 +433,59 @@ impl State {
     }
 }
 
+/// What every role starts with: the brokers answered, `state.dir` locked, the instance named,
+/// the OTLP settings resolved, health and self-metrics served.
+pub(crate) struct Started {
+    pub(crate) watch: Arc<AccessWatch>,
+    pub(crate) state_dir: StateDir,
+    pub(crate) instance_id: String,
+    pub(crate) client_id: String,
+    pub(crate) settings: OtlpSettings,
+    pub(crate) telemetry: Arc<Telemetry>,
+    /// Serves from now on, so /healthz answers while the process starts and joins its group.
+    pub(crate) admin: Option<crate::admin::AdminServer>,
+    pub(crate) temporality: sliq_otlp::Temporality,
+}
+
+impl Started {
+    pub(crate) fn new(
+        spec: &PipelineSpec,
+        instance_id: Option<&str>,
+        rt: &Handle,
+    ) -> Result<Started, PipelineError> {
+        let connection = spec.source.kafka.connection();
+        let watch = AccessWatch::new(connection);
+        crate::kafka_client::probe_before_start(connection, &watch)?;
+        let state_dir = StateDir::open(&spec.state.dir, instance_id)?;
+        let instance_id = state_dir.instance_id().to_owned();
+        let settings = spec
+            .export
+            .otlp
+            .resolve(|name| std::env::var(name).ok())
+            .map_err(PipelineError::OtlpSettings)?;
+        let telemetry = Arc::new(Telemetry::new(spec, &settings, &instance_id, rt)?);
+        let admin = spec
+            .admin
+            .listen
+            .map(|address| crate::admin::serve(address, Arc::clone(&telemetry), rt))
+            .transpose()?;
+        let temporality = match spec.export.otlp.temporality {
+            Temporality::Cumulative => sliq_otlp::Temporality::Cumulative,
+            Temporality::Delta => sliq_otlp::Temporality::Delta,
+        };
+        Ok(Started {
+            watch,
+            client_id: format!("sliq-{instance_id}"),
+            state_dir,
+            instance_id,
+            settings,
+            telemetry,
+            admin,
+            temporality,
+        })
+    }
+}
+
 /// Runs the pipeline of `spec` on the current thread until `stop` is set, a limit is reached, or a
 /// failure. `instance_id` defaults to the one kept in `state.dir`. Async work (exports,
 /// dead-letter acknowledgements) runs on `rt`; call this from a thread outside the runtime (e.g.
@@ -424,29 +493,41 @@ impl State {
 pub fn run(
     spec: &PipelineSpec,
     instance_id: Option<&str>,
+    role: Role,
     limits: RunLimits,
     stop: &AtomicBool,
     progress: Option<Arc<Progress>>,
     rt: Handle,
 ) -> Result<RunSummary, PipelineError> {
+    if role != Role::All
+        && let Some(drift) = &spec.drift
+        && drift.reference.first_events.is_some()
+    {
+        // Which events come first is one process's reading order; spread over readers it is
+        // not defined.
+        return Err(PipelineError::Drift(
+            "drift.reference.first_events takes the first N events one process reads, which \
+             readers and a ledger cannot agree on; with --role reader and --role ledger use \
+             trailing (e.g. trailing: 7d) or a baseline file"
+                .into(),
+        ));
+    }
+    if role == Role::Ledger {
+        return crate::ledger::run(spec, instance_id, limits, stop, rt);
+    }
     let kafka = &spec.source.kafka;
     let otlp = &spec.export.otlp;
     let connection = kafka.connection();
-    let watch = AccessWatch::new(connection);
-    crate::kafka_client::probe_before_start(connection, &watch)?;
-    let state_dir = StateDir::open(&spec.state.dir, instance_id)?;
-    let instance_id = state_dir.instance_id().to_owned();
-    let client_id = format!("sliq-{instance_id}");
-    let settings = otlp
-        .resolve(|name| std::env::var(name).ok())
-        .map_err(PipelineError::OtlpSettings)?;
-    let telemetry = Arc::new(Telemetry::new(spec, &settings, &instance_id, &rt)?);
-    // Serves from now on, so /healthz answers while the instance starts and joins the group.
-    let _admin_server = spec
-        .admin
-        .listen
-        .map(|address| crate::admin::serve(address, Arc::clone(&telemetry), &rt))
-        .transpose()?;
+    let Started {
+        watch,
+        state_dir,
+        instance_id,
+        client_id,
+        settings,
+        telemetry,
+        admin: _admin_server,
+        temporality,
+    } = Started::new(spec, instance_id, &rt)?;
     let resumed = crate::persist::checkpoint::read(state_dir.path(), &instance_id);
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Nothing legitimate lies further ahead than the skew guard lets through.
@@ -455,10 +536,6 @@ pub fn run(
         .saturating_add(spec.windows.size.millis());
 
     let exporter = open_exporter(spec.export.enabled, &settings, &rt)?;
-    let temporality = match otlp.temporality {
-        Temporality::Cumulative => sliq_otlp::Temporality::Cumulative,
-        Temporality::Delta => sliq_otlp::Temporality::Delta,
-    };
     let pending_files = resumed
         .as_ref()
         .map(|c| c.pending_files.clone())
@@ -475,6 +552,7 @@ pub fn run(
                     zstd_level: spec.archive.zstd_level,
                     row_group_bytes: spec.archive.row_group_bytes,
                     max_buffered_bytes: spec.archive.max_buffered_bytes,
+                    writer: instance_id.clone(),
                 },
                 &pending_files,
             )
@@ -536,13 +614,13 @@ pub fn run(
         archive,
         redaction: Redaction::new(spec)?,
         export: Export {
-            builder: MetricsBuilder::new(&instance_id, temporality, lineage_started_ms),
+            builder: MetricsBuilder::new(Some(&instance_id), temporality, lineage_started_ms),
             queue: ExportQueue::new(
                 exporter,
                 &settings.endpoint.value,
                 otlp.max_backlog_bytes,
                 state_dir.path(),
-                rt,
+                rt.clone(),
                 Arc::clone(&telemetry),
             ),
             exported_counts: RecordCounts::default(),
@@ -559,6 +637,7 @@ pub fn run(
             commit_outage: Outage::default(),
             archive_files: 0,
         },
+        partials: None,
         sent_before,
         failure: None,
         paused: false,
@@ -567,6 +646,15 @@ pub fn run(
     };
     if let Some(checkpoint) = resumed {
         state.resume(checkpoint, horizon_ms);
+    }
+    if role == Role::Reader {
+        let client = client_config(connection, &client_id);
+        rt.block_on(crate::window_topic::ensure_topics(
+            &client,
+            &kafka.group_id,
+            spec.ledger.window_retention.0,
+        ))?;
+        state.partials = Some(Partials::new(&client, &kafka.group_id, &instance_id, rt)?);
     }
     let state = Arc::new(Mutex::new(state));
 
@@ -801,8 +889,13 @@ impl State {
     /// room again.
     fn apply_backpressure(&mut self, consumer: &BaseConsumer<SourceContext>) {
         let letters = self.dead_letters.pending();
-        let pause = self.export.queue.is_full() || letters >= MAX_WAITING_LETTERS;
-        let room = self.export.queue.has_room() && letters < MAX_WAITING_LETTERS / 2;
+        let partials = self.partials.as_ref().map_or(0, Partials::waiting);
+        let pause = self.export.queue.is_full()
+            || letters >= MAX_WAITING_LETTERS
+            || partials >= MAX_WAITING_PARTIALS;
+        let room = self.export.queue.has_room()
+            && letters < MAX_WAITING_LETTERS / 2
+            && partials < MAX_WAITING_PARTIALS / 2;
         if pause == self.paused || (!pause && !room) {
             return;
         }
@@ -819,8 +912,9 @@ impl State {
                 self.paused = pause;
                 if pause {
                     warn!(
-                        "{} export requests wait for the collector and {letters} dead letters for \
-                         the dead-letter topic: reading is paused until they drain",
+                        "{} export requests wait for the collector, {letters} dead letters for \
+                         the dead-letter topic and {partials} partials for the window topic: \
+                         reading is paused until they drain",
                         self.export.queue.len()
                     );
                 } else {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use sliq_core::SourceId;
+use sliq_otlp::RecordCounts;
 
 use crate::persist::checkpoint::ArchivedRange;
 
@@ -41,6 +42,8 @@ pub(crate) struct Source {
     pub replay_until: Option<i64>,
     /// Archive files written for this partition that a resumed run must not write again.
     pub archived: Vec<ArchivedRange>,
+    /// What its records came to since its last partial (`--role reader`).
+    pub unpublished: RecordCounts,
 }
 
 impl Source {
@@ -52,6 +55,7 @@ impl Source {
         self.resume = None;
         self.replay_until = None;
         self.archived.clear();
+        self.unpublished = RecordCounts::default();
     }
 
     /// Whether a written archive file already holds the record at `offset` of event hour `hour`.
@@ -89,6 +93,7 @@ impl Sources {
             resume: None,
             replay_until: None,
             archived: Vec::new(),
+            unpublished: RecordCounts::default(),
         });
         let slots = self.ids.entry(topic.to_owned()).or_default();
         let index = usize::try_from(partition).unwrap_or(0);

@@ -113,22 +113,6 @@ impl Partial {
 }
 
 impl Partial {
-    /// What a reader counted on `source` over `[from, to)`: the parts it took out of its windows,
-    /// by name (series, latency series and drift series ids are per process).
-    pub(crate) fn counted(
-        source: SourcePartition,
-        instance: &str,
-        epoch: i64,
-        range: (i64, i64),
-        taken: &SourceSnapshot,
-        names: &Names<'_>,
-    ) -> Partial {
-        Partial {
-            parts: names.store_parts(&taken.parts),
-            ..Partial::empty(source, instance, epoch, range, taken.newest_ts)
-        }
-    }
-
     /// The partial's parts with this process's ids (the ledger's side); what no longer fits its
     /// spec (an SLO or feature the ledger does not know) is dropped and counted.
     pub(crate) fn snapshot(&self, names: &mut Names<'_>) -> (SourceSnapshot, usize) {
@@ -250,20 +234,25 @@ pub struct BookReading {
 }
 
 /// Reads the window topic from `start` up to (not including) `until` through one book per source
-/// partition in `wanted`, as the ledger reads it: claims move epochs, partials move count cuts.
+/// partition in `wanted` (each as `known` had it at `start`, or empty), as the ledger reads it:
+/// claims move epochs, partials move count cuts.
 pub fn read_books(
     config: &ClientConfig,
     group: &str,
     wanted: &[SourcePartition],
+    known: &[(SourcePartition, PartitionBook)],
     (start, until): (i64, i64),
     timeout: Duration,
 ) -> Result<BookReading, PipelineError> {
     let topic = windows_topic(group);
     let mut reading = BookReading::default();
     for source in wanted {
-        reading
-            .books
-            .insert(source.clone(), PartitionBook::default());
+        let book = known
+            .iter()
+            .find(|(s, _)| s == source)
+            .map(|(_, b)| *b)
+            .unwrap_or_default();
+        reading.books.insert(source.clone(), book);
     }
     if start >= until {
         return Ok(reading);
@@ -272,6 +261,8 @@ pub fn read_books(
     config
         .set("group.id", format!("{group}.sliq-book-reader"))
         .set("enable.auto.commit", "false")
+        // Retention may have removed the first messages: start at the oldest there is.
+        .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50");
     let consumer: BaseConsumer = config
         .create()
@@ -387,7 +378,7 @@ slos:
             latency: &mut latency,
             features: None,
         };
-        let partial = Partial::counted(
+        let mut partial = Partial::empty(
             SourcePartition {
                 topic: "logs".into(),
                 partition: 3,
@@ -395,9 +386,9 @@ slos:
             "reader-1",
             7,
             (10, 12),
-            &taken,
-            &names,
+            taken.newest_ts,
         );
+        partial.parts = names.store_parts(&taken.parts);
         let wire = serde_json::to_vec(&WindowMessage {
             format: FORMAT.into(),
             body: Body::Partial(partial),

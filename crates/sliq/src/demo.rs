@@ -101,6 +101,7 @@ pub fn run(args: DemoArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             sliq_pipeline::run(
                 &spec,
                 Some("demo"),
+                sliq_pipeline::Role::All,
                 limits,
                 &stop,
                 Some(pipeline_progress),

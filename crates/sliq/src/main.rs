@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sliq_pipeline::{RunLimits, run};
+use sliq_pipeline::{Role, RunLimits, run};
 
 /// Turns AI request/response logs on Kafka into quality SLIs and error budgets.
 #[derive(Debug, Parser)]
@@ -44,6 +44,23 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoleArg {
+    All,
+    Reader,
+    Ledger,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::All => Role::All,
+            RoleArg::Reader => Role::Reader,
+            RoleArg::Ledger => Role::Ledger,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Everything in one process: an in-process Kafka cluster, generated traffic, the real
@@ -64,6 +81,11 @@ enum Command {
         /// the spec's admin.listen.
         #[arg(long)]
         admin_listen: Option<std::net::SocketAddr>,
+        /// `all`: one process does everything. Scaled out: `reader`s count their partitions and
+        /// hand the counts to one `ledger`, which judges budgets, alerts and drift over all of
+        /// them (through the topics `<group_id>.sliq-windows` and `.sliq-ledger`).
+        #[arg(long, value_enum, default_value_t = RoleArg::All, env = "SLIQ_ROLE")]
+        role: RoleArg,
     },
     /// Checks a pipeline spec without running it.
     Validate {
@@ -203,6 +225,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             exit_on_idle,
             instance_id,
             admin_listen,
+            role,
         } => {
             let mut spec = sliq_config::load(&config)?;
             if admin_listen.is_some() {
@@ -216,7 +239,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let handle = rt.handle().clone();
             let summary = rt
                 .block_on(rt.spawn_blocking(move || {
-                    run(&spec, instance_id.as_deref(), limits, &stop, None, handle)
+                    run(
+                        &spec,
+                        instance_id.as_deref(),
+                        role.into(),
+                        limits,
+                        &stop,
+                        None,
+                        handle,
+                    )
                 }))
                 .context("the pipeline thread panicked")??;
             // A log line (not a bare print) so that a JSON log stream stays JSON to its end.

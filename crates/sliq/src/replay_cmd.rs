@@ -165,8 +165,9 @@ pub fn run(args: ReplayArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
     let replay = replay_archive(&spec, &scan, &args.input.range, |replay, closed| {
         // The lineage starts at the first window: the same archive gives the same points.
         let started = closed.windows.first().map_or(0, |w| w.start_ms);
-        let builder = builder
-            .get_or_insert_with(|| MetricsBuilder::new(&args.instance_id, temporality, started));
+        let builder = builder.get_or_insert_with(|| {
+            MetricsBuilder::new(Some(&args.instance_id), temporality, started)
+        });
         let folded = replay.folded();
         let request = builder.build(&replay.export_batch(closed, &folded), replay.evaluator());
         rt.block_on(exporter.export(&request)).with_context(|| {

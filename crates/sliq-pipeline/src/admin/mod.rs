@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 
 pub(crate) use health::Health;
 pub(crate) use self_metrics::{SelfMetrics, Stage, Tally};
-pub(crate) use server::serve;
+pub(crate) use server::{AdminServer, serve};
 
 use crate::error::PipelineError;
 use otlp_reader::otlp_reader;

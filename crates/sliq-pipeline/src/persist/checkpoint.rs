@@ -139,7 +139,7 @@ pub(crate) struct SeriesName {
 }
 
 impl SeriesName {
-    fn of(evaluator: &Evaluator, series: SeriesId) -> SeriesName {
+    pub(crate) fn of(evaluator: &Evaluator, series: SeriesId) -> SeriesName {
         let slo = evaluator.slo_of(series);
         SeriesName {
             slo: slo.name.clone(),
@@ -152,7 +152,7 @@ impl SeriesName {
         }
     }
 
-    fn intern(&self, evaluator: &mut Evaluator) -> Option<SeriesId> {
+    pub(crate) fn intern(&self, evaluator: &mut Evaluator) -> Option<SeriesId> {
         let dims: Vec<(&str, &str)> = self
             .dimensions
             .iter()

@@ -1,0 +1,346 @@
+//! The ledger on the rig: three readers and a ledger over live traffic, with readers joining,
+//! leaving and one SIGKILLed, and the ledger itself SIGKILLed and replaced by one in a fresh
+//! folder. Every exported counter must equal the exact recount, the archive and the dead letters
+//! must hold each record once, and every budget, burn rate, alert and policy gauge must equal a
+//! single `--role all` run over the same records. Pairs of records of one request, the
+//! dependency's on one partition and the dependant's on another (so on different readers),
+//! must cascade as they do in one process.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use sliq_gen::RecordKind;
+use sliq_tests::fault::{Scenario, Truth, rate, wait_until};
+use sliq_tests::otlp::{OtlpReceiver, gauge_points};
+use sliq_tests::run::{start_sliq, terminate, wait_exit, wait_ok};
+use sliq_tests::traffic::{Landed, Traffic, send_to_partition};
+
+/// An SLO that depends on `availability` for the same request (`id`): a fast answer to a request
+/// whose other record failed is bad.
+const DOWNSTREAM: &str = "slos:
+  - name: downstream
+    objective: 0.9
+    dimensions: [service]
+    depends_on: [availability]
+    sli:
+      latency: { threshold: 4s }
+";
+
+/// Drift judged on the readers' merged sketches, and snapshots often enough that the second
+/// ledger restores one.
+const DRIFT_AND_SNAPSHOTS: &str = "drift:
+  reference: { trailing: 2m }
+  min_events: 100
+  features:
+    - { name: latency_ms, pointer: /latency_ms, type: numeric }
+    - { name: model, pointer: /model, type: categorical }
+ledger: { snapshot_every: 2s, window_retention: 1h }
+";
+
+const PAIRS: i32 = 24;
+const PAIR_SERVICE: &str = "pair-service";
+
+/// Produces `PAIRS` requests as two records each: the dependency's (failed on even pairs) on
+/// partition k mod 4, the dependant's (a fast success) on the next partition.
+async fn produce_pairs(bootstrap: &str) -> Vec<Landed> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    let start_ms = sliq_tests::run::gen_config(0).start_ms;
+    let mut landed = Vec::new();
+    for k in 0..PAIRS {
+        let id = format!("pair-{k}");
+        let ts = start_ms + 5_000 + i64::from(k) * 500;
+        let failed = k % 2 == 0;
+        let records = [
+            (
+                k % 4,
+                serde_json::json!({
+                    "id": id, "ts": ts, "service": PAIR_SERVICE, "model": "gpt-4o",
+                    "status": if failed { "error" } else { "ok" }, "latency_ms": 300.0,
+                }),
+            ),
+            (
+                (k + 1) % 4,
+                serde_json::json!({
+                    "id": id, "ts": ts + 100, "service": PAIR_SERVICE, "model": "gpt-4o",
+                    "status": "ok", "latency_ms": 200.0,
+                }),
+            ),
+        ];
+        for (partition, json) in records {
+            landed.push(send_to_partition(&producer, partition, &json).await);
+        }
+    }
+    landed
+}
+
+/// The `downstream` SLO recounted: the latency verdict of every successful record, made bad when
+/// another record of its request failed.
+fn downstream_truth(landed: &[Landed], truth: &mut Truth) {
+    let mut failed_ids = std::collections::BTreeSet::new();
+    let mut judged = Vec::new();
+    for l in landed {
+        if matches!(l.record.kind, RecordKind::Malformed(_)) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&l.record.payload).expect("json");
+        let ok = match v["status"].as_str() {
+            Some(s) => s == "ok",
+            None => v.get("error").is_none_or(serde_json::Value::is_null),
+        };
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        if !ok {
+            failed_ids.insert(id);
+            continue;
+        }
+        if let Some(latency) = v["latency_ms"].as_f64() {
+            let service = v["service"].as_str().expect("service").to_owned();
+            judged.push((
+                id,
+                service,
+                latency > sliq_tests::recount::LATENCY_THRESHOLD_MS,
+            ));
+        }
+    }
+    for (id, service, slow) in judged {
+        let bad = slow || failed_ids.contains(&id);
+        let dims = BTreeMap::from([("service".to_owned(), service)]);
+        truth
+            .by_series
+            .entry(("downstream".to_owned(), dims))
+            .or_default()[usize::from(bad)] += 1;
+    }
+}
+
+/// The last value of every gauge a run exported about its SLOs (budgets, burn rates, alerts,
+/// policy states, objectives) and drift, by metric and point attributes; the resource (which
+/// process) is left out.
+fn slo_gauges(requests: &[ExportMetricsServiceRequest]) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for m in requests
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name.starts_with("sliq.slo.") || m.name.starts_with("sliq.drift."))
+    {
+        let Some(metric::Data::Gauge(gauge)) = &m.data else {
+            continue;
+        };
+        for p in &gauge.data_points {
+            let attrs: BTreeMap<String, String> = p
+                .attributes
+                .iter()
+                .map(|kv| (kv.key.clone(), format!("{:?}", kv.value)))
+                .collect();
+            let value = match p.value {
+                Some(number_data_point::Value::AsInt(i)) => i as f64,
+                Some(number_data_point::Value::AsDouble(d)) => d,
+                None => f64::NAN,
+            };
+            out.insert(format!("{} {attrs:?}", m.name), value);
+        }
+    }
+    out
+}
+
+/// Budget remaining per series as the SRE workbook computes it over all records (the budget
+/// period spans the whole run): 1 − bad / (total × (1 − objective)).
+fn check_budgets_against_the_workbook(s: &mut Scenario, truth: &Truth) {
+    let objectives = [
+        ("availability", 0.99),
+        ("latency", 0.95),
+        ("downstream", 0.9),
+    ];
+    let points = gauge_points(&s.receiver.requests(), "sliq.slo.budget.remaining");
+    let mut got: BTreeMap<(String, BTreeMap<String, String>), f64> = BTreeMap::new();
+    for p in points {
+        let mut dims = p.attributes;
+        let slo = dims.remove("sliq.slo.name").unwrap_or_default();
+        dims.retain(|k, _| !k.starts_with("sliq."));
+        got.insert((slo, dims), p.value);
+    }
+    let mut wrong = Vec::new();
+    for ((slo, dims), [good, bad]) in &truth.by_series {
+        let objective = objectives
+            .iter()
+            .find(|(name, _)| name == slo)
+            .map(|(_, o)| *o)
+            .expect("an SLO of the spec");
+        let want = 1.0 - *bad as f64 / (good + bad) as f64 / (1.0 - objective);
+        match got.get(&(slo.clone(), dims.clone())) {
+            Some(v) if (v - want).abs() < 1e-9 => {}
+            other => wrong.push(format!("{slo} {dims:?}: {other:?} vs {want}")),
+        }
+    }
+    s.findings.figure(format!(
+        "budget remaining: {} series against the workbook formula, {} differ",
+        truth.by_series.len(),
+        wrong.len()
+    ));
+    if !wrong.is_empty() {
+        s.findings.problem(format!(
+            "budget remaining differs from the workbook: {}",
+            wrong[..wrong.len().min(5)].join("; ")
+        ));
+    }
+}
+
+/// Waits until the traffic has put `more` records beyond `from` into the topic.
+async fn traffic_past(traffic: &Traffic, records: u64) {
+    let reached = wait_until(Duration::from_secs(120), Duration::from_millis(100), || {
+        traffic.acknowledged() >= records
+    })
+    .await;
+    assert!(
+        reached,
+        "the traffic reached {records} records within 120 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_and_a_ledger_under_churn_count_once_and_judge_like_one_process() {
+    let mut s = Scenario::new("ledger", false).await;
+    let spec = std::fs::read_to_string(&s.spec).expect("spec");
+    let spec = spec.replacen("slos:\n", DOWNSTREAM, 1) + DRIFT_AND_SNAPSHOTS;
+    std::fs::write(&s.spec, spec).expect("spec");
+    let reader = ["--role", "reader", "--exit-on-idle", "6s"];
+
+    let pairs = produce_pairs(&s.broker.bootstrap()).await;
+    let traffic = Traffic::start(&s.broker, "logs", 1_200, rate()).expect("traffic");
+    let ledger_1 = s.sliq("ledger-1", &["--role", "ledger"]).await;
+    let r1 = s.sliq("reader-1", &reader).await;
+    let mut r2 = s.sliq("reader-2", &reader).await;
+    let r3 = s.sliq("reader-3", &reader).await;
+
+    traffic_past(&traffic, 1_500).await;
+    // A reader dies in the middle of a window: its partitions wait out its session and move.
+    r2.kill().await.expect("SIGKILL reader-2");
+    traffic_past(&traffic, 2_500).await;
+    let r4 = s.sliq("reader-4", &reader).await;
+    traffic_past(&traffic, 3_500).await;
+    // The ledger dies; another starts in a fresh folder (its own state.dir) and rebuilds.
+    let mut ledger_1 = ledger_1;
+    ledger_1.kill().await.expect("SIGKILL ledger-1");
+    let ledger_2_log = s.dir.path().join("ledger-2.log");
+    let ledger_2 = tokio::process::Command::new(sliq_tests::sliq_binary())
+        .args([
+            "run",
+            "--role",
+            "ledger",
+            "--exit-on-idle",
+            "8s",
+            "--config",
+        ])
+        .arg(&s.spec)
+        .args(["--instance-id", "ledger-2"])
+        .env("SLIQ_TEST_STATE", s.dir.path().join("state-ledger-2"))
+        .env("SLIQ_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&ledger_2_log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ledger-2 starts");
+    traffic_past(&traffic, 4_500).await;
+    // A reader leaves cleanly and comes back.
+    terminate(&r3);
+    let mut r3 = r3;
+    let left = wait_exit(&mut r3, Duration::from_secs(120)).await;
+    assert!(
+        left.is_some_and(|st| st.success()),
+        "reader-3 left cleanly on SIGTERM: {left:?}"
+    );
+    let r3 = s.sliq("reader-3", &reader).await;
+    traffic_past(&traffic, 5_500).await;
+    let report = traffic
+        .stop_beside(&s.broker, &pairs)
+        .await
+        .expect("traffic report");
+
+    for (child, name) in [(r1, "reader-1"), (r3, "reader-3"), (r4, "reader-4")] {
+        wait_ok(child, name).await;
+    }
+    wait_ok(ledger_2, "ledger-2").await;
+    let log = std::fs::read_to_string(&ledger_2_log).expect("ledger-2's log");
+    assert!(
+        log.contains("restored from its newest snapshot"),
+        "ledger-2 restored ledger-1's snapshot from Kafka:\n{log}"
+    );
+
+    let mut landed = pairs;
+    landed.extend(report.landed.iter().cloned());
+    let mut truth = Truth::of(&landed, &BTreeMap::new());
+    downstream_truth(&landed, &mut truth);
+    let cascaded = truth
+        .by_series
+        .get(&(
+            "downstream".to_owned(),
+            BTreeMap::from([("service".to_owned(), PAIR_SERVICE.to_owned())]),
+        ))
+        .copied()
+        .unwrap_or_default();
+    s.findings.figure(format!(
+        "{} records ({} traffic, {} in cascade pairs); downstream of the pairs good/bad {cascaded:?}",
+        landed.len(),
+        report.landed.len(),
+        2 * PAIRS
+    ));
+    // Odd pairs: both records fast and fine. Even pairs: the dependency failed (no latency
+    // verdict), so the fast dependant is bad.
+    assert_eq!(
+        cascaded,
+        [PAIRS as u64, PAIRS as u64 / 2],
+        "the recount cascades the even pairs"
+    );
+    // The ledger's series carry no instance: they are under "".
+    s.check_all(&landed, &truth, "");
+    check_budgets_against_the_workbook(&mut s, &truth);
+
+    // The same records judged by one process: every SLO gauge the same.
+    let single = OtlpReceiver::start_grpc().await.expect("receiver");
+    let single_spec = s.dir.path().join("single.yaml");
+    let spec = std::fs::read_to_string(&s.spec).expect("spec");
+    std::fs::write(
+        &single_spec,
+        spec.replace(&s.group, "it-ledger-single")
+            .replace(&s.receiver.endpoint(), &single.endpoint())
+            .replace(
+                &s.archive.display().to_string(),
+                &s.dir.path().join("single-archive").display().to_string(),
+            ),
+    )
+    .expect("single spec");
+    let one = start_sliq(&single_spec, "single", &["--exit-on-idle", "5s"]).await;
+    wait_ok(one, "the single-process run").await;
+    let ledger_gauges = slo_gauges(&s.receiver.requests());
+    let single_gauges = slo_gauges(&single.requests());
+    let differ: Vec<String> = single_gauges
+        .iter()
+        .filter(|(k, v)| {
+            ledger_gauges
+                .get(*k)
+                .is_none_or(|l| l.to_bits() != v.to_bits())
+        })
+        .map(|(k, v)| format!("{k}: one process {v}, ledger {:?}", ledger_gauges.get(k)))
+        .collect();
+    s.findings.figure(format!(
+        "SLO gauges: {} from one process, {} from the ledger, {} differ",
+        single_gauges.len(),
+        ledger_gauges.len(),
+        differ.len()
+    ));
+    if single_gauges.is_empty() || !differ.is_empty() || ledger_gauges.len() != single_gauges.len()
+    {
+        s.findings.problem(format!(
+            "the ledger's SLO gauges differ from one process's: {}",
+            differ[..differ.len().min(5)].join("; ")
+        ));
+    }
+    s.findings.assert_none();
+}
