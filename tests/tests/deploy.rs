@@ -201,25 +201,23 @@ fn kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} in the manifest"))
 }
 
+/// The readers' StatefulSet and the ledger's Deployment, each checked as one pod: the spec it
+/// mounts validates with the environment it gives, probes reach `--admin-listen`, what the spec
+/// writes is on a volume, a stop has time to finish; and each runs its role.
 #[test]
-fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
+fn readers_and_ledger_probes_volumes_and_environment_fit_the_spec_they_mount() {
     let documents = read_documents(&sliq_tests::repo_root().join("deploy/kubernetes/sliq.yaml"));
-    let config_map = kind(&documents, "ConfigMap");
     let service = kind(&documents, "Service");
     let set = kind(&documents, "StatefulSet");
-    let pod = &set["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
+    let ledger = kind(&documents, "Deployment");
 
-    // The pods are the service's, and the set names it.
+    // The reader pods are the service's, and the set names it.
     assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
     for (key, value) in service["spec"]["selector"].as_mapping().expect("selector") {
         assert_eq!(&set["spec"]["template"]["metadata"]["labels"][key], value);
     }
-
-    // A container root made of the pod's volumes: the ConfigMap's files, a real CA for the
-    // secret volume, an empty folder for the claim.
-    let root = tempfile::tempdir().expect("tempdir");
-    let ca = sliq_tests::tls::TestCa::new().expect("a test CA");
+    // Readers keep their archive and checkpoints on a claim of their own; the ledger keeps its
+    // state in Kafka, so a scratch folder will do.
     let claims: Vec<String> = strings(&Value::Sequence(
         set["spec"]["volumeClaimTemplates"]
             .as_sequence()
@@ -228,6 +226,45 @@ fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
             .map(|c| c["metadata"]["name"].clone())
             .collect(),
     ));
+    let reader_args = check_pod(&documents, &set["spec"]["template"], &claims, true);
+    assert_eq!(
+        flag_value(&reader_args, "--role").as_deref(),
+        Some("reader")
+    );
+    let scratch: Vec<String> = ledger["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .filter(|v| !v["emptyDir"].is_null())
+        .map(|v| text(&v["name"]))
+        .collect();
+    let ledger_args = check_pod(&documents, &ledger["spec"]["template"], &scratch, false);
+    assert_eq!(
+        flag_value(&ledger_args, "--role").as_deref(),
+        Some("ledger")
+    );
+    assert!(
+        ledger["spec"]["replicas"].as_u64().is_some_and(|n| n >= 2),
+        "a standby ledger takes over when the active one goes"
+    );
+}
+
+/// Checks one pod template against the spec it mounts; `writable` names the volumes the spec's
+/// folders must be on; `stable_id`: the pod's name is its instance id. Returns its arguments.
+fn check_pod(
+    documents: &[Value],
+    template: &Value,
+    writable: &[String],
+    stable_id: bool,
+) -> Vec<String> {
+    let config_map = kind(documents, "ConfigMap");
+    let pod = &template["spec"];
+    let container = &pod["containers"][0];
+
+    // A container root made of the pod's volumes: the ConfigMap's files, a real CA for the
+    // secret volume, an empty folder for the claim.
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = sliq_tests::tls::TestCa::new().expect("a test CA");
     let volumes = pod["volumes"].as_sequence().expect("volumes");
     let mut mounts = Vec::new();
     let mut claim_mounts = Vec::new();
@@ -238,7 +275,7 @@ fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
         let (name, path) = (text(&mount["name"]), text(&mount["mountPath"]));
         let on_host = root.path().join(path.trim_start_matches('/'));
         std::fs::create_dir_all(&on_host).expect("mount folder");
-        if claims.contains(&name) {
+        if writable.contains(&name) {
             claim_mounts.push(path.clone());
         } else {
             let volume = volumes
@@ -302,11 +339,13 @@ fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
         };
         env.insert(name, value);
     }
-    assert_eq!(
-        env.get("SLIQ_INSTANCE_ID").map(String::as_str),
-        Some("sliq-0"),
-        "each pod's instance id is its stable name"
-    );
+    if stable_id {
+        assert_eq!(
+            env.get("SLIQ_INSTANCE_ID").map(String::as_str),
+            Some("sliq-0"),
+            "each reader's instance id is its stable name"
+        );
+    }
     let spec = validated(&spec_in_root, &env);
 
     // Probes reach the admin server where --admin-listen puts it.
@@ -335,7 +374,7 @@ fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
         );
     }
 
-    // What the spec writes lives on the claim, and a stop has time to finish.
+    // What the spec writes lives on its volume, and a stop has time to finish.
     for (key, dir) in [
         ("archive.dir", &spec.archive.dir),
         ("state.dir", &spec.state.dir),
@@ -346,7 +385,7 @@ fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
             .unwrap_or_else(|_| panic!("{key} {} is outside every volume", dir.display()));
         assert!(
             is_mounted(Path::new(&inside), &claim_mounts),
-            "{key} is {inside}, not on the volume claim ({})",
+            "{key} is {inside}, not on a volume it may write ({})",
             claim_mounts.join(", ")
         );
     }
@@ -358,4 +397,5 @@ fn statefulset_probes_volumes_and_environment_fit_the_spec_it_mounts() {
         "terminationGracePeriodSeconds {grace} must exceed shutdown_timeout {}",
         spec.shutdown_timeout
     );
+    args
 }

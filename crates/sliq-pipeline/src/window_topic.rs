@@ -147,30 +147,37 @@ pub async fn ensure_topics(
             .set("retention.ms", &retention_ms),
         NewTopic::new(&ledger, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact"),
     ];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
-        .create_topics(&topics, &AdminOptions::new())
+        .create_topics(&topics, &options)
         .await
-        .map_err(PipelineError::kafka(format!(
-            "creating the topics {windows} and {ledger}"
-        )))?;
+        .map_err(|e| cannot_create(group, retention, &format!("{windows} and {ledger}"), &e))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                let settings = if topic == windows {
-                    format!("1 partition, cleanup.policy=delete, retention.ms={retention_ms}")
-                } else {
-                    "1 partition, cleanup.policy=compact".to_owned()
-                };
-                return Err(PipelineError::KafkaRefused(format!(
-                    "the brokers refused to create {topic} ({code}); create it yourself with \
-                     {settings}, or grant this client's principal CREATE on the cluster (or on \
-                     topics prefixed {group}.sliq-)"
-                )));
-            }
+            Err((topic, code)) => return Err(cannot_create(group, retention, &topic, &code)),
         }
     }
     Ok(())
+}
+
+/// What to do when the brokers will not create the topics: which topics, with which settings,
+/// and what to grant instead.
+fn cannot_create(
+    group: &str,
+    retention: Duration,
+    what: &str,
+    why: &dyn std::fmt::Display,
+) -> PipelineError {
+    PipelineError::KafkaRefused(format!(
+        "the brokers did not create {what} ({why}); create them yourself, {} with 1 partition, \
+         cleanup.policy=delete, retention.ms={} and {} with 1 partition, \
+         cleanup.policy=compact; or grant this client's principal CREATE on the cluster (or on \
+         topics prefixed {group}.sliq-)",
+        windows_topic(group),
+        retention.as_millis(),
+        ledger_topic(group)
+    ))
 }
 
 /// Publishes messages to the window topic and waits for each acknowledgement.
@@ -324,6 +331,28 @@ mod tests {
     use sliq_core::{Evaluator, LatencySeries, SeriesId, SourceId, Verdict, WindowConfig, Windows};
 
     use super::*;
+
+    /// The brokers will not create the topics (no CREATE permission; neither Nisshi nor
+    /// librdkafka's mock cluster can refuse, so the words are checked here): the run stops
+    /// naming both topics, the settings to create them with, and what to grant.
+    #[test]
+    fn a_refusal_names_the_topics_their_settings_and_the_acl() {
+        let refused = cannot_create(
+            "sliq",
+            Duration::from_secs(3600),
+            "sliq.sliq-windows",
+            &RDKafkaErrorCode::TopicAuthorizationFailed,
+        )
+        .to_string();
+        for part in [
+            "sliq.sliq-windows with 1 partition, cleanup.policy=delete, retention.ms=3600000",
+            "sliq.sliq-ledger with 1 partition, cleanup.policy=compact",
+            "Broker: Topic authorization failed",
+            "CREATE on the cluster (or on topics prefixed sliq.sliq-)",
+        ] {
+            assert!(refused.contains(part), "{part:?} missing from: {refused}");
+        }
+    }
 
     const SPEC: &str = "
 source:
