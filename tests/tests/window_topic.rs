@@ -87,7 +87,7 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
         Duration::from_secs(20),
     )
     .expect("read up to the claim");
-    let book = learned.books[&p0];
+    let book = learned.books[&p0].book;
     assert_eq!(book.counted_to(), Some(180));
     assert_eq!(book.newest_ts(), Some(2_500));
     assert!(learned.refused.is_empty(), "{:?}", learned.refused);
@@ -114,10 +114,10 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
         Duration::from_secs(20),
     )
     .expect("read everything");
-    assert_eq!(ledger.books[&p0].counted_to(), Some(260));
-    assert_eq!(ledger.books[&p0].epoch(), Some(b0));
-    assert_eq!(ledger.books[&p1].counted_to(), Some(90));
-    assert_eq!(ledger.books[&p1].newest_ts(), Some(4_000));
+    assert_eq!(ledger.books[&p0].book.counted_to(), Some(260));
+    assert_eq!(ledger.books[&p0].book.epoch(), Some(b0));
+    assert_eq!(ledger.books[&p1].book.counted_to(), Some(90));
+    assert_eq!(ledger.books[&p1].book.newest_ts(), Some(4_000));
     assert_eq!(
         ledger.refused,
         vec![(p0.clone(), sliq_core::ledger::Verdict::StaleEpoch)],

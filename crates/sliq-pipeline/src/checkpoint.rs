@@ -21,6 +21,7 @@ use crate::dead_letter::Settled;
 use crate::error::PipelineError;
 use crate::judge::Judge;
 use crate::outage::human;
+use crate::partials::Counted;
 use crate::persist::checkpoint::{
     Checkpoint, FORMAT, Names, PartitionState, StoredExport, StoredHold,
 };
@@ -262,8 +263,7 @@ impl State {
                 continue;
             }
             let s = self.reader.sources.get(id);
-            let (to, idle) = (s.next_offset.unwrap_or(0), s.idle);
-            let records = s.unpublished;
+            let (to, idle, records) = (s.next_offset.unwrap_or(0), s.idle, s.unpublished);
             let snapshot = self.reader.windows.source_snapshot(id);
             let parts = Names {
                 evaluator: &mut self.reader.evaluator,
@@ -271,7 +271,15 @@ impl State {
                 features: self.reader.drift.as_mut().map(|m| &mut m.features),
             }
             .store_parts(&snapshot.parts);
-            if partials.build(id, to, snapshot.newest_ts, idle, records, parts) {
+            let counted = Counted {
+                to,
+                newest_ts: snapshot.newest_ts,
+                idle,
+                records,
+                parts,
+                dead_letter_ends: self.dead_letters.ends(),
+            };
+            if partials.build(id, counted) {
                 self.reader.windows.take_parts(id);
                 self.reader.sources.get_mut(id).unpublished = Default::default();
                 built = true;

@@ -283,12 +283,15 @@ impl DeadLetters {
         if self.ends.is_empty() {
             return std::collections::HashSet::new();
         }
-        match crate::dead_letter_readback::read_back(
-            &self.config,
-            &self.watch,
-            &self.topic,
-            &self.ends,
-        ) {
+        self.sent_since(&self.ends)
+    }
+
+    /// The source records whose letters lie in the topic from `from` (partition → offset) on.
+    pub(crate) fn sent_since(
+        &self,
+        from: &BTreeMap<i32, i64>,
+    ) -> std::collections::HashSet<SourceOffset> {
+        match crate::dead_letter_readback::read_back(&self.config, &self.watch, &self.topic, from) {
             Ok(sent) => sent,
             Err(e) => {
                 warn!(

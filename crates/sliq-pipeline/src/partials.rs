@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::outage::{Outage, human};
-use crate::persist::checkpoint::StoredBadRequest;
+use crate::persist::checkpoint::{StoredBadRequest, StoredPart};
 use crate::persist::ledger_snapshot::read_books_snapshot;
 use crate::window_topic::{Body, Partial, Publisher, SourcePartition, read_books};
 
@@ -45,11 +45,26 @@ struct Claim {
     waiting: VecDeque<Partial>,
 }
 
+/// What a reader counted on one partition since its last partial.
+pub(crate) struct Counted {
+    /// The next offset to read: the partial covers up to here.
+    pub(crate) to: i64,
+    pub(crate) newest_ts: Option<i64>,
+    /// The reader saw the high-water mark.
+    pub(crate) idle: bool,
+    pub(crate) records: RecordCounts,
+    pub(crate) parts: Vec<StoredPart>,
+    /// The dead-letter topic's ends as this reader last saw them acknowledged.
+    pub(crate) dead_letter_ends: Vec<(i32, i64)>,
+}
+
 /// What a new owner learned about a partition from the book.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Learned {
     /// The next offset nobody counted: counting resumes here.
     pub(crate) counted_to: Option<i64>,
+    /// Where the dead letters of records after that cut begin (empty: unknown).
+    pub(crate) dead_letter_ends: Vec<(i32, i64)>,
 }
 
 /// The window-topic publisher and this reader's claims.
@@ -139,8 +154,18 @@ impl Partials {
         }
         let mut learned = HashMap::new();
         for ((id, source), epoch) in sources.iter().zip(epochs) {
-            let counted_to = reading.books.get(source).and_then(|b| b.counted_to());
-            learned.insert(*id, Learned { counted_to });
+            let known = reading.books.get(source);
+            let counted_to = known.and_then(|b| b.book.counted_to());
+            let dead_letter_ends = known
+                .map(|b| b.dead_letter_ends.clone())
+                .unwrap_or_default();
+            learned.insert(
+                *id,
+                Learned {
+                    counted_to,
+                    dead_letter_ends,
+                },
+            );
             self.claims.insert(
                 *id,
                 Claim {
@@ -197,26 +222,18 @@ impl Partials {
         self.bad_requests.extend(requests);
     }
 
-    /// Builds the partial of `id` covering `[built_to, to)` unless nothing changed since the last
-    /// one; `parts` are taken out of the windows by the caller.
-    pub(crate) fn build(
-        &mut self,
-        id: SourceId,
-        to: i64,
-        newest_ts: Option<i64>,
-        idle: bool,
-        records: RecordCounts,
-        parts: Vec<crate::persist::checkpoint::StoredPart>,
-    ) -> bool {
+    /// Builds the partial of `id` covering `[built_to, counted.to)` unless nothing changed since
+    /// the last one; its parts are taken out of the windows by the caller.
+    pub(crate) fn build(&mut self, id: SourceId, counted: Counted) -> bool {
         let Some(claim) = self.claims.get_mut(&id) else {
             return false;
         };
-        let to = to.max(claim.built_to);
+        let to = counted.to.max(claim.built_to);
         if to == claim.built_to
-            && parts.is_empty()
-            && newest_ts == claim.newest_ts
-            && idle == claim.idle
-            && records == RecordCounts::default()
+            && counted.parts.is_empty()
+            && counted.newest_ts == claim.newest_ts
+            && counted.idle == claim.idle
+            && counted.records == RecordCounts::default()
         {
             return false;
         }
@@ -225,15 +242,16 @@ impl Partials {
             &self.instance,
             claim.epoch,
             (claim.built_to, to),
-            newest_ts,
+            counted.newest_ts,
         );
-        partial.idle = idle;
-        partial.records = records.into();
-        partial.parts = parts;
+        partial.idle = counted.idle;
+        partial.records = counted.records.into();
+        partial.parts = counted.parts;
         partial.bad_requests = self.bad_requests.clone();
+        partial.dead_letter_ends = counted.dead_letter_ends;
         claim.built_to = to;
-        claim.newest_ts = newest_ts;
-        claim.idle = idle;
+        claim.newest_ts = counted.newest_ts;
+        claim.idle = counted.idle;
         claim.waiting.push_back(partial);
         true
     }

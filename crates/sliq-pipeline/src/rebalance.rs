@@ -2,7 +2,7 @@
 //! and committed; when one arrives, this instance's checkpoint of it is resumed if nobody else read
 //! it meanwhile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -277,6 +277,8 @@ impl State {
             })
             .collect();
         let learned = partials.claim(&sources, Instant::now() + self.shutdown_timeout)?;
+        let mut letters_from: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut counting_from = HashMap::new();
         for (id, committed) in arrived {
             let counted_to = learned.get(id).and_then(|l| l.counted_to);
             let s = self.reader.sources.get_mut(*id);
@@ -295,6 +297,22 @@ impl State {
                 replayed_to: archive_from,
             });
             partials.start_at(*id, count_from);
+            let s = self.reader.sources.get(*id);
+            counting_from.insert((s.topic.clone(), s.partition), count_from);
+            for (partition, end) in learned.get(id).iter().flat_map(|l| &l.dead_letter_ends) {
+                let from = letters_from.entry(*partition).or_insert(*end);
+                *from = (*from).min(*end);
+            }
+        }
+        // Letters the previous owners sent for records past the cut: in the topic already, so
+        // not sent again when those records are read here.
+        if !letters_from.is_empty() {
+            let sent = self.dead_letters.sent_since(&letters_from);
+            self.sent_before.extend(sent.into_iter().filter(|letter| {
+                counting_from
+                    .get(&(letter.topic.clone(), letter.partition))
+                    .is_some_and(|from| letter.offset >= *from)
+            }));
         }
         Ok(())
     }

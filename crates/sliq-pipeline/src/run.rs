@@ -101,7 +101,7 @@ pub(crate) struct State {
     /// With `--role reader`: the window topic, where counts go instead of closed windows.
     pub(crate) partials: Option<Partials>,
     /// Records whose dead letters reached the topic after the resumed checkpoint: not sent again.
-    sent_before: HashSet<SourceOffset>,
+    pub(crate) sent_before: HashSet<SourceOffset>,
     /// A failure inside the rebalance callback, raised by the loop.
     pub(crate) failure: Option<PipelineError>,
     /// Partitions paused because the export backlog is full.

@@ -86,6 +86,11 @@ pub struct Partial {
     pub(crate) parts: Vec<StoredPart>,
     #[serde(default)]
     pub(crate) bad_requests: Vec<StoredBadRequest>,
+    /// The dead-letter topic's ends (partition, offset) when it was built: every letter of a
+    /// later record of this partition lies at or after them, so a reader taking the partition
+    /// over reads back from there the letters not to send twice.
+    #[serde(default)]
+    pub dead_letter_ends: Vec<(i32, i64)>,
 }
 
 impl Partial {
@@ -108,6 +113,7 @@ impl Partial {
             records: StoredRecords::default(),
             parts: Vec::new(),
             bad_requests: Vec::new(),
+            dead_letter_ends: Vec::new(),
         }
     }
 }
@@ -230,10 +236,38 @@ impl Publisher {
     }
 }
 
+/// One source partition's book, and the dead-letter ends its last counted partial carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceBook {
+    pub book: PartitionBook,
+    /// Empty when unknown (nothing counted yet).
+    pub dead_letter_ends: Vec<(i32, i64)>,
+}
+
+impl SourceBook {
+    /// Reads one claim or partial at window-topic position `at`; returns the book's verdict on a
+    /// partial.
+    pub fn read(&mut self, at: i64, body: &Body) -> Option<Verdict> {
+        match body {
+            Body::Claim { .. } => {
+                self.book.claim(at);
+                None
+            }
+            Body::Partial(p) => {
+                let verdict = self.book.offer(p.epoch, p.from, p.to, p.newest_ts);
+                if verdict.applies() {
+                    self.dead_letter_ends.clone_from(&p.dead_letter_ends);
+                }
+                Some(verdict)
+            }
+        }
+    }
+}
+
 /// What reading the window topic up to a position found for the partitions asked about.
 #[derive(Debug, Default)]
 pub struct BookReading {
-    pub books: BTreeMap<SourcePartition, PartitionBook>,
+    pub books: BTreeMap<SourcePartition, SourceBook>,
     /// Partials the book refused or that skipped offsets, with why: reported, never silent.
     pub refused: Vec<(SourcePartition, Verdict)>,
     /// Messages of another format, or that do not parse: skipped and counted.
@@ -247,7 +281,7 @@ pub fn read_books(
     config: &ClientConfig,
     group: &str,
     wanted: &[SourcePartition],
-    known: &[(SourcePartition, PartitionBook)],
+    known: &[(SourcePartition, SourceBook)],
     (start, until): (i64, i64),
     timeout: Duration,
 ) -> Result<BookReading, PipelineError> {
@@ -257,7 +291,7 @@ pub fn read_books(
         let book = known
             .iter()
             .find(|(s, _)| s == source)
-            .map(|(_, b)| *b)
+            .map(|(_, b)| b.clone())
             .unwrap_or_default();
         reading.books.insert(source.clone(), book);
     }
@@ -307,20 +341,15 @@ pub fn read_books(
             reading.unreadable += 1;
             continue;
         };
-        match parsed.body {
-            Body::Claim { source, .. } => {
-                if let Some(book) = reading.books.get_mut(&source) {
-                    book.claim(message.offset());
-                }
-            }
-            Body::Partial(p) => {
-                if let Some(book) = reading.books.get_mut(&p.source) {
-                    let verdict = book.offer(p.epoch, p.from, p.to, p.newest_ts);
-                    if !matches!(verdict, Verdict::Apply | Verdict::Repeat) {
-                        reading.refused.push((p.source, verdict));
-                    }
-                }
-            }
+        let source = match &parsed.body {
+            Body::Claim { source, .. } => source,
+            Body::Partial(p) => &p.source,
+        };
+        if let Some(book) = reading.books.get_mut(source)
+            && let Some(verdict) = book.read(message.offset(), &parsed.body)
+            && !matches!(verdict, Verdict::Apply | Verdict::Repeat)
+        {
+            reading.refused.push((source.clone(), verdict));
         }
     }
     Ok(reading)

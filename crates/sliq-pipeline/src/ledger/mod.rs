@@ -169,12 +169,17 @@ pub(crate) fn run(
     let mut metadata_at: Option<Instant> = None;
     let mut unreadable = 0u64;
     let mut exit_on_idle = false;
+    // Whether the state has read the window topic as far as it went when this ledger took over:
+    // until then nothing is exported, since a cumulative point of a state still catching up
+    // would be lower than what the previous ledger sent, under the same start time.
+    let mut caught_up = false;
     while !stop.load(Ordering::Relaxed) {
         started.watch.check()?;
         if consumer.context().assigned.swap(false, Ordering::SeqCst) {
             // Assigned (again): the state starts over from the newest snapshot, or from the
             // window topic's beginning.
             metadata_at = None;
+            caught_up = false;
             match read_snapshot(&client, &kafka.group_id, SNAPSHOT_READ_TIMEOUT) {
                 Ok(Ok(Some(restored))) => {
                     let covers = restored.snapshot.covers;
@@ -277,6 +282,16 @@ pub(crate) fn run(
         if metadata_at.is_none_or(|at| at.elapsed() >= METADATA_EVERY) {
             l.know_partitions(&source_partitions(&consumer, &kafka.topics));
             metadata_at = Some(Instant::now());
+        }
+        if !caught_up {
+            caught_up = read_to_end(&consumer, &topic, l.next);
+            if !caught_up {
+                continue;
+            }
+            info!(
+                covers = l.next,
+                "the ledger caught up with the window topic: judging and exporting"
+            );
         }
         l.judge(&mut export, false);
         if snapshot_at.elapsed() >= spec.ledger.snapshot_every.0

@@ -7,7 +7,7 @@ use std::time::Instant;
 use sliq_config::PipelineSpec;
 use sliq_core::budget::{Granularity, RollupEntry};
 use sliq_core::drift::DriftMonitor;
-use sliq_core::ledger::{PartitionBook, Verdict};
+use sliq_core::ledger::Verdict;
 use sliq_core::{Evaluator, LatencySeries, SourceId, SourceSnapshot, WindowCounts, Windows};
 use sliq_otlp::RecordCounts;
 use tracing::warn;
@@ -21,7 +21,7 @@ use crate::persist::ledger_snapshot::{
     BookSnapshot, FORMAT, LedgerSnapshot, StoredPartition, StoredRollup,
 };
 use crate::source::Sources;
-use crate::window_topic::{Body, Partial, SourcePartition, WindowMessage};
+use crate::window_topic::{Body, Partial, SourceBook, SourcePartition, WindowMessage};
 
 /// What the active ledger holds: the merged windows of every source partition and everything
 /// judged from them.
@@ -33,7 +33,7 @@ pub(crate) struct Ledger {
     budgets: Budgets,
     sources: Sources,
     /// Per source partition: the claim partials must carry and how far counting went.
-    books: HashMap<SourceId, PartitionBook>,
+    books: HashMap<SourceId, SourceBook>,
     pub(crate) counts: RecordCounts,
     slo_totals: Vec<[u64; 2]>,
     folded_warned: BTreeSet<usize>,
@@ -88,13 +88,16 @@ impl Ledger {
     pub(crate) fn read(&mut self, offset: i64, message: WindowMessage) {
         self.next = offset + 1;
         match message.body {
-            Body::Claim { source, .. } => {
+            claim @ Body::Claim { .. } => {
+                let Body::Claim { source, .. } = &claim else {
+                    return;
+                };
                 let id = self.source_id(&source.topic, source.partition);
-                self.books.entry(id).or_default().claim(offset);
+                self.books.entry(id).or_default().read(offset, &claim);
                 // Its new reader has yet to say how far the partition goes.
                 self.idle.remove(&id);
             }
-            Body::Partial(partial) => self.apply(partial),
+            Body::Partial(partial) => self.apply(offset, partial),
         }
     }
 
@@ -111,11 +114,15 @@ impl Ledger {
 
     /// Counts a partial once, in its own windows; a part of a window this ledger already closed
     /// is late only if its partition had passed that window before.
-    fn apply(&mut self, partial: Partial) {
+    fn apply(&mut self, offset: i64, partial: Partial) {
         let id = self.source_id(&partial.source.topic, partial.source.partition);
         let book = self.books.entry(id).or_default();
-        let verdict = book.offer(partial.epoch, partial.from, partial.to, partial.newest_ts);
-        match verdict {
+        let body = Body::Partial(partial);
+        let verdict = book.read(offset, &body);
+        let Body::Partial(partial) = body else {
+            return;
+        };
+        match verdict.unwrap_or(Verdict::Repeat) {
             Verdict::Apply => {}
             Verdict::ApplyAfterGap { missing } => warn!(
                 "{}/{}: offsets {}..{} were never counted by any reader (it started past the \
@@ -237,7 +244,7 @@ impl Ledger {
             let open = self.windows.source_snapshot(*id);
             partitions.push(StoredPartition {
                 source: source.clone(),
-                book: self.books.get(id).copied().unwrap_or_default(),
+                book: self.books.get(id).cloned().unwrap_or_default(),
                 idle: self.idle.contains(id),
                 parts: names.store_parts(&open.parts),
             });
@@ -260,7 +267,7 @@ impl Ledger {
             covers: self.next,
             books: partitions
                 .iter()
-                .map(|p| (p.source.clone(), p.book))
+                .map(|p| (p.source.clone(), p.book.clone()))
                 .collect(),
         };
         let snapshot = LedgerSnapshot {
@@ -327,7 +334,7 @@ impl Ledger {
             ledger.windows.restore_source(
                 id,
                 SourceSnapshot {
-                    newest_ts: p.book.newest_ts(),
+                    newest_ts: p.book.book.newest_ts(),
                     parts,
                 },
             );

@@ -18,13 +18,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use sliq_core::drift::ReferenceState;
-use sliq_core::ledger::PartitionBook;
 
 use crate::error::PipelineError;
 use crate::persist::checkpoint::{
     SeriesName, StoredBadRequest, StoredLatencyTotal, StoredPart, StoredRecords, StoredTotal,
 };
-use crate::window_topic::{SourcePartition, ledger_topic};
+use crate::window_topic::{SourceBook, SourcePartition, ledger_topic};
 
 /// The format of snapshots and books; another is refused by name (the ledger then rebuilds from
 /// the window topic).
@@ -61,7 +60,7 @@ pub(crate) struct LedgerSnapshot {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StoredPartition {
     pub(crate) source: SourcePartition,
-    pub(crate) book: PartitionBook,
+    pub(crate) book: SourceBook,
     pub(crate) idle: bool,
     pub(crate) parts: Vec<StoredPart>,
 }
@@ -82,7 +81,7 @@ pub(crate) struct StoredRollup {
 pub(crate) struct BookSnapshot {
     pub(crate) format: String,
     pub(crate) covers: i64,
-    pub(crate) books: Vec<(SourcePartition, PartitionBook)>,
+    pub(crate) books: Vec<(SourcePartition, SourceBook)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
