@@ -73,6 +73,14 @@ impl Default for ArchiveConfig {
     }
 }
 
+/// A published file's hour (ms since the epoch / 3 600 000) and offset range, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedRange {
+    pub hour: i64,
+    pub first: i64,
+    pub last: i64,
+}
+
 /// Where a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourcePosition<'a> {
@@ -526,6 +534,54 @@ impl Archive {
             None => format!("{}.p{}.o{first:020}.open.parquet", key.topic, key.partition),
         };
         folder.join(name)
+    }
+
+    /// The files already published for (topic, partition) that hold offsets at or after `from`,
+    /// read back from the folder (their names carry hour and offset range). A reader taking a
+    /// partition over in an archive folder shared with its previous owner does not write their
+    /// records again.
+    pub fn published(&self, topic: &str, partition: i32, from: i64) -> Vec<PublishedRange> {
+        let prefix = format!("{topic}.p{partition}.o");
+        let mut found = Vec::new();
+        let folders = |dir: &Path, key: &str| -> Vec<(String, PathBuf)> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.strip_prefix(key)?.to_owned();
+                    Some((name, e.path()))
+                })
+                .collect()
+        };
+        for (date, date_dir) in folders(&self.config.dir, "date=") {
+            let Ok(day) = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+                continue;
+            };
+            for (hour, hour_dir) in folders(&date_dir, "hour=") {
+                let Some(start) = hour
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|h| day.and_hms_opt(h, 0, 0))
+                else {
+                    continue;
+                };
+                let hour = start.and_utc().timestamp_millis().div_euclid(HOUR_MS);
+                for (range, _) in folders(&hour_dir, &prefix) {
+                    let Some((first, last)) = range
+                        .strip_suffix(".parquet")
+                        .and_then(|r| r.split_once('-'))
+                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    else {
+                        continue;
+                    };
+                    if last >= from {
+                        found.push(PublishedRange { hour, first, last });
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// Sends the last row group and the close; the file is pending once its `Written` is drained.

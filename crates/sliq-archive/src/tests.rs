@@ -448,3 +448,51 @@ fn a_row_without_raw_bytes_has_a_null_raw_column_and_is_not_read_back() {
     crate::reader::for_each_raw(dir.path(), None, None, |_, r| read_back.push(r.to_vec())).unwrap();
     assert_eq!(read_back, [record("b", "2026-01-01T10:00:01Z")]);
 }
+
+/// A reader taking a partition over in a shared folder learns what its previous owner published
+/// from the file names: hour and offset range, for that partition only, from an offset on.
+#[test]
+fn published_files_are_read_back_from_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 2), &[]).unwrap();
+    let now = Instant::now();
+    for (offset, ts) in [
+        (10, "2026-01-01T10:00:00Z"),
+        (11, "2026-01-01T10:59:00Z"),
+        (12, "2026-01-01T11:00:00Z"),
+    ] {
+        append(&mut a, offset, &record("r", ts), now);
+    }
+    a.close_all().unwrap();
+    a.publish_pending().unwrap();
+    // Another topic's file in the same hour is not this partition's.
+    let hour = dir.path().join("date=2026-01-01/hour=10");
+    std::fs::write(
+        hour.join("logs-eu.p2.o00000000000000000001-00000000000000000002.parquet"),
+        b"",
+    )
+    .unwrap();
+    let ten = chrono::DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
+        .unwrap()
+        .timestamp_millis()
+        / HOUR_MS;
+    let mut found = a.published("logs", 2, 0);
+    found.sort_by_key(|p| p.first);
+    assert_eq!(
+        found,
+        vec![
+            PublishedRange {
+                hour: ten,
+                first: 10,
+                last: 11
+            },
+            PublishedRange {
+                hour: ten + 1,
+                first: 12,
+                last: 12
+            },
+        ]
+    );
+    assert_eq!(a.published("logs", 2, 12).len(), 1);
+    assert!(a.published("logs", 3, 0).is_empty());
+}

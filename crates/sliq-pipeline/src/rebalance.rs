@@ -21,6 +21,7 @@ use crate::admin::Telemetry;
 use crate::checkpoint::Mode;
 use crate::error::PipelineError;
 use crate::kafka_client::WatchedContext;
+use crate::persist::checkpoint::ArchivedRange;
 use crate::run::State;
 use crate::source::Resume;
 use crate::window_topic::SourcePartition;
@@ -296,6 +297,23 @@ impl State {
                 count_from,
                 replayed_to: archive_from,
             });
+            // What another owner already published in a shared archive folder is not written
+            // again when its records are read again (with a folder per instance, nothing shows).
+            if let Some(archive) = &self.archive
+                && count_from > archive_from
+            {
+                let (topic, partition) = (s.topic.clone(), s.partition);
+                s.archived.extend(
+                    archive
+                        .published(&topic, partition, archive_from)
+                        .into_iter()
+                        .map(|p| ArchivedRange {
+                            hour: p.hour,
+                            first: p.first,
+                            last: p.last,
+                        }),
+                );
+            }
             partials.start_at(*id, count_from);
             let s = self.reader.sources.get(*id);
             counting_from.insert((s.topic.clone(), s.partition), count_from);
