@@ -136,10 +136,19 @@ impl ConsumerContext for SourceContext {
             state.failure = Some(e);
             return;
         }
-        self.telemetry
-            .health
-            .assigned(Some(state.reader.sources.assigned().len()));
+        let held = state.reader.sources.assigned().len();
+        self.telemetry.health.assigned(Some(held));
         info!(partitions = assigned.count(), "partitions assigned");
+        if state.partials.is_none() {
+            let topics: Vec<String> = state
+                .reader
+                .sources
+                .iter()
+                .map(|(_, s)| s.topic.clone())
+                .collect();
+            drop(state);
+            warn_if_shared(consumer, &topics, held);
+        }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
@@ -161,6 +170,30 @@ impl ConsumerContext for SourceContext {
                  keeps the counts exact meanwhile"
             );
         }
+    }
+}
+
+/// A `--role all` instance that holds only part of its topics shares the group with others: each
+/// judges budgets, alerts and drift on its own share only, and a partition that moves for good is
+/// counted again from the group's offset. Said once per rebalance, with what to run instead.
+fn warn_if_shared(consumer: &BaseConsumer<SourceContext>, topics: &[String], held: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for topic in topics.iter().filter(|t| seen.insert(t.as_str())) {
+        if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            total += metadata
+                .topics()
+                .iter()
+                .map(|t| t.partitions().len())
+                .sum::<usize>();
+        }
+    }
+    if held > 0 && held < total {
+        warn!(
+            "this instance holds {held} of {total} partitions: other `sliq run` instances share \
+             the group, and each judges budgets, alerts and drift on its own share only; for one \
+             budget over all of them, run them as `--role reader` with one `--role ledger`"
+        );
     }
 }
 
