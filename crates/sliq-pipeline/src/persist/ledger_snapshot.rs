@@ -115,6 +115,7 @@ impl SnapshotWriter {
         config
             .set("acks", "all")
             .set("enable.idempotence", "true")
+            .set("compression.type", "zstd")
             .set("message.max.bytes", (2 * CHUNK_BYTES).to_string());
         Ok(SnapshotWriter {
             producer: config.create().map_err(PipelineError::kafka(
