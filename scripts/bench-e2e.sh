@@ -6,6 +6,7 @@
 #   2. with `sliq run` on pipelines/chatbot.yaml (decode, 8 SLOs, windows, budgets, drift-free
 #      export over OTLP to a file, zstd Parquet archive, dead letters, checkpoints, commits),
 #   3. with `sliq run` on the same spec without archive and without export (what judging costs),
+#   4. with two `sliq run` in one group, and with two readers and a ledger (`--role`),
 # and prints one Markdown table per size: records/s, ratio to bare, CPU µs per record (user + sys
 # from getrusage, via GNU time) and peak RSS, with the machine, commit and date.
 #
@@ -132,6 +133,35 @@ cpu = sum(u + s for _, u, s, _ in runs)
 rss = max(kb for *_, kb in runs)
 print(f"| 2 × sliq run in one group, full spec | {rate:,.0f} | {rate / bare:.2f} | "
       f"{cpu / records * 1e6:.1f} | {rss / 1024:.0f} MB each at most | – |")
+PY
+  # Scaled out: two readers hand their counts to one ledger (the ledger's CPU is counted too;
+  # the rate runs until both readers are done, the ledger finishing beside them).
+  rm -rf "$work/archive" "$work"/state-*
+  local scaled=()
+  t0="$(date +%s.%N)"
+  for role in reader-1 reader-2 ledger; do
+    env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" SLIQ_DLQ_TOPIC="$topic-dlq" \
+      SLIQ_GROUP="bench-${size// /}-roles" OTLP_ENDPOINT="file://$work/metrics-$role.jsonl" \
+      SLIQ_ARCHIVE_DIR="$work/archive" SLIQ_STATE_DIR="$work/state-$role" SLIQ_LOG=warn \
+      /usr/bin/time -f "%e %U %S %M" -o "$work/time-$role" \
+      ./target/release/sliq run --config pipelines/chatbot.yaml --exit-on-idle "${idle}s" \
+      --role "${role%-*}" --instance-id "bench-${size// /}-$role" >/dev/null 2>"$work/err-$role" &
+    scaled+=($!)
+  done
+  wait "${scaled[0]}" "${scaled[1]}"
+  t1="$(date +%s.%N)"
+  wait "${scaled[2]}"
+  python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$work/time-reader-1" \
+    "$work/time-reader-2" "$work/time-ledger" <<'PY'
+import sys
+records, idle, t0, t1, bare = int(sys.argv[1]), float(sys.argv[2]), *map(float, sys.argv[3:6])
+runs = [list(map(float, open(f).read().split())) for f in sys.argv[6:9]]
+rate = records / (t1 - t0 - idle)
+cpu = sum(u + s for _, u, s, _ in runs)
+ledger = runs[2][1] + runs[2][2]
+rss = max(kb for *_, kb in runs)
+print(f"| 2 × sliq run --role reader + 1 --role ledger, full spec | {rate:,.0f} | {rate / bare:.2f} | "
+      f"{cpu / records * 1e6:.1f} (ledger {ledger / records * 1e6:.2f}) | {rss / 1024:.0f} MB each at most | – |")
 PY
   echo
   echo "Rates include start-up (joining the group: the same for every reader). The bare consumer's"

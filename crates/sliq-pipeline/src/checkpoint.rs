@@ -67,9 +67,12 @@ impl State {
         mode: Mode<'_>,
     ) -> Result<(), PipelineError> {
         let now = Instant::now();
-        if mode == Mode::Regular {
+        // At a stop, a partition read to its end is idle whatever its silence: the last partial
+        // says so, and the ledger need not wait for it.
+        if matches!(mode, Mode::Regular | Mode::Final(_)) {
             for (id, s) in self.reader.sources.iter_mut() {
-                let silent = now.duration_since(s.last_record_at) >= self.reader.idle_after;
+                let silent = matches!(mode, Mode::Final(_))
+                    || now.duration_since(s.last_record_at) >= self.reader.idle_after;
                 if s.assigned && !s.idle && silent && caught_up(consumer, s) {
                     s.idle = true;
                     self.reader.windows.set_idle(id);
