@@ -1438,6 +1438,36 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_are_refused_as_serde_json_refuses_them() {
+        let d = decoder();
+        for bytes in [
+            &b"{\"id\": \"a\xff\", \"ts\": 1, \"service\": \"s\"}"[..],
+            b"{\"x\": {\"\xc3\": 1}, \"id\": \"a\"}",
+            b"{\"id\": \"a\", \"ts\": 1, \"service\": \"s\", \"z\": \"\xed\xa0\x80\"}",
+        ] {
+            let theirs = serde_json::from_slice::<Value>(bytes).expect_err("not UTF-8");
+            assert_eq!(
+                d.parse(bytes),
+                Err(Reject::NotJson(theirs.to_string())),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // What comes first in the record still decides: a duplicate key before the bad byte.
+        assert_eq!(
+            d.parse(b"{\"k\": 1, \"k\": 2, \"x\": \"\xff\"}"),
+            Err(Reject::DuplicateKey {
+                pointer: "/k".into()
+            })
+        );
+        let bad_then_duplicate = b"{\"x\": \"\xff\", \"k\": 1, \"k\": 2}";
+        assert_eq!(
+            d.parse(bad_then_duplicate).map_err(|r| r.code()),
+            Err("not_json")
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_not_json_not_a_stack_overflow() {
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let r = decoder().parse(deep.as_bytes()).expect_err("too deep");
