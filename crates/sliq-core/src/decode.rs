@@ -192,8 +192,8 @@ pub struct Field {
 ///
 /// Every pointer the spec reads (the field map's, and those given to [`Decoder::reading`]) is
 /// compiled into one trie at construction; [`Decoder::parse`] walks the JSON once, descends only
-/// into keys on the trie, captures what they hold as borrowed values and skips the rest, still
-/// refusing a key repeated in one object anywhere.
+/// into keys on the trie, captures what they hold (strings as offsets into the bytes) and skips
+/// the rest, still refusing a key repeated in one object anywhere.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     fields: FieldMap<Field>,
