@@ -6,7 +6,9 @@
 use std::fmt;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -190,8 +192,8 @@ pub struct Field {
 ///
 /// Every pointer the spec reads (the field map's, and those given to [`Decoder::reading`]) is
 /// compiled into one trie at construction; [`Decoder::parse`] walks the JSON once, descends only
-/// into keys on the trie, captures what they hold as borrowed values and skips the rest, still
-/// refusing a key repeated in one object anywhere.
+/// into keys on the trie, captures what they hold (strings as offsets into the bytes) and skips
+/// the rest, still refusing a key repeated in one object anywhere.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     fields: FieldMap<Field>,
@@ -262,22 +264,60 @@ impl Decoder {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Reject::EmptyRecord);
         }
-        let mut walk = WalkState {
-            slots: vec![Captured::default(); self.pointers.len()],
-            seen: Vec::new(),
-            duplicate: None,
+        let mut state = Recycled::take();
+        state
+            .0
+            .slots
+            .resize_with(self.pointers.len(), Captured::default);
+        // A record JSON accepts is UTF-8 throughout (its strings are checked, the rest is ASCII),
+        // so one check of the whole lets serde_json skip checking it string by string. Bytes that
+        // are not UTF-8 are refused: they are walked without capturing anything, for serde_json's
+        // own error (or the duplicate key before it).
+        let (root, text) = match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                let de = serde_json::Deserializer::from_str(text);
+                (Self::walk(&mut state.0, bytes, Some(&self.trie), de), text)
+            }
+            Err(e) => {
+                let de = serde_json::Deserializer::from_slice(bytes);
+                Self::walk(&mut state.0, bytes, None, de)?;
+                return Err(Reject::NotJson(e.to_string()));
+            }
         };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let root = Walk {
-            state: &mut walk,
-            node: Some(&self.trie),
-            keep: self.trie.slot.is_some(),
+        if !matches!(root?, Json::Object) {
+            return Err(Reject::NotObject);
+        }
+        Ok(Record {
+            text,
+            state,
+            pointers: &self.pointers,
+        })
+    }
+
+    /// One walk of a record from the trie's `root` (`None`: capture nothing); the root value is
+    /// captured too if a pointer names it.
+    fn walk<'de, R: serde_json::de::Read<'de>>(
+        state: &mut WalkState,
+        input: &'de [u8],
+        root: Option<&Node>,
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Json, Reject> {
+        let value = Walk {
+            state: &mut *state,
+            input,
+            node: root,
+            keep: root.is_some_and(|n| n.slot.is_some()),
             eval: None,
         }
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
-        let root = match (root, walk.duplicate) {
-            (Ok(v), _) => v,
+        match (value, state.duplicate.take()) {
+            (Ok(v), _) => {
+                if let Some(slot) = root.and_then(|n| n.slot) {
+                    state.slots[slot].value = v.clone();
+                }
+                Ok(v)
+            }
             (Err(_), Some(mut path)) => {
                 // Segments were pushed innermost first, as the error unwound.
                 path.reverse();
@@ -286,21 +326,10 @@ impl Decoder {
                     pointer.push('/');
                     pointer.push_str(&seg.replace('~', "~0").replace('/', "~1"));
                 }
-                return Err(Reject::DuplicateKey { pointer });
+                Err(Reject::DuplicateKey { pointer })
             }
-            (Err(e), None) => return Err(Reject::NotJson(e.to_string())),
-        };
-        if !matches!(root, Json::Object) {
-            return Err(Reject::NotObject);
+            (Err(e), None) => Err(Reject::NotJson(e.to_string())),
         }
-        let mut slots = walk.slots;
-        if let Some(slot) = self.trie.slot {
-            slots[slot].value = root;
-        }
-        Ok(Record {
-            slots,
-            pointers: &self.pointers,
-        })
     }
 
     /// [`Decoder::parse`] for a Kafka payload as the client hands it: `None` (a tombstone) is
@@ -359,21 +388,46 @@ impl Decoder {
     }
 }
 
-/// One record's captured values: one slot per registered pointer, borrowed from the record's bytes
-/// (strings with escapes are unescaped into owned copies).
+/// One record's captured values: one slot per registered pointer, strings as offsets into the
+/// record's text (those with escapes unescaped into an arena). Its buffers serve the next record
+/// parsed on the same thread once it is dropped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<'a> {
-    slots: Vec<Captured<'a>>,
+    text: &'a str,
+    state: Recycled,
     pointers: &'a [(Box<str>, usize)],
 }
 
 impl<'a> Record<'a> {
     /// The value at a field's pointer; JSON `null` counts as absent.
-    fn get(&self, field: &Field) -> Option<&Captured<'a>> {
+    fn get(&self, field: &Field) -> Option<&Captured> {
         field
             .slot
-            .map(|s| &self.slots[s])
+            .map(|s| &self.state.0.slots[s])
             .filter(|c| !matches!(c.value, Json::Null))
+    }
+
+    /// The entries of a captured map, sorted by key.
+    fn entries(&self, captured: &Captured) -> &[Entry] {
+        &self.state.0.entries[captured.entries.clone()]
+    }
+
+    /// A captured string.
+    pub(crate) fn str(&self, text: Text) -> &str {
+        let from = if text.in_arena {
+            &self.state.0.arena
+        } else {
+            self.text
+        };
+        &from[text.start..text.end]
+    }
+
+    /// The string a value holds, if it is one.
+    pub(crate) fn as_str(&self, value: &Json) -> Option<&str> {
+        match value {
+            Json::String(s) => Some(self.str(*s)),
+            _ => None,
+        }
     }
 
     /// The scalar at a registered pointer; `None` when absent, `null`, an array or an object.
@@ -382,10 +436,10 @@ impl<'a> Record<'a> {
             .pointers
             .binary_search_by(|(p, _)| (**p).cmp(pointer))
             .ok()?;
-        match &self.slots[self.pointers[i].1].value {
+        match &self.state.0.slots[self.pointers[i].1].value {
             Json::Bool(b) => Some(Leaf::Bool(*b)),
             Json::Number(n) => Some(Leaf::Number(n)),
-            Json::String(s) => Some(Leaf::String(s)),
+            Json::String(s) => Some(Leaf::String(self.str(*s))),
             Json::Null | Json::Array | Json::Object => None,
         }
     }
@@ -399,22 +453,22 @@ pub enum Leaf<'a> {
     String(&'a str),
 }
 
-/// What a pointer found: the value (containers only by kind) and, for the four maps, their
-/// entries sorted by key.
+/// What a pointer found: the value (containers only by kind) and, for the four maps, where their
+/// entries (sorted by key) lie in [`WalkState::entries`].
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Captured<'a> {
-    pub(crate) value: Json<'a>,
-    pub(crate) entries: Vec<Entry<'a>>,
+pub(crate) struct Captured {
+    pub(crate) value: Json,
+    entries: Range<usize>,
 }
 
 /// A JSON value as far as decoding needs it: scalars in full, containers by kind only.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) enum Json<'a> {
+pub(crate) enum Json {
     #[default]
     Null,
     Bool(bool),
     Number(serde_json::Number),
-    String(Cow<'a, str>),
+    String(Text),
     Array,
     Object,
 }
@@ -422,14 +476,14 @@ pub(crate) enum Json<'a> {
 /// One entry of a map field; `score` and `label` are the fields of an object value
 /// (`{score, label}` evaluator results), `Null` when absent.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Entry<'a> {
-    pub(crate) key: Cow<'a, str>,
-    pub(crate) value: Json<'a>,
-    pub(crate) score: Json<'a>,
-    pub(crate) label: Json<'a>,
+pub(crate) struct Entry {
+    pub(crate) key: Text,
+    pub(crate) value: Json,
+    pub(crate) score: Json,
+    pub(crate) label: Json,
 }
 
-fn type_name(v: &Json<'_>) -> &'static str {
+fn type_name(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
         Json::Bool(_) => "a boolean",
@@ -440,7 +494,7 @@ fn type_name(v: &Json<'_>) -> &'static str {
     }
 }
 
-fn wrong_type(field: &Field, expected: &'static str, found: &Json<'_>) -> Reject {
+fn wrong_type(field: &Field, expected: &'static str, found: &Json) -> Reject {
     Reject::WrongType {
         pointer: field.pointer.clone(),
         expected,
@@ -451,7 +505,7 @@ fn wrong_type(field: &Field, expected: &'static str, found: &Json<'_>) -> Reject
 fn opt_str<'a>(record: &'a Record<'a>, field: &Field) -> Result<Option<&'a str>, Reject> {
     match record.get(field).map(|c| &c.value) {
         None => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.as_ref())),
+        Some(Json::String(s)) => Ok(Some(record.str(*s))),
         Some(other) => Err(wrong_type(field, "a string", other)),
     }
 }
@@ -477,22 +531,27 @@ fn opt_map<'a>(
     record: &'a Record<'a>,
     field: &Field,
     expected_values: &'static str,
-    valid: fn(&Entry<'_>) -> bool,
-) -> Result<Option<&'a [Entry<'a>]>, Reject> {
+    valid: fn(&Entry) -> bool,
+) -> Result<Option<&'a [Entry]>, Reject> {
     match record.get(field) {
         None => Ok(None),
-        Some(Captured {
-            value: Json::Object,
-            entries,
-        }) => match entries.iter().find(|e| !valid(e)) {
-            None => Ok(Some(entries)),
-            Some(bad) => Err(wrong_type(field, expected_values, &bad.value)),
-        },
+        Some(
+            c @ Captured {
+                value: Json::Object,
+                ..
+            },
+        ) => {
+            let entries = record.entries(c);
+            match entries.iter().find(|e| !valid(e)) {
+                None => Ok(Some(entries)),
+                Some(bad) => Err(wrong_type(field, expected_values, &bad.value)),
+            }
+        }
         Some(other) => Err(wrong_type(field, "an object", &other.value)),
     }
 }
 
-fn valid_eval(e: &Entry<'_>) -> bool {
+fn valid_eval(e: &Entry) -> bool {
     match e.value {
         Json::Null | Json::Number(_) => true,
         Json::Object => {
@@ -522,6 +581,7 @@ fn timestamp(record: &Record<'_>, field: &Field) -> Result<i64, Reject> {
             pointer: field.pointer.clone(),
         }),
         Some(Json::String(s)) => {
+            let s = record.str(*s);
             let ms = chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.timestamp_millis())
                 .map_err(|e| bad(format!("{s:?}: {e}")))?;
@@ -605,7 +665,7 @@ fn fmt_span(ms: i64) -> String {
 /// The pointer trie: one node per pointer prefix.
 #[derive(Debug, Clone, Default)]
 struct Node {
-    /// Sorted by key (the unescaped token).
+    /// Sorted by [`Child::order`].
     children: Vec<Child>,
     /// Where the value at this node's pointer is captured, if a pointer ends here.
     slot: Option<usize>,
@@ -615,10 +675,52 @@ struct Node {
 
 #[derive(Debug, Clone)]
 struct Child {
+    tag: Tag,
     key: Box<str>,
     /// The array index this token stands for, if it is one (RFC 6901: digits, no leading zero).
     index: Option<usize>,
     node: Node,
+}
+
+impl Child {
+    /// The order children are kept and searched in: by tag, the rest of the key only on a tie.
+    fn order(&self, tag: Tag, key: &[u8]) -> std::cmp::Ordering {
+        self.tag
+            .cmp(&tag)
+            .then_with(|| tag.cmp_rest(self.key.as_bytes(), key))
+    }
+}
+
+/// A key's first eight bytes and its length: two integer comparisons tell almost every pair of
+/// keys apart (trie lookups, the duplicate check) without a call to `memcmp`, and decide keys of
+/// up to eight bytes entirely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Tag {
+    head: u64,
+    len: usize,
+}
+
+impl Tag {
+    fn of(key: &[u8]) -> Tag {
+        let mut head = [0; 8];
+        let n = key.len().min(8);
+        head[..n].copy_from_slice(&key[..n]);
+        Tag {
+            head: u64::from_be_bytes(head),
+            len: key.len(),
+        }
+    }
+
+    /// Compares two keys that both have this tag by what it does not cover. Keys of up to eight
+    /// bytes are equal by then: no call to `memcmp`, which on empty slices reads their dangling
+    /// pointer with masked AVX-512 loads, each a slow microcode assist (half the parse time when
+    /// it was called for every key).
+    fn cmp_rest(self, a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        if self.len <= 8 {
+            return std::cmp::Ordering::Equal;
+        }
+        a[8..].cmp(&b[8..])
+    }
 }
 
 /// RFC 6901 reference tokens of a pointer, unescaped; `None` for a pointer that does not start
@@ -642,13 +744,18 @@ impl Node {
     fn insert(&mut self, pointer: &str, slots: &mut usize) -> Option<usize> {
         let mut node = self;
         for token in tokens(pointer)? {
-            let at = match node.children.binary_search_by(|c| (*c.key).cmp(&token)) {
+            let tag = Tag::of(token.as_bytes());
+            let at = match node
+                .children
+                .binary_search_by(|c| c.order(tag, token.as_bytes()))
+            {
                 Ok(at) => at,
                 Err(at) => {
                     let canonical = !token.is_empty()
                         && token.bytes().all(|b| b.is_ascii_digit())
                         && (token == "0" || !token.starts_with('0'));
                     let child = Child {
+                        tag,
                         index: canonical.then(|| token.parse().ok()).flatten(),
                         key: token.into(),
                         node: Node::default(),
@@ -670,7 +777,7 @@ impl Node {
         for token in tokens(pointer)? {
             let at = node
                 .children
-                .binary_search_by(|c| (*c.key).cmp(&token))
+                .binary_search_by(|c| c.order(Tag::of(token.as_bytes()), token.as_bytes()))
                 .ok()?;
             node = &mut node.children[at].node;
         }
@@ -691,8 +798,8 @@ impl Node {
         }
     }
 
-    fn key_child(&self, key: &str) -> Option<&Node> {
-        let at = self.children.binary_search_by(|c| (*c.key).cmp(key)).ok()?;
+    fn key_child(&self, tag: Tag, key: &[u8]) -> Option<&Node> {
+        let at = self.children.binary_search_by(|c| c.order(tag, key)).ok()?;
         Some(&self.children[at].node)
     }
 
@@ -704,79 +811,197 @@ impl Node {
     }
 }
 
-/// Objects up to this many keys are checked for duplicates by a linear scan; larger ones by hash,
-/// so a record of many keys costs O(n), not O(n²).
-const LINEAR_KEYS: usize = 16;
+/// Objects up to this many keys are checked for duplicates by a linear scan (of tags, so mostly
+/// integer comparisons); larger ones by hash, so a record of many keys costs O(n), not O(n²).
+const LINEAR_KEYS: usize = 32;
 
-/// What one walk over a record fills in.
-struct WalkState<'de> {
-    slots: Vec<Captured<'de>>,
+/// Where a captured string lies: in the record's bytes (one without escapes), or unescaped in
+/// [`WalkState::arena`]. Offsets rather than borrows, so the buffers holding them outlive the
+/// record and serve the next one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Text {
+    start: usize,
+    end: usize,
+    in_arena: bool,
+}
+
+impl Text {
+    /// A string serde_json borrowed from `input`.
+    fn borrowed(input: &[u8], s: &str) -> Text {
+        let start = s.as_ptr() as usize - input.as_ptr() as usize;
+        Text {
+            start,
+            end: start + s.len(),
+            in_arena: false,
+        }
+    }
+
+    fn unescaped(arena: &mut String, s: &str) -> Text {
+        let start = arena.len();
+        arena.push_str(s);
+        Text {
+            start,
+            end: arena.len(),
+            in_arena: true,
+        }
+    }
+
+    fn of(input: &[u8], arena: &mut String, s: Cow<'_, str>) -> Text {
+        match s {
+            Cow::Borrowed(s) => Text::borrowed(input, s),
+            Cow::Owned(s) => Text::unescaped(arena, &s),
+        }
+    }
+
+    /// A key for the duplicate check's hash set: borrowed from the record, or copied from the arena
+    /// (which later keys may grow).
+    fn set_key<'de>(self, input: &'de [u8], arena: &str) -> Cow<'de, [u8]> {
+        if self.in_arena {
+            Cow::Owned(self.bytes(input, arena).to_vec())
+        } else {
+            Cow::Borrowed(self.bytes(input, ""))
+        }
+    }
+
+    fn bytes<'s>(self, input: &'s [u8], arena: &'s str) -> &'s [u8] {
+        let from = if self.in_arena {
+            arena.as_bytes()
+        } else {
+            input
+        };
+        &from[self.start..self.end]
+    }
+}
+
+/// What one walk over a record fills in, and what the record then holds. Free of borrows, so that
+/// a dropped record's buffers can be kept for the next ([`Recycled`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct WalkState {
+    slots: Vec<Captured>,
+    /// The entries of every captured map, each map's a range sorted by key.
+    entries: Vec<Entry>,
+    /// Entries of the maps still being walked, outermost first; a map moves its own to `entries`
+    /// when it ends, so each map's range there is contiguous even when maps nest.
+    pending: Vec<Entry>,
     /// Keys of the objects being walked, innermost last, for the duplicate check.
-    seen: Vec<Cow<'de, str>>,
+    seen: Vec<(Tag, Text)>,
+    /// Unescaped copies of the strings (kept values and keys) that had escapes.
+    arena: String,
     /// Where a duplicate key was found, innermost segment first.
     duplicate: Option<Vec<String>>,
+}
+
+/// More records than this alive at once on one thread is not the steady state; the buffers of the
+/// extra ones are freed.
+const POOLED: usize = 64;
+
+thread_local! {
+    /// Walk buffers of records already dropped on this thread, so that a steady stream of records
+    /// allocates nothing.
+    static POOL: RefCell<Vec<WalkState>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A record's walk state, handed back to [`POOL`] when the record is dropped. The record's own
+/// type has no `Drop`, so its borrow of the decoder and the bytes ends at its last use.
+#[derive(Debug, Clone, PartialEq)]
+struct Recycled(WalkState);
+
+impl Recycled {
+    fn take() -> Recycled {
+        Recycled(POOL.with_borrow_mut(Vec::pop).unwrap_or_default())
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        let mut state = std::mem::take(&mut self.0);
+        let WalkState {
+            slots,
+            entries,
+            pending,
+            seen,
+            arena,
+            duplicate,
+        } = &mut state;
+        slots.clear();
+        entries.clear();
+        pending.clear();
+        seen.clear();
+        arena.clear();
+        *duplicate = None;
+        // Fails only while the thread's locals are being torn down; the buffers are freed then.
+        let _ = POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOLED {
+                pool.push(state);
+            }
+        });
+    }
 }
 
 /// Walks one JSON value: descends where `node` has children, captures what `keep` asks for, and
 /// skips everything else (checking objects for duplicate keys all the same).
 struct Walk<'w, 'de, 't> {
-    state: &'w mut WalkState<'de>,
+    state: &'w mut WalkState,
+    /// The record's bytes, which borrowed strings are offsets into.
+    input: &'de [u8],
     node: Option<&'t Node>,
     /// Whether the caller keeps this value (a skipped escaped string is not copied).
     keep: bool,
     /// A map entry's value: the `score` and `label` of an object go here.
-    eval: Option<&'w mut (Json<'de>, Json<'de>)>,
+    eval: Option<&'w mut (Json, Json)>,
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_, 'de, '_> {
-    type Value = Json<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
+    type Value = Json;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Walk<'_, 'de, '_> {
-    type Value = Json<'de>;
+    type Value = Json;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
         Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
         Ok(Json::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
         Ok(Json::Number(v.into()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
         // JSON has no NaN or infinity; a non-finite number would count as null, like `Value`'s.
         Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Borrowed(v)))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json, E> {
+        Ok(Json::String(Text::borrowed(self.input, v)))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
         // Only a string with escapes lands here: copied when kept, else only its kind matters.
         Ok(Json::String(if self.keep {
-            Cow::Owned(v.to_owned())
+            Text::unescaped(&mut self.state.arena, v)
         } else {
-            Cow::Borrowed("")
+            Text::default()
         }))
     }
-    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+    fn visit_unit<E>(self) -> Result<Json, E> {
         Ok(Json::Null)
     }
-    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+    fn visit_none<E>(self) -> Result<Json, E> {
         Ok(Json::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let mut index = 0;
         loop {
             let child = self.node.and_then(|n| n.index_child(index));
             let walk = Walk {
                 state: &mut *self.state,
+                input: self.input,
                 node: child,
                 keep: child.is_some_and(|c| c.slot.is_some()),
                 eval: None,
@@ -798,13 +1023,14 @@ impl<'de> Visitor<'de> for Walk<'_, 'de, '_> {
             index += 1;
         }
     }
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Json<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Json, A::Error> {
         let keeps_entries = self.node.is_some_and(|n| n.keeps_entries);
-        let mut entries = Vec::new();
         let base = self.state.seen.len();
-        let mut many: Option<HashSet<Cow<'de, str>>> = None;
+        let pending = self.state.pending.len();
+        let mut many: Option<HashSet<Cow<'de, [u8]>>> = None;
         while let Some(key) = map.next_key_seed(Key)? {
-            let child = self.node.and_then(|n| n.key_child(&key));
+            let tag = Tag::of(key.as_bytes());
+            let child = self.node.and_then(|n| n.key_child(tag, key.as_bytes()));
             let slot = child.and_then(|c| c.slot);
             let eval_field = match (&self.eval, &*key) {
                 (Some(_), "score") => Some(0),
@@ -814,6 +1040,7 @@ impl<'de> Visitor<'de> for Walk<'_, 'de, '_> {
             let mut eval = (Json::Null, Json::Null);
             let walk = Walk {
                 state: &mut *self.state,
+                input: self.input,
                 node: child,
                 keep: slot.is_some() || keeps_entries || eval_field.is_some(),
                 eval: keeps_entries.then_some(&mut eval),
@@ -827,45 +1054,71 @@ impl<'de> Visitor<'de> for Walk<'_, 'de, '_> {
                     return Err(e);
                 }
             };
-            let seen = &mut self.state.seen;
-            if many.is_none() && seen.len() - base >= LINEAR_KEYS {
-                many = Some(seen.drain(base..).collect());
+            let input = self.input;
+            let state = &mut *self.state;
+            if many.is_none() && state.seen.len() - base >= LINEAR_KEYS {
+                let arena = &state.arena;
+                many = Some(
+                    state
+                        .seen
+                        .drain(base..)
+                        .map(|(_, k)| k.set_key(input, arena))
+                        .collect(),
+                );
             }
-            let repeated = match &mut many {
-                Some(set) => set.contains(&key),
-                None => seen[base..].contains(&key),
+            let repeated = match &many {
+                Some(set) => set.contains(key.as_bytes()),
+                None => state.seen[base..].iter().any(|(t, k)| {
+                    *t == tag
+                        && tag
+                            .cmp_rest(k.bytes(input, &state.arena), key.as_bytes())
+                            .is_eq()
+                }),
             };
             if repeated {
-                self.state.duplicate = Some(vec![key.into_owned()]);
+                state.duplicate = Some(vec![key.into_owned()]);
                 return Err(serde::de::Error::custom("duplicate key"));
             }
             if let Some(slot) = slot {
-                self.state.slots[slot].value = value.clone();
+                state.slots[slot].value = value.clone();
             }
             if let (Some(eval), Some(field)) = (self.eval.as_deref_mut(), eval_field) {
                 *if field == 0 { &mut eval.0 } else { &mut eval.1 } = value.clone();
             }
+            let key = Text::of(input, &mut state.arena, key);
+            match &mut many {
+                Some(set) => {
+                    set.insert(key.set_key(input, &state.arena));
+                }
+                None => state.seen.push((tag, key)),
+            }
             if keeps_entries {
-                entries.push(Entry {
-                    key: key.clone(),
+                state.pending.push(Entry {
+                    key,
                     value,
                     score: eval.0,
                     label: eval.1,
                 });
             }
-            match &mut many {
-                Some(set) => {
-                    set.insert(key);
-                }
-                None => self.state.seen.push(key),
-            }
         }
-        self.state.seen.truncate(base);
+        let WalkState {
+            slots,
+            entries,
+            pending: waiting,
+            seen,
+            arena,
+            ..
+        } = &mut *self.state;
+        seen.truncate(base);
         if keeps_entries {
+            let start = entries.len();
+            entries.extend(waiting.drain(pending..));
             // The order of `serde_json::Map` (a BTreeMap), which readers of the maps keep.
-            entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            let (input, arena) = (self.input, arena.as_str());
+            entries[start..]
+                .sort_unstable_by(|a, b| a.key.bytes(input, arena).cmp(b.key.bytes(input, arena)));
             if let Some(slot) = self.node.and_then(|n| n.slot) {
-                self.state.slots[slot].entries = entries;
+                slots[slot].entries = start..entries.len();
             }
         }
         Ok(Json::Object)
@@ -1133,6 +1386,26 @@ mod tests {
     }
 
     #[test]
+    fn escaped_duplicates_are_found_in_objects_checked_by_hash() {
+        let many: String = (0..LINEAR_KEYS + 8)
+            .map(|i| format!(r#","k\u00{:x}{i}":{i}"#, b'a'))
+            .collect();
+        for (extra, pointer) in [
+            (r#","ka3":0"#, "/x/ka3"),
+            (r#","k\u0061\u0033":0"#, "/x/ka3"),
+        ] {
+            let bytes = format!(r#"{{"x":{{"y":1{many}{extra}}}}}"#);
+            assert_eq!(
+                refusal(bytes.as_bytes()),
+                Reject::DuplicateKey {
+                    pointer: pointer.into()
+                },
+                "{bytes}"
+            );
+        }
+    }
+
+    #[test]
     fn same_key_in_different_objects_is_fine_and_parse_matches_serde_json() {
         let bytes = br#"{"id": "a", "ts": 1, "service": "s", "labels": {"k": "1"},
             "evals": {"k": {"score": 1e308, "label": "x"}}, "arr": [{"k": 1}, {"k": 2}],
@@ -1161,6 +1434,36 @@ mod tests {
             d.parse(br#"{"a": 1} {"b": 2}"#).map_err(|r| r.code()),
             Err("not_json"),
             "trailing data after the object"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_as_serde_json_refuses_them() {
+        let d = decoder();
+        for bytes in [
+            &b"{\"id\": \"a\xff\", \"ts\": 1, \"service\": \"s\"}"[..],
+            b"{\"x\": {\"\xc3\": 1}, \"id\": \"a\"}",
+            b"{\"id\": \"a\", \"ts\": 1, \"service\": \"s\", \"z\": \"\xed\xa0\x80\"}",
+        ] {
+            let theirs = serde_json::from_slice::<Value>(bytes).expect_err("not UTF-8");
+            assert_eq!(
+                d.parse(bytes),
+                Err(Reject::NotJson(theirs.to_string())),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // What comes first in the record still decides: a duplicate key before the bad byte.
+        assert_eq!(
+            d.parse(b"{\"k\": 1, \"k\": 2, \"x\": \"\xff\"}"),
+            Err(Reject::DuplicateKey {
+                pointer: "/k".into()
+            })
+        );
+        let bad_then_duplicate = b"{\"x\": \"\xff\", \"k\": 1, \"k\": 2}";
+        assert_eq!(
+            d.parse(bad_then_duplicate).map_err(|r| r.code()),
+            Err("not_json")
         );
     }
 

@@ -61,10 +61,10 @@ pub struct Event<'a> {
     pub latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub tests: Option<TestCounts>,
-    pub(crate) labels: Option<&'a [Entry<'a>]>,
-    pub(crate) evals: Option<&'a [Entry<'a>]>,
-    pub(crate) flags: Option<&'a [Entry<'a>]>,
-    pub(crate) features: Option<&'a [Entry<'a>]>,
+    pub(crate) labels: Option<&'a [Entry]>,
+    pub(crate) evals: Option<&'a [Entry]>,
+    pub(crate) flags: Option<&'a [Entry]>,
+    pub(crate) features: Option<&'a [Entry]>,
 }
 
 impl<'a> Event<'a> {
@@ -76,73 +76,72 @@ impl<'a> Event<'a> {
 
     /// `labels` as string pairs (null values were dropped by the decoder's type check).
     pub fn labels(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        entries(self.labels).filter_map(|(k, e)| as_str(&e.value).map(|v| (k, v)))
+        let r = self.record;
+        entries(r, self.labels).filter_map(move |(k, e)| r.as_str(&e.value).map(|v| (k, v)))
     }
 
     /// One label's value.
     pub fn label(&self, key: &str) -> Option<&'a str> {
-        as_str(&find(self.labels, key)?.value)
+        self.record
+            .as_str(&find(self.record, self.labels, key)?.value)
     }
 
     /// Evaluator results by name.
     pub fn evals(&self) -> impl Iterator<Item = (&'a str, EvalResult<'a>)> + 'a {
-        entries(self.evals).filter_map(|(k, e)| eval_result(e).map(|r| (k, r)))
+        let r = self.record;
+        entries(r, self.evals).filter_map(move |(k, e)| eval_result(r, e).map(|v| (k, v)))
     }
 
     /// One evaluator's result.
     pub fn eval(&self, name: &str) -> Option<EvalResult<'a>> {
-        eval_result(find(self.evals, name)?)
+        eval_result(self.record, find(self.record, self.evals, name)?)
     }
 
     /// Boolean flags by name (hallucination, toxicity, ...).
     pub fn flags(&self) -> impl Iterator<Item = (&'a str, bool)> + 'a {
-        entries(self.flags).filter_map(|(k, e)| as_bool(&e.value).map(|b| (k, b)))
+        entries(self.record, self.flags).filter_map(|(k, e)| as_bool(&e.value).map(|b| (k, b)))
     }
 
     /// One flag's value.
     pub fn flag(&self, name: &str) -> Option<bool> {
-        as_bool(&find(self.flags, name)?.value)
+        as_bool(&find(self.record, self.flags, name)?.value)
     }
 
     /// Numeric features by name.
     pub fn features(&self) -> impl Iterator<Item = (&'a str, f64)> + 'a {
-        entries(self.features).filter_map(|(k, e)| as_f64(&e.value).map(|x| (k, x)))
+        entries(self.record, self.features).filter_map(|(k, e)| as_f64(&e.value).map(|x| (k, x)))
     }
 }
 
-fn entries<'a>(map: Option<&'a [Entry<'a>]>) -> impl Iterator<Item = (&'a str, &'a Entry<'a>)> {
-    map.into_iter().flatten().map(|e| (e.key.as_ref(), e))
+fn entries<'a>(
+    record: &'a Record<'a>,
+    map: Option<&'a [Entry]>,
+) -> impl Iterator<Item = (&'a str, &'a Entry)> {
+    map.into_iter().flatten().map(|e| (record.str(e.key), e))
 }
 
 /// Entries are sorted by key (the decoder sorts them), so lookups bisect.
-fn find<'a>(map: Option<&'a [Entry<'a>]>, key: &str) -> Option<&'a Entry<'a>> {
+fn find<'a>(record: &Record<'_>, map: Option<&'a [Entry]>, key: &str) -> Option<&'a Entry> {
     let map = map?;
-    let at = map.binary_search_by(|e| (*e.key).cmp(key)).ok()?;
+    let at = map.binary_search_by(|e| record.str(e.key).cmp(key)).ok()?;
     Some(&map[at])
 }
 
-fn as_str<'a>(v: &'a Json<'a>) -> Option<&'a str> {
-    match v {
-        Json::String(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn as_bool(v: &Json<'_>) -> Option<bool> {
+fn as_bool(v: &Json) -> Option<bool> {
     match v {
         Json::Bool(b) => Some(*b),
         _ => None,
     }
 }
 
-fn as_f64(v: &Json<'_>) -> Option<f64> {
+fn as_f64(v: &Json) -> Option<f64> {
     match v {
         Json::Number(n) => n.as_f64(),
         _ => None,
     }
 }
 
-fn eval_result<'a>(e: &'a Entry<'a>) -> Option<EvalResult<'a>> {
+fn eval_result<'a>(record: &'a Record<'a>, e: &Entry) -> Option<EvalResult<'a>> {
     match &e.value {
         Json::Number(n) => Some(EvalResult {
             score: n.as_f64(),
@@ -150,7 +149,7 @@ fn eval_result<'a>(e: &'a Entry<'a>) -> Option<EvalResult<'a>> {
         }),
         Json::Object => Some(EvalResult {
             score: as_f64(&e.score),
-            label: as_str(&e.label),
+            label: record.as_str(&e.label),
         }),
         _ => None,
     }

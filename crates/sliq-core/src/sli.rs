@@ -246,6 +246,11 @@ impl Sli {
                 let Some(text) = text else {
                     return rules.missing.verdict();
                 };
+                if !rules.kinds.contains(&RuleKind::Require) {
+                    // Forbid rules alone ask only whether any matched: `is_match` stops at the
+                    // first match and allocates no list of which did, as `matches` does.
+                    return Some(Verdict::of(!rules.set.is_match(text)));
+                }
                 let matched = rules.set.matches(text);
                 let good = rules.kinds.iter().enumerate().all(|(i, kind)| match kind {
                     RuleKind::Forbid => !matched.matched(i),
