@@ -37,6 +37,40 @@ pub(crate) fn parse_counted(metadata: &str) -> Option<i64> {
     metadata.strip_prefix(COUNTED_PREFIX)?.parse().ok()
 }
 
+/// Which position lag is measured from: the group's committed offset (a reader: what is durable),
+/// or the consumer's own position (the ledger, which commits nothing).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Position {
+    Committed,
+    Read,
+}
+
+/// librdkafka's statistics into the self-metrics and `/readyz`: the lag of each assigned
+/// partition (how far its high-water mark is ahead of `from`), and whether any broker connection
+/// is up.
+pub(crate) fn observe_statistics(telemetry: &Telemetry, statistics: &Statistics, from: Position) {
+    let mut lag = BTreeMap::new();
+    for (topic, t) in &statistics.topics {
+        for (partition, p) in &t.partitions {
+            // -1 is librdkafka's bucket of unassigned messages; negative offsets are unknown.
+            let behind = match from {
+                Position::Committed => (p.hi_offset >= 0 && p.committed_offset >= 0)
+                    .then(|| p.hi_offset - p.committed_offset),
+                Position::Read => (p.consumer_lag >= 0).then_some(p.consumer_lag),
+            };
+            if let Some(behind) = behind
+                && *partition >= 0
+                && p.desired
+            {
+                lag.insert((topic.clone(), *partition), behind);
+            }
+        }
+    }
+    telemetry.metrics.gauges.set_lag(lag);
+    let up = statistics.brokers.values().any(|b| b.state == "UP");
+    telemetry.health.brokers((!up).then(Instant::now));
+}
+
 /// Hands the pipeline state to librdkafka's rebalance callbacks.
 pub(crate) struct SourceContext {
     pub(crate) state: Arc<Mutex<State>>,
@@ -56,24 +90,9 @@ impl ClientContext for SourceContext {
         self.client.error(error, reason);
     }
 
-    /// Every `statistics.interval.ms` (on the reader thread, inside poll): the lag of each
-    /// assigned partition, and whether any broker connection is up.
+    /// Every `statistics.interval.ms` (on the reader thread, inside poll).
     fn stats(&self, statistics: Statistics) {
-        let mut lag = BTreeMap::new();
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                // -1 is librdkafka's bucket of unassigned messages; -1001 offsets are unknown.
-                if *partition >= 0 && p.desired && p.hi_offset >= 0 && p.committed_offset >= 0 {
-                    lag.insert(
-                        (topic.clone(), *partition),
-                        p.hi_offset - p.committed_offset,
-                    );
-                }
-            }
-        }
-        self.telemetry.metrics.gauges.set_lag(lag);
-        let up = statistics.brokers.values().any(|b| b.state == "UP");
-        self.telemetry.health.brokers((!up).then(Instant::now));
+        observe_statistics(&self.telemetry, &statistics, Position::Committed);
     }
 }
 

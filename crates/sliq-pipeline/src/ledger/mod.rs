@@ -18,6 +18,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
+use rdkafka::statistics::Statistics;
 use sliq_config::PipelineSpec;
 use sliq_otlp::{MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
@@ -29,6 +30,7 @@ use crate::export::{Export, ExportQueue, open_exporter};
 use crate::kafka_client::{WatchedContext, client_config};
 use crate::outage::human;
 use crate::persist::ledger_snapshot::{SnapshotWriter, read_snapshot};
+use crate::rebalance::{Position, observe_statistics};
 use crate::run::{RunLimits, RunSummary, Started};
 use crate::window_topic::{FORMAT, WindowMessage, ledger_topic, windows_topic};
 
@@ -59,6 +61,11 @@ impl ClientContext for LedgerContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.client.error(error, reason);
+    }
+
+    /// The window topic's lag (how far the ledger is behind the readers) and the brokers' state.
+    fn stats(&self, statistics: Statistics) {
+        observe_statistics(&self.telemetry, &statistics, Position::Read);
     }
 }
 
@@ -145,7 +152,8 @@ pub(crate) fn run(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        .set("statistics.interval.ms", "1000");
     let consumer: BaseConsumer<LedgerContext> = crate::kafka_client::create(
         &config,
         LedgerContext {
