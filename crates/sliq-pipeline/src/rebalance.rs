@@ -56,7 +56,9 @@ pub(crate) fn observe_statistics(telemetry: &Telemetry, statistics: &Statistics,
             let behind = match from {
                 Position::Committed => (p.hi_offset >= 0 && p.committed_offset >= 0)
                     .then(|| p.hi_offset - p.committed_offset),
-                Position::Read => (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                Position::Read => {
+                    (p.hi_offset >= 0 && p.app_offset >= 0).then(|| p.hi_offset - p.app_offset)
+                }
             };
             if let Some(behind) = behind
                 && *partition >= 0

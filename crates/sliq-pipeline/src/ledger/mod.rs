@@ -206,7 +206,8 @@ pub(crate) fn run(
                     let _ = consumer.seek(&topic, 0, Offset::Offset(covers), SEEK_TIMEOUT);
                     info!(
                         covers,
-                        "ledger state restored from its newest snapshot; reading the window                          topic on from there"
+                        "ledger state restored from its newest snapshot; reading the window \
+                         topic on from there"
                     );
                     ledger = Some(l);
                 }
