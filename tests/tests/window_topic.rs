@@ -53,8 +53,8 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
     };
 
     // Reader a owns both partitions.
-    let a0 = publisher.publish(claim(&p0, "a")).await.expect("claim");
-    let a1 = publisher.publish(claim(&p1, "a")).await.expect("claim");
+    let a0 = publisher.publish(&claim(&p0, "a")).await.expect("claim");
+    let a1 = publisher.publish(&claim(&p1, "a")).await.expect("claim");
     for body in [
         partial(&p0, "a", a0, (0, 100), 1_000),
         partial(&p1, "a", a1, (0, 40), 1_500),
@@ -62,18 +62,18 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
         // A retry of the same partial: a repeat, counted once.
         partial(&p0, "a", a0, (100, 150), 2_000),
     ] {
-        publisher.publish(body).await.expect("partial");
+        publisher.publish(&body).await.expect("partial");
     }
     // a stalls; b takes p0 over. Before b's claim lands, a publishes once more (a zombie that
     // has not noticed yet): that range is part of the cut b must learn.
     publisher
-        .publish(partial(&p0, "a", a0, (150, 180), 2_500))
+        .publish(&partial(&p0, "a", a0, (150, 180), 2_500))
         .await
         .expect("zombie before the claim");
-    let b0 = publisher.publish(claim(&p0, "b")).await.expect("claim");
+    let b0 = publisher.publish(&claim(&p0, "b")).await.expect("claim");
     // After the claim, a's partials no longer count.
     let stale = publisher
-        .publish(partial(&p0, "a", a0, (180, 230), 3_000))
+        .publish(&partial(&p0, "a", a0, (180, 230), 3_000))
         .await
         .expect("zombie after the claim");
 
@@ -94,11 +94,11 @@ async fn claims_fence_zombies_and_every_reader_of_the_order_learns_the_same_cut(
 
     // b counts from there.
     publisher
-        .publish(partial(&p0, "b", b0, (180, 260), 3_500))
+        .publish(&partial(&p0, "b", b0, (180, 260), 3_500))
         .await
         .expect("b's partial");
     let end = publisher
-        .publish(partial(&p1, "a", a1, (40, 90), 4_000))
+        .publish(&partial(&p1, "a", a1, (40, 90), 4_000))
         .await
         .expect("a's partial on p1")
         + 1;

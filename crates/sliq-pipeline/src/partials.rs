@@ -116,7 +116,7 @@ impl Partials {
                 instance: self.instance.clone(),
             };
             let epoch = loop {
-                match self.rt.block_on(self.publisher.publish(body.clone())) {
+                match self.rt.block_on(self.publisher.publish(&body)) {
                     Ok(offset) => break offset,
                     Err(e) if Instant::now() < deadline => {
                         warn!(
@@ -266,10 +266,13 @@ impl Partials {
     pub(crate) fn flush(&mut self, deadline: Option<Instant>) -> bool {
         let deadline = deadline.unwrap_or_else(|| Instant::now() + REGULAR_WAIT);
         loop {
-            let fronts: Vec<(SourceId, Partial)> = self
+            let fronts: Vec<(SourceId, Body)> = self
                 .claims
                 .iter()
-                .filter_map(|(id, c)| c.waiting.front().map(|p| (*id, p.clone())))
+                .filter_map(|(id, c)| {
+                    let front = c.waiting.front()?;
+                    Some((*id, Body::Partial(front.clone())))
+                })
                 .collect();
             if fronts.is_empty() {
                 if let Some(lasted) = self.outage.recovered(Instant::now()) {
@@ -282,9 +285,7 @@ impl Partials {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let publisher = &self.publisher;
-            let sends = fronts
-                .iter()
-                .map(|(_, p)| publisher.publish(Body::Partial(p.clone())));
+            let sends = fronts.iter().map(|(_, body)| publisher.publish(body));
             let results = self
                 .rt
                 .block_on(async { tokio::time::timeout(left, join_all(sends)).await });

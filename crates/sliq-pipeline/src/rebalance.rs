@@ -24,7 +24,6 @@ use crate::kafka_client::WatchedContext;
 use crate::persist::checkpoint::ArchivedRange;
 use crate::run::State;
 use crate::source::Resume;
-use crate::window_topic::SourcePartition;
 
 /// What a commit's metadata says: how far the committing instance had counted the partition.
 const COUNTED_PREFIX: &str = "sliq counted to ";
@@ -320,16 +319,7 @@ impl State {
         };
         let sources: Vec<_> = arrived
             .iter()
-            .map(|(id, _)| {
-                let s = self.reader.sources.get(*id);
-                (
-                    *id,
-                    SourcePartition {
-                        topic: s.topic.clone(),
-                        partition: s.partition,
-                    },
-                )
-            })
+            .map(|(id, _)| (*id, self.reader.sources.get(*id).name()))
             .collect();
         let learned = partials.claim(&sources, Instant::now() + self.shutdown_timeout)?;
         let mut letters_from: BTreeMap<i32, i64> = BTreeMap::new();

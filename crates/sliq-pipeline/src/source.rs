@@ -8,6 +8,7 @@ use sliq_core::SourceId;
 use sliq_otlp::RecordCounts;
 
 use crate::persist::checkpoint::ArchivedRange;
+use crate::window_topic::SourcePartition;
 
 /// What a resumed partition had already done before this process read it again.
 #[derive(Debug, Clone)]
@@ -47,6 +48,14 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// The partition by name, as the window topic knows it (ids are per process).
+    pub(crate) fn name(&self) -> SourcePartition {
+        SourcePartition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+        }
+    }
+
     /// Forgets how far it was read and committed: it left this instance, or just arrived.
     pub(crate) fn forget_position(&mut self) {
         self.next_offset = None;

@@ -218,13 +218,20 @@ impl Publisher {
     }
 
     /// Publishes `body` and returns its offset once acknowledged.
-    pub async fn publish(&self, body: Body) -> Result<i64, PipelineError> {
-        let key = match &body {
+    pub async fn publish(&self, body: &Body) -> Result<i64, PipelineError> {
+        let key = match body {
             Body::Claim { source, .. } => source.key(),
             Body::Partial(p) => p.source.key(),
         };
-        let message = WindowMessage {
-            format: FORMAT.to_owned(),
+        /// A [`WindowMessage`] as written, borrowing what it says.
+        #[derive(Serialize)]
+        struct Outgoing<'a> {
+            format: &'a str,
+            #[serde(flatten)]
+            body: &'a Body,
+        }
+        let message = Outgoing {
+            format: FORMAT,
             body,
         };
         let payload = serde_json::to_vec(&message)
@@ -257,14 +264,19 @@ impl SourceBook {
                 self.book.claim(at);
                 None
             }
-            Body::Partial(p) => {
-                let verdict = self.book.offer(p.epoch, p.from, p.to, p.newest_ts);
-                if verdict.applies() {
-                    self.dead_letter_ends.clone_from(&p.dead_letter_ends);
-                }
-                Some(verdict)
-            }
+            Body::Partial(p) => Some(self.offer(p)),
         }
+    }
+
+    /// Offers a partial to the book; an applied one's dead-letter ends become the book's.
+    pub fn offer(&mut self, partial: &Partial) -> Verdict {
+        let verdict = self
+            .book
+            .offer(partial.epoch, partial.from, partial.to, partial.newest_ts);
+        if verdict.applies() {
+            self.dead_letter_ends.clone_from(&partial.dead_letter_ends);
+        }
+        verdict
     }
 }
 

@@ -88,16 +88,13 @@ impl Ledger {
     pub(crate) fn read(&mut self, offset: i64, message: WindowMessage) {
         self.next = offset + 1;
         match message.body {
-            claim @ Body::Claim { .. } => {
-                let Body::Claim { source, .. } = &claim else {
-                    return;
-                };
+            Body::Claim { source, .. } => {
                 let id = self.source_id(&source.topic, source.partition);
-                self.books.entry(id).or_default().read(offset, &claim);
+                self.books.entry(id).or_default().book.claim(offset);
                 // Its new reader has yet to say how far the partition goes.
                 self.idle.remove(&id);
             }
-            Body::Partial(partial) => self.apply(offset, partial),
+            Body::Partial(partial) => self.apply(partial),
         }
     }
 
@@ -114,15 +111,9 @@ impl Ledger {
 
     /// Counts a partial once, in its own windows; a part of a window this ledger already closed
     /// is late only if its partition had passed that window before.
-    fn apply(&mut self, offset: i64, partial: Partial) {
+    fn apply(&mut self, partial: Partial) {
         let id = self.source_id(&partial.source.topic, partial.source.partition);
-        let book = self.books.entry(id).or_default();
-        let body = Body::Partial(partial);
-        let verdict = book.read(offset, &body);
-        let Body::Partial(partial) = body else {
-            return;
-        };
-        match verdict.unwrap_or(Verdict::Repeat) {
+        match self.books.entry(id).or_default().offer(&partial) {
             Verdict::Apply => {}
             Verdict::ApplyAfterGap { missing } => warn!(
                 "{}/{}: offsets {}..{} were never counted by any reader (it started past the \
@@ -224,17 +215,8 @@ impl Ledger {
     /// (taken only once every export before it was acknowledged, so a restore loses none).
     pub(crate) fn snapshot(&mut self, export: &Export) -> (LedgerSnapshot, BookSnapshot) {
         let mut partitions = Vec::new();
-        let ids: Vec<(SourceId, SourcePartition)> = self
-            .sources
-            .iter()
-            .map(|(id, s)| {
-                let source = SourcePartition {
-                    topic: s.topic.clone(),
-                    partition: s.partition,
-                };
-                (id, source)
-            })
-            .collect();
+        let ids: Vec<(SourceId, SourcePartition)> =
+            self.sources.iter().map(|(id, s)| (id, s.name())).collect();
         let names = Names {
             evaluator: &mut self.evaluator,
             latency: &mut self.latency_series,
