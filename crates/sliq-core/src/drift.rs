@@ -18,8 +18,7 @@ mod numeric;
 mod tests;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -37,6 +36,7 @@ pub use methods::{
 pub use numeric::{DEFAULT_SCALE, MAX_BUCKETS, NumericSketch};
 
 use crate::event::Event;
+use crate::intern::{KeyTable, write_key};
 use crate::slo::{Dimension, Evaluator};
 use crate::window::{SeriesCount, WindowCounts, merge_at};
 
@@ -183,12 +183,12 @@ pub struct Features {
     features: Vec<Feature>,
     dimensions: Vec<Dimension>,
     /// Dimension values (length-prefixed, joined) → dense id.
-    dims_ids: HashMap<Box<str>, u32>,
+    dims_ids: KeyTable<u32>,
     dims_values: Vec<Vec<Box<str>>>,
     /// `dims id × features + feature` → drift series, `u32::MAX` until first seen.
     series_of: Vec<u32>,
     keys: Vec<DriftKey>,
-    scratch: String,
+    scratch: Vec<u8>,
 }
 
 impl Features {
@@ -202,11 +202,11 @@ impl Features {
         Features {
             features,
             dimensions,
-            dims_ids: HashMap::new(),
+            dims_ids: KeyTable::default(),
             dims_values: Vec::new(),
             series_of: Vec::new(),
             keys: Vec::new(),
-            scratch: String::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -257,13 +257,12 @@ impl Features {
     }
 
     fn dims_id(&mut self, event: &Event<'_>) -> u32 {
-        self.scratch.clear();
-        for d in &self.dimensions {
-            let v = d.value(event);
-            // Length-prefixed, so no value can imitate a separator.
-            let _ = write!(self.scratch, "{}:{v}|", v.len());
-        }
-        if let Some(id) = self.dims_ids.get(self.scratch.as_str()) {
+        write_key(
+            &mut self.scratch,
+            0,
+            self.dimensions.iter().map(|d| d.value(event)),
+        );
+        if let Some(id) = self.dims_ids.get(self.scratch.as_slice()) {
             return *id;
         }
         let values = self
@@ -277,7 +276,7 @@ impl Features {
     /// Interns dimension values whose key is in `scratch`.
     fn insert_dims(&mut self, values: Vec<Box<str>>) -> u32 {
         let id = self.dims_values.len() as u32;
-        self.dims_ids.insert(Box::from(self.scratch.as_str()), id);
+        self.dims_ids.insert(Box::from(self.scratch.as_slice()), id);
         self.dims_values.push(values);
         self.series_of
             .resize(self.series_of.len() + self.features.len(), u32::MAX);
@@ -291,11 +290,8 @@ impl Features {
         if values.len() != self.dimensions.len() {
             return None;
         }
-        self.scratch.clear();
-        for v in values {
-            let _ = write!(self.scratch, "{}:{v}|", v.len());
-        }
-        let dims = match self.dims_ids.get(self.scratch.as_str()) {
+        write_key(&mut self.scratch, 0, values.iter().map(String::as_str));
+        let dims = match self.dims_ids.get(self.scratch.as_slice()) {
             Some(id) => *id,
             None => self.insert_dims(values.iter().map(|v| v.as_str().into()).collect()),
         };

@@ -5,10 +5,8 @@
 //! bucket addition. Scale 3 gives buckets `(2^(i/8), 2^((i+1)/8)]`: at most 4.4% relative error, and
 //! 1 ms to 100 s fits in 133 buckets.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-
 use crate::event::{Event, Status};
+use crate::intern::{KeyTable, write_key};
 
 /// The scale of every latency histogram.
 pub const LATENCY_SCALE: i32 = 3;
@@ -148,9 +146,9 @@ pub struct LatencyKey {
 /// Interns latency series.
 #[derive(Debug, Default)]
 pub struct LatencySeries {
-    ids: HashMap<Box<str>, u32>,
+    ids: KeyTable<u32>,
     keys: Vec<LatencyKey>,
-    scratch: String,
+    scratch: Vec<u8>,
 }
 
 impl LatencySeries {
@@ -181,15 +179,13 @@ impl LatencySeries {
         model: &str,
         error_type: Option<&str>,
     ) -> u32 {
-        // A reused buffer holds the lookup key: allocation only for a new series. Each part is
-        // prefixed with its length, so no value can imitate a separator.
-        self.scratch.clear();
-        for part in [service, operation, model, error_type.unwrap_or("")] {
-            let _ = write!(self.scratch, "{}:{part}", part.len());
-        }
-        self.scratch
-            .push(if error_type.is_some() { 'e' } else { 'o' });
-        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+        // The tag tells a failed request's series from a successful one's.
+        write_key(
+            &mut self.scratch,
+            usize::from(error_type.is_some()),
+            [service, operation, model, error_type.unwrap_or("")].into_iter(),
+        );
+        if let Some(id) = self.ids.get(self.scratch.as_slice()) {
             return *id;
         }
         let key = LatencyKey {
@@ -199,7 +195,7 @@ impl LatencySeries {
             error_type: error_type.map(Into::into),
         };
         let id = self.keys.len() as u32;
-        self.ids.insert(Box::from(self.scratch.as_str()), id);
+        self.ids.insert(Box::from(self.scratch.as_slice()), id);
         self.keys.push(key);
         id
     }

@@ -19,6 +19,7 @@ pub mod decode;
 pub mod drift;
 pub mod event;
 pub mod histogram;
+mod intern;
 pub mod ledger;
 
 pub use decode::{

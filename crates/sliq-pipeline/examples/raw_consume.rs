@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
+        .set("fetch.queue.backoff.ms", "100")
         .create()?;
     consumer.subscribe(&[topic.as_str()])?;
     let (mut seen, mut bytes) = (0u64, 0usize);
