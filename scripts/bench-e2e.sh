@@ -150,6 +150,13 @@ PY
   done
   wait "${scaled[0]}" "${scaled[1]}"
   t1="$(date +%s.%N)"
+  # A reader that stops while the group is still handing it partitions leaves them unreported,
+  # and the ledger would wait for them for ever (ARCHITECTURE.md, "Limits"): stop it after a
+  # minute (it exports what it judged and stops cleanly) and say so under the table.
+  if ! timeout 60 tail --pid="${scaled[2]}" -f /dev/null; then
+    pkill -TERM -x sliq || true
+    ledger_stopped="yes"
+  fi
   wait "${scaled[2]}"
   python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$work/time-reader-1" \
     "$work/time-reader-2" "$work/time-ledger" <<'PY'
@@ -163,6 +170,11 @@ rss = max(kb for *_, kb in runs)
 print(f"| 2 × sliq run --role reader + 1 --role ledger, full spec | {rate:,.0f} | {rate / bare:.2f} | "
       f"{cpu / records * 1e6:.1f} (ledger {ledger / records * 1e6:.2f}) | {rss / 1024:.0f} MB each at most | – |")
 PY
+  if [ -n "${ledger_stopped:-}" ]; then
+    echo
+    echo "The ledger did not stop by itself within a minute of the readers: stopped with SIGTERM."
+    ledger_stopped=""
+  fi
   echo
   echo "Rates include start-up (joining the group: the same for every reader). The bare consumer's"
   echo "own rate from its first record to its last: $bare_own records/s."
