@@ -501,6 +501,14 @@ impl PipelineSpec {
         if let Some(redact) = &archive.redact {
             redact.check(&self.fields.field_map())?;
         }
+        if self.admin.self_metrics.otlp() && !self.export.enabled {
+            return Err((
+                key("admin.self_metrics", Some("self_metrics:")),
+                "self-metrics over OTLP go to export.otlp.endpoint, but export.enabled is false: \
+                 enable the export or write self_metrics: prometheus"
+                    .into(),
+            ));
+        }
         if self.admin.self_metrics.otlp()
             && (self.export.otlp.protocol == Some(Protocol::File)
                 || self

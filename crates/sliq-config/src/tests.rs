@@ -889,6 +889,15 @@ fn admin_section_reads_its_address_and_readers_and_refuses_what_cannot_work() {
     ));
     assert!(e.message.contains("admin.self_metrics"), "{e}");
     assert!(e.message.contains("self_metrics: prometheus"), "{e}");
+
+    // Nothing is sent over OTLP when the export is off, self-metrics included.
+    let e = err(&format!(
+        "{MINIMAL}export:\n  enabled: false\nadmin:\n  self_metrics: both\n"
+    ));
+    assert!(e.message.contains("export.enabled is false"), "{e}");
+    assert!(e.message.contains("self_metrics: prometheus"), "{e}");
+    let off = format!("{MINIMAL}export:\n  enabled: false\n");
+    assert!(parse(&off, "s", no_env).is_ok(), "prometheus alone needs no export");
 }
 
 fn with_slo_keys(keys: &str) -> String {
