@@ -422,6 +422,17 @@ impl Default for ArchiveSpec {
     }
 }
 
+/// Who else sets an attribute (or a Prometheus label) named like the record's label `key`.
+fn reserved_attribute(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    match lower.as_str() {
+        "severity" | "owner" | "alertname" => Some("the alert rules of `sliq rules`"),
+        _ if lower.starts_with("sliq.") || lower.starts_with("sliq_") => Some("sliq's own series"),
+        _ if lower.starts_with("__") => Some("Prometheus (its reserved labels)"),
+        _ => None,
+    }
+}
+
 impl PipelineSpec {
     /// Checks that need the whole spec; returns the offending key and what is wrong.
     pub(crate) fn check(&self) -> Result<(), (KeyRef, String)> {
@@ -563,6 +574,25 @@ impl PipelineSpec {
                         span, self.windows.size
                     ),
                 ));
+            }
+        }
+        for (i, slo) in self.slos.iter().enumerate() {
+            for d in &slo.dimensions {
+                if let sliq_core::slo::Dimension::Label(label) = &d.0
+                    && let Some(owner) = reserved_attribute(label)
+                {
+                    return Err((
+                        key(
+                            &format!("slos[{i}].dimensions"),
+                            Some(&format!("name: {}", slo.name)),
+                        ),
+                        format!(
+                            "labels.{label} would become the attribute `{label}`, which {owner} \
+                             already sets, so one would hide the other; split by a label of \
+                             another name (rename it where the records are written)"
+                        ),
+                    ));
+                }
             }
         }
         for (i, slo) in self.slos.iter().enumerate() {

@@ -897,7 +897,10 @@ fn admin_section_reads_its_address_and_readers_and_refuses_what_cannot_work() {
     assert!(e.message.contains("export.enabled is false"), "{e}");
     assert!(e.message.contains("self_metrics: prometheus"), "{e}");
     let off = format!("{MINIMAL}export:\n  enabled: false\n");
-    assert!(parse(&off, "s", no_env).is_ok(), "prometheus alone needs no export");
+    assert!(
+        parse(&off, "s", no_env).is_ok(),
+        "prometheus alone needs no export"
+    );
 }
 
 fn with_slo_keys(keys: &str) -> String {
@@ -958,4 +961,24 @@ fn sla_owner_runbook_and_escalation_reach_the_core_slo() {
         e.message.contains("\"wiki/avail\" is not an http(s) URL"),
         "{e}"
     );
+}
+
+#[test]
+fn a_label_dimension_named_like_an_attribute_sliq_sets_is_refused() {
+    for (label, who) in [
+        ("severity", "alert rules"),
+        ("Owner", "alert rules"),
+        ("sliq.window", "sliq's own series"),
+        ("__name__", "Prometheus"),
+    ] {
+        let e = err(&with_slo_keys(&format!(
+            "    dimensions: [service, labels.{label}]\n"
+        )));
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.message.contains("slos[0].dimensions"), "{e}");
+        assert!(e.message.contains(&format!("labels.{label}")), "{e}");
+        assert!(e.message.contains(who), "{label}: {e}");
+    }
+    let fine = with_slo_keys("    dimensions: [service, labels.tier, labels.severity_class]\n");
+    assert!(parse(&fine, "s", no_env).is_ok());
 }
