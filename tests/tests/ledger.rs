@@ -308,6 +308,34 @@ async fn readers_and_a_ledger_under_churn_count_once_and_judge_like_one_process(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // What the book made of the partials this ledger read, against its own log's refusals.
+    let partials = sliq_tests::admin::scrape(admin_port).await.ok();
+    let partials_of = |outcome: &str| {
+        partials.as_ref().map_or(0.0, |m| {
+            m.find(
+                "sliq_ledger_partials_total",
+                &[("sliq_partial_outcome", outcome)],
+            )
+            .iter()
+            .map(|sample| sample.value)
+            .sum::<f64>()
+        })
+    };
+    let (applied, refused) = (partials_of("applied"), partials_of("refused"));
+    let refusals_logged = std::fs::read_to_string(&ledger_2_log)
+        .unwrap_or_default()
+        .matches(" refused (")
+        .count() as f64;
+    s.findings.figure(format!(
+        "ledger-2's partials: {applied} applied, {refused} refused ({refusals_logged} refusals \
+         in its log)"
+    ));
+    if applied < 1.0 || refused > refusals_logged {
+        s.findings.problem(format!(
+            "sliq_ledger_partials_total: {applied} applied and {refused} refused, with \
+             {refusals_logged} refusals logged"
+        ));
+    }
     let ready = sliq_tests::admin::get(admin_port, "/readyz").await;
     let ready = ready.map(|(status, _)| status).map_err(|e| e.to_string());
     s.findings.figure(format!(

@@ -14,7 +14,7 @@ use sliq_config::{OtlpSettings, PipelineSpec};
 use tokio::runtime::Handle;
 
 pub(crate) use health::Health;
-pub(crate) use self_metrics::{SelfMetrics, Stage, Tally};
+pub(crate) use self_metrics::{PartialTally, SelfMetrics, Stage, Tally};
 pub(crate) use server::{AdminServer, serve};
 
 use crate::error::PipelineError;

@@ -67,6 +67,13 @@ pub(crate) const DEAD_LETTER_FAILURES: Name = Name {
     unit: "{delivery}",
     description: "Dead-letter deliveries the dead-letter topic refused (each is retried).",
 };
+pub(crate) const LEDGER_PARTIALS: Name = Name {
+    name: "sliq.ledger.partials",
+    unit: "{partial}",
+    description: "Partials the ledger read from the window topic, by sliq.partial.outcome: \
+                  applied (counted), repeated (a copy already counted), refused (from a reader \
+                  that no longer owns the partition; its new owner counts those records).",
+};
 pub(crate) const CONSUMER_LAG: Name = Name {
     name: "sliq.consumer.lag",
     unit: "{record}",
@@ -88,7 +95,7 @@ pub(crate) const BUFFER_LIMIT: Name = Name {
 
 /// Every instrument, for the README's list and its test.
 #[cfg(test)]
-pub(crate) const ALL: [Name; 12] = [
+pub(crate) const ALL: [Name; 13] = [
     RECORDS_READ,
     RECORDS,
     ARCHIVE_ROWS,
@@ -98,6 +105,7 @@ pub(crate) const ALL: [Name; 12] = [
     EXPORT_FAILURES,
     COMMIT_FAILURES,
     DEAD_LETTER_FAILURES,
+    LEDGER_PARTIALS,
     CONSUMER_LAG,
     BUFFERED,
     BUFFER_LIMIT,
@@ -106,6 +114,7 @@ pub(crate) const ALL: [Name; 12] = [
 /// Attribute keys.
 pub(crate) const OUTCOME: &str = "sliq.record.outcome";
 pub(crate) const REASON: &str = "sliq.dead_letter.reason";
+pub(crate) const PARTIAL_OUTCOME: &str = "sliq.partial.outcome";
 pub(crate) const STAGE: &str = "sliq.stage";
 pub(crate) const TOPIC: &str = "messaging.destination.name";
 pub(crate) const PARTITION: &str = "messaging.destination.partition.id";

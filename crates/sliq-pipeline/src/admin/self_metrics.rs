@@ -59,6 +59,14 @@ pub(crate) struct Tally {
     pub(crate) dead_lettered: Vec<(&'static str, u64)>,
 }
 
+/// What the ledger's book made of the partials read since the loop last handed them over.
+#[derive(Debug, Default)]
+pub(crate) struct PartialTally {
+    pub(crate) applied: u64,
+    pub(crate) repeated: u64,
+    pub(crate) refused: u64,
+}
+
 impl Tally {
     pub(crate) fn dead_letter(&mut self, reason: &'static str) {
         match self.dead_lettered.iter_mut().find(|(r, _)| *r == reason) {
@@ -121,6 +129,7 @@ pub(crate) struct SelfMetrics {
     export_failures: Counter<u64>,
     commit_failures: Counter<u64>,
     dead_letter_failures: Counter<u64>,
+    ledger_partials: Counter<u64>,
     pub(crate) gauges: Arc<Gauges>,
 }
 
@@ -198,6 +207,7 @@ impl SelfMetrics {
             export_failures: counter(&meter, names::EXPORT_FAILURES),
             commit_failures: counter(&meter, names::COMMIT_FAILURES),
             dead_letter_failures: counter(&meter, names::DEAD_LETTER_FAILURES),
+            ledger_partials: counter(&meter, names::LEDGER_PARTIALS),
             gauges,
             provider,
             pull,
@@ -237,6 +247,21 @@ impl SelfMetrics {
         for (_, n) in &mut tally.dead_lettered {
             *n = 0;
         }
+    }
+
+    /// Adds what the ledger made of the partials it read and starts the tally again.
+    pub(crate) fn add_partials(&self, tally: &mut PartialTally) {
+        for (outcome, n) in [
+            ("applied", tally.applied),
+            ("repeated", tally.repeated),
+            ("refused", tally.refused),
+        ] {
+            if n > 0 {
+                self.ledger_partials
+                    .add(n, &[KeyValue::new(names::PARTIAL_OUTCOME, outcome)]);
+            }
+        }
+        *tally = PartialTally::default();
     }
 
     pub(crate) fn stage(&self, stage: Stage, took: Duration) {

@@ -284,6 +284,9 @@ pub(crate) fn run(
         if last_cycle.elapsed() < limits.checkpoint_every {
             continue;
         }
+        if let Some(l) = &mut ledger {
+            started.telemetry.metrics.add_partials(&mut l.partials_seen);
+        }
         last_cycle = Instant::now();
         let Some(l) = &mut ledger else {
             continue;

@@ -12,6 +12,7 @@ use sliq_core::{Evaluator, LatencySeries, SourceId, SourceSnapshot, WindowCounts
 use sliq_otlp::RecordCounts;
 use tracing::warn;
 
+use crate::admin::PartialTally;
 use crate::budgets::Budgets;
 use crate::error::PipelineError;
 use crate::export::Export;
@@ -39,6 +40,8 @@ pub(crate) struct Ledger {
     folded_warned: BTreeSet<usize>,
     /// Partials the book refused (stale or unknown claims, overlaps), reported.
     pub(crate) refused: u64,
+    /// Partials by outcome since the loop last handed them to the self-metrics.
+    pub(crate) partials_seen: PartialTally,
     /// Partitions whose reader last said it read everything there is.
     idle: HashSet<SourceId>,
     /// Next window-topic offset to read.
@@ -67,6 +70,7 @@ impl Ledger {
             counts: RecordCounts::default(),
             folded_warned: BTreeSet::new(),
             refused: 0,
+            partials_seen: PartialTally::default(),
             idle: HashSet::new(),
             next: 0,
         })
@@ -124,9 +128,13 @@ impl Ledger {
                 partial.from,
                 partial.from
             ),
-            Verdict::Repeat => return,
+            Verdict::Repeat => {
+                self.partials_seen.repeated += 1;
+                return;
+            }
             refused => {
                 self.refused += 1;
+                self.partials_seen.refused += 1;
                 warn!(
                     "{}/{}: partial {}..{} from {} refused ({refused:?}): its reader no longer \
                      owns the partition; the new owner counts these records",
@@ -139,6 +147,7 @@ impl Ledger {
                 return;
             }
         }
+        self.partials_seen.applied += 1;
         for request in &partial.bad_requests {
             self.evaluator.restore_bad_request(&request.clone().into());
         }
