@@ -150,9 +150,8 @@ PY
   done
   wait "${scaled[0]}" "${scaled[1]}"
   t1="$(date +%s.%N)"
-  # A reader that stops while the group is still handing it partitions leaves them unreported,
-  # and the ledger would wait for them for ever (ARCHITECTURE.md, "Limits"): stop it after a
-  # minute (it exports what it judged and stops cleanly) and say so under the table.
+  # The ledger stops by itself once every partition is counted to its end; should it not within
+  # a minute, stop it (it exports what it judged and stops cleanly) and say so under the table.
   if ! timeout 60 tail --pid="${scaled[2]}" -f /dev/null; then
     pkill -TERM -x sliq || true
     ledger_stopped="yes"

@@ -499,3 +499,41 @@ async fn readers_killed_at_random_leave_the_ledger_exact() {
     s.findings.check_committed(&s.broker, &s.group);
     s.findings.assert_none();
 }
+
+/// A bounded run whose last reader dies after committing everything: no reader will ever report
+/// its partitions idle, yet the ledger, having counted every partition to its end, judges every
+/// window and stops (before, it waited for ever; `scripts/bench-e2e.sh` met it when a reader
+/// stopped while the group was still handing it partitions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_whose_readers_are_gone_stops_once_everything_is_counted() {
+    let mut s = Scenario::new("readers-gone", false).await;
+    // Silence alone must not make the partitions idle: only the ledger's own check may end it.
+    let spec = std::fs::read_to_string(&s.spec).expect("spec");
+    let spec = spec.replace("idle_partition_after: 2s", "idle_partition_after: 5m");
+    std::fs::write(&s.spec, spec).expect("spec");
+    let traffic = Traffic::start(&s.broker, "logs", 500, rate()).expect("traffic");
+    let ledger = s
+        .sliq("ledger", &["--role", "ledger", "--exit-on-idle", "4s"])
+        .await;
+    let mut reader = s.sliq("reader-0", &["--role", "reader"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = traffic.stop(&s.broker).await.expect("traffic report");
+    let read = wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
+        let committed = s.broker.committed_offsets(&s.group, "logs");
+        matches!((committed, s.broker.end_offsets("logs")), (Ok(c), Ok(e)) if c == e)
+    })
+    .await;
+    assert!(read, "reader-0 did not commit every partition to its end");
+    reader.kill().await.expect("SIGKILL the reader");
+    let stopped = tokio::time::timeout(Duration::from_secs(40), wait_ok(ledger, "ledger")).await;
+    assert!(
+        stopped.is_ok(),
+        "the ledger did not stop within 40 s though every partition was counted to its end"
+    );
+    let truth = Truth::of(&report.landed, &BTreeMap::new());
+    s.findings
+        .figure(format!("{} records", report.landed.len()));
+    s.findings.check_exported(&s.receiver, &truth);
+    s.findings.check_records(&s.receiver, "", &truth);
+    s.findings.assert_none();
+}

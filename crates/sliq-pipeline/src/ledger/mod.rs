@@ -109,9 +109,21 @@ fn source_partitions<C: ConsumerContext>(
     found
 }
 
+/// Whether every partition no reader reported idle was counted to its end anyway: a reader that
+/// stopped or died after its last partial, or one that stopped while the group was still handing
+/// it partitions, reports nothing more, and a bounded run must not wait for it for ever.
+fn counted_to_end<C: ConsumerContext>(consumer: &BaseConsumer<C>, l: &Ledger) -> bool {
+    l.not_idle().all(|(topic, partition, counted)| {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+            Ok((low, high)) => high <= low || counted.is_some_and(|c| c >= high),
+            Err(_) => false,
+        }
+    })
+}
+
 /// Runs the ledger until `stop`, or (with `exit_on_idle`) until the window topic is read to its
-/// end and quiet for that long with every source partition read to its end by its reader, when
-/// every window is closed and judged.
+/// end and quiet for that long with every source partition read to its end by its reader (or
+/// counted to its end), when every window is closed and judged.
 pub(crate) fn run(
     spec: &PipelineSpec,
     instance_id: Option<&str>,
@@ -315,8 +327,8 @@ pub(crate) fn run(
         }
         if let Some(idle) = limits.exit_on_idle
             && last_message.elapsed() >= idle
-            && l.all_idle()
             && read_to_end(&consumer, &topic, l.next)
+            && (l.all_idle() || counted_to_end(&consumer, l))
         {
             exit_on_idle = true;
             break;

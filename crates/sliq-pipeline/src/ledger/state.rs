@@ -187,6 +187,17 @@ impl Ledger {
         self.sources.iter().all(|(id, _)| self.idle.contains(&id))
     }
 
+    /// The partitions no reader reported idle, with the offset their book counted to.
+    pub(crate) fn not_idle(&self) -> impl Iterator<Item = (&str, i32, Option<i64>)> {
+        self.sources
+            .iter()
+            .filter(|(id, _)| !self.idle.contains(id))
+            .map(|(id, s)| {
+                let counted = self.books.get(&id).and_then(|b| b.book.counted_to());
+                (s.topic.as_str(), s.partition, counted)
+            })
+    }
+
     /// Closes what every partition passed (or everything, at the end of a bounded run), judges
     /// it and queues its export.
     pub(crate) fn judge(&mut self, export: &mut Export, close_all: bool) {
