@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder,
     Int64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{Field, Schema};
@@ -203,26 +203,6 @@ impl Columns {
         self.kafka_offset.append_value(at.offset);
         self.ingested_at.append_value(ingested_at_ms);
         bytes
-    }
-
-    /// Empty builders for the next row group of this file, with room for a quarter more rows and
-    /// bytes than this one holds in its large columns, so that they do not grow by copying (on
-    /// 1 KB records, the copies of growing buffers were a twelfth of the reader thread's time).
-    pub(crate) fn sized_like(&self) -> Columns {
-        let room = |n: usize| n + n / 4;
-        let rows = room(self.id.len());
-        Columns {
-            request_text: StringBuilder::with_capacity(
-                rows,
-                room(self.request_text.values_slice().len()),
-            ),
-            response_text: StringBuilder::with_capacity(
-                rows,
-                room(self.response_text.values_slice().len()),
-            ),
-            raw: BinaryBuilder::with_capacity(rows, room(self.raw.values_slice().len())),
-            ..Columns::default()
-        }
     }
 
     /// All rows as one batch; the schema follows from the builders, so it cannot drift from them.

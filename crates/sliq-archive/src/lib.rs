@@ -375,8 +375,7 @@ impl Archive {
         if file.buffered == 0 {
             return Ok(());
         }
-        let next = file.columns.sized_like();
-        let batch = std::mem::replace(&mut file.columns, next).finish();
+        let batch = std::mem::take(&mut file.columns).finish();
         let bytes = std::mem::take(&mut file.buffered);
         let provisional = file.provisional.clone();
         self.in_builders -= bytes;
