@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder,
-    Int64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder,
+    MapBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
