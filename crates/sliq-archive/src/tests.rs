@@ -496,3 +496,43 @@ fn published_files_are_read_back_from_their_names() {
     assert_eq!(a.published("logs", 2, 12).len(), 1);
     assert!(a.published("logs", 3, 0).is_empty());
 }
+
+#[test]
+fn files_of_different_partitions_roll_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    let t0 = Instant::now();
+    let raw = record("a", "2026-01-01T10:00:00Z");
+    let d = Decoder::new(FieldMap::default(), 1 << 20);
+    let v = d.parse(&raw).unwrap();
+    let e = d.decode(&v).unwrap();
+    for partition in [0, 3, 8] {
+        let at = SourcePosition {
+            topic: "logs",
+            partition,
+            offset: 7,
+        };
+        a.append(at, &e, Some(&raw), Some(Admission::Counted), 0, t0)
+            .unwrap();
+    }
+    let rolled_partitions = |a: &mut Archive, at: Duration| {
+        a.roll_due(t0 + at).unwrap();
+        let mut p: Vec<i32> = a
+            .wait_written()
+            .unwrap()
+            .iter()
+            .map(|f| f.partition)
+            .collect();
+        p.sort_unstable();
+        p
+    };
+    // A 60 s limit, less 3/16 for partition 3: 48.75 s. Partitions 0 and 8 (8 mod 8 = 0) keep
+    // the whole minute.
+    assert!(rolled_partitions(&mut a, Duration::from_millis(48_740)).is_empty());
+    assert_eq!(
+        rolled_partitions(&mut a, Duration::from_millis(48_750)),
+        [3]
+    );
+    assert!(rolled_partitions(&mut a, Duration::from_millis(59_990)).is_empty());
+    assert_eq!(rolled_partitions(&mut a, Duration::from_secs(60)), [0, 8]);
+}
