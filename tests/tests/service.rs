@@ -108,4 +108,26 @@ fn validate_points_at_file_line_and_key() {
         .count();
     assert!(declared >= 7);
     assert!(stdout.contains(&format!("{declared} SLOs")), "{stdout}");
+
+    // Validating writes nothing: the demo spec exports to a file under ./sliq-demo, which a
+    // validate run in this folder used to create.
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let demo = sliq_tests::repo_root().join("pipelines/demo.yaml");
+    let out = Command::new(sliq_tests::sliq_binary())
+        .current_dir(cwd.path())
+        .args(["validate", "--config"])
+        .arg(&demo)
+        .output()
+        .expect("sliq validate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Vec<_> = std::fs::read_dir(cwd.path())
+        .expect("read the folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(created.is_empty(), "validate created {created:?}");
 }

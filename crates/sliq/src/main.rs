@@ -177,8 +177,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let export = if spec.export.enabled {
                 let settings = spec.export.otlp.resolve(|name| std::env::var(name).ok())?;
-                // Opening the exporter reads and checks the TLS files.
-                sliq_pipeline::open_exporter(true, &settings, rt.handle())?;
+                // Opening the exporter reads and checks the TLS files; a file endpoint is not
+                // opened, since that would create it (and its folder) where validate runs.
+                if settings.protocol != sliq_config::Protocol::File {
+                    sliq_pipeline::open_exporter(true, &settings, rt.handle())?;
+                }
                 format!("export {}", settings.summary())
             } else {
                 "export disabled".to_owned()
