@@ -233,15 +233,6 @@ pub struct Archive {
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// How old a file of `key` may grow: `max_age`, less up to seven sixteenths by partition. Files of
-/// all partitions open together at start and would otherwise roll together every `max_age`, their
-/// builders filling and emptying in step: memory swung with them (BENCHMARKS.md, "Memory under
-/// sustained traffic"). Staggered, they roll apart and the sum stays level.
-fn age_limit(max_age: Duration, key: &FileKey) -> Duration {
-    let step = u32::try_from(key.partition.rem_euclid(8)).unwrap_or(0);
-    max_age - max_age * step / 16
-}
-
 impl Archive {
     /// Creates the folder, publishes the files a resumed checkpoint listed as pending (`resumed`,
     /// by final path: a crash may have come before their rename), removes every other
@@ -457,27 +448,23 @@ impl Archive {
         self.drain_written()
     }
 
-    /// Sends files older than their age limit to close; they are pending once written.
+    /// Sends files older than `max_age` to close; they are pending once written.
     pub fn roll_due(&mut self, now: Instant) -> Result<(), ArchiveError> {
         let max_age = self.config.max_age;
-        self.close_where(|key, f| now.duration_since(f.opened_at) >= age_limit(max_age, key))
+        self.close_where(|f| now.duration_since(f.opened_at) >= max_age)
     }
 
     /// Closes every open file and waits until all are written (pending): before partitions move
     /// and at a stop. Returns the files written since the last drain.
     pub fn close_all(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
-        self.close_where(|_, _| true)?;
+        self.close_where(|_| true)?;
         self.wait_written()
     }
 
-    fn close_where(
-        &mut self,
-        mut due: impl FnMut(&FileKey, &OpenFile) -> bool,
-    ) -> Result<(), ArchiveError> {
+    fn close_where(&mut self, mut due: impl FnMut(&OpenFile) -> bool) -> Result<(), ArchiveError> {
         let mut i = 0;
         while i < self.open.len() {
-            let (key, file) = &self.open[i];
-            if due(key, file) {
+            if due(&self.open[i].1) {
                 self.close(i)?;
             } else {
                 i += 1;
