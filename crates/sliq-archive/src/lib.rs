@@ -73,9 +73,10 @@ impl Default for ArchiveConfig {
     }
 }
 
-/// A published file's hour (ms since the epoch / 3 600 000) and offset range, from its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublishedRange {
+/// An archive file's event hour (ms since the epoch / 3 600 000) and offset range: what a
+/// checkpoint lists as written, and what a file's name says once published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArchivedRange {
     pub hour: i64,
     pub first: i64,
     pub last: i64,
@@ -110,6 +111,15 @@ pub struct ClosedFile {
 }
 
 impl ClosedFile {
+    /// Its event hour and offset range, as a checkpoint lists it.
+    pub fn range(&self) -> ArchivedRange {
+        ArchivedRange {
+            hour: self.hour,
+            first: self.first_offset,
+            last: self.last_offset,
+        }
+    }
+
     fn temp_path(&self) -> PathBuf {
         self.temp.clone()
     }
@@ -540,7 +550,7 @@ impl Archive {
     /// read back from the folder (their names carry hour and offset range). A reader taking a
     /// partition over in an archive folder shared with its previous owner does not write their
     /// records again.
-    pub fn published(&self, topic: &str, partition: i32, from: i64) -> Vec<PublishedRange> {
+    pub fn published(&self, topic: &str, partition: i32, from: i64) -> Vec<ArchivedRange> {
         let prefix = format!("{topic}.p{partition}.o");
         let mut found = Vec::new();
         let folders = |dir: &Path, key: &str| -> Vec<(String, PathBuf)> {
@@ -576,7 +586,7 @@ impl Archive {
                         continue;
                     };
                     if last >= from {
-                        found.push(PublishedRange { hour, first, last });
+                        found.push(ArchivedRange { hour, first, last });
                     }
                 }
             }

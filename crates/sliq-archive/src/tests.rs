@@ -481,12 +481,12 @@ fn published_files_are_read_back_from_their_names() {
     assert_eq!(
         found,
         vec![
-            PublishedRange {
+            ArchivedRange {
                 hour: ten,
                 first: 10,
                 last: 11
             },
-            PublishedRange {
+            ArchivedRange {
                 hour: ten + 1,
                 first: 12,
                 last: 12

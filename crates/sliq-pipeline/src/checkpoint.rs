@@ -50,34 +50,15 @@ pub(crate) enum Mode<'a> {
 /// for partitions silent for `idle_partition_after`). A partition that is merely slow to deliver
 /// is not idle: declaring it idle would let the watermark run ahead and turn its records late.
 fn caught_up<C: ConsumerContext>(consumer: &BaseConsumer<C>, source: &Source) -> bool {
-    let timeout = Duration::from_millis(500);
-    match consumer.fetch_watermarks(&source.topic, source.partition, timeout) {
+    match consumer.fetch_watermarks(&source.topic, source.partition, Duration::from_millis(500)) {
         Ok((low, high)) if high >= 0 => match source.next_offset {
             Some(next) => next >= high,
-            // Nothing read yet: idle when the partition holds nothing at all, or when the group
-            // had already committed it to its end (an owner that arrived after the last record
-            // and read none must still tell the ledger, or windows would wait for it).
-            None => high <= low || committed(consumer, source, timeout).is_some_and(|c| c >= high),
+            // Nothing read yet: idle when the partition holds nothing at all, or nothing past the
+            // group's offset it arrived with (an owner that arrived after the last record must
+            // still say so, or windows would wait for it).
+            None => high <= low || source.starts_at.is_some_and(|c| c >= high),
         },
         _ => false,
-    }
-}
-
-/// The group's committed offset of `source`, if it has one and the broker answers.
-fn committed<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    source: &Source,
-    timeout: Duration,
-) -> Option<i64> {
-    let mut partition = TopicPartitionList::new();
-    partition.add_partition(&source.topic, source.partition);
-    let committed = consumer.committed_offsets(partition, timeout).ok()?;
-    match committed
-        .find_partition(&source.topic, source.partition)?
-        .offset()
-    {
-        Offset::Offset(o) => Some(o),
-        _ => None,
     }
 }
 

@@ -21,7 +21,6 @@ use crate::admin::Telemetry;
 use crate::checkpoint::Mode;
 use crate::error::PipelineError;
 use crate::kafka_client::WatchedContext;
-use crate::persist::checkpoint::ArchivedRange;
 use crate::run::State;
 use crate::source::Resume;
 
@@ -251,6 +250,7 @@ impl State {
             s.idle = false;
             s.last_record_at = now;
             s.forget_position();
+            s.starts_at = committed;
         }
         let key = (topic.to_owned(), partition);
         if let Some(entry) = self.checkpoints.resumable.remove(&key) {
@@ -347,16 +347,8 @@ impl State {
                 && count_from > archive_from
             {
                 let (topic, partition) = (s.topic.clone(), s.partition);
-                s.archived.extend(
-                    archive
-                        .published(&topic, partition, archive_from)
-                        .into_iter()
-                        .map(|p| ArchivedRange {
-                            hour: p.hour,
-                            first: p.first,
-                            last: p.last,
-                        }),
-                );
+                s.archived
+                    .extend(archive.published(&topic, partition, archive_from));
             }
             partials.start_at(*id, count_from);
             let s = self.reader.sources.get(*id);

@@ -29,7 +29,7 @@ use crate::export::{Export, ExportQueue, open_exporter};
 use crate::kafka_client::{AccessWatch, WatchedContext, client_config};
 use crate::outage::{Outage, human};
 use crate::partials::{MAX_WAITING_PARTIALS, Partials};
-use crate::persist::checkpoint::{ArchivedRange, Names, PartitionState};
+use crate::persist::checkpoint::{Names, PartitionState};
 use crate::persist::state_dir::StateDir;
 use crate::progress::Progress;
 use crate::rebalance::SourceContext;
@@ -328,15 +328,7 @@ impl State {
     pub(crate) fn note_archived(&mut self, closed: &[ClosedFile]) {
         for f in closed {
             if let Some(id) = self.reader.sources.find(&f.topic, f.partition) {
-                self.reader
-                    .sources
-                    .get_mut(id)
-                    .archived
-                    .push(ArchivedRange {
-                        hour: f.hour,
-                        first: f.first_offset,
-                        last: f.last_offset,
-                    });
+                self.reader.sources.get_mut(id).archived.push(f.range());
             }
         }
     }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use sliq_core::SourceId;
 use sliq_otlp::RecordCounts;
 
-use crate::persist::checkpoint::ArchivedRange;
 use crate::window_topic::SourcePartition;
+use sliq_archive::ArchivedRange;
 
 /// What a resumed partition had already done before this process read it again.
 #[derive(Debug, Clone)]
@@ -31,6 +31,9 @@ pub(crate) struct Source {
     pub next_offset: Option<i64>,
     /// The last offset committed for it by this instance.
     pub committed: Option<i64>,
+    /// The group's committed offset when it arrived: where reading starts, so an owner that has
+    /// read nothing yet can tell whether the partition holds anything past it.
+    pub starts_at: Option<i64>,
     /// How far it was read when last committed (the commit's metadata).
     pub committed_counted: Option<i64>,
     pub last_record_at: Instant,
@@ -60,6 +63,7 @@ impl Source {
     pub(crate) fn forget_position(&mut self) {
         self.next_offset = None;
         self.committed = None;
+        self.starts_at = None;
         self.committed_counted = None;
         self.resume = None;
         self.replay_until = None;
@@ -95,6 +99,7 @@ impl Sources {
             partition,
             next_offset: None,
             committed: None,
+            starts_at: None,
             committed_counted: None,
             last_record_at: now,
             idle: false,

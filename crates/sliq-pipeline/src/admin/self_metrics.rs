@@ -156,6 +156,19 @@ fn counter(meter: &Meter, n: Name) -> Counter<u64> {
         .build()
 }
 
+/// Adds each non-zero count to `counter` under `key` = its value.
+fn add_each<const N: usize>(
+    counter: &Counter<u64>,
+    key: &'static str,
+    counts: [(&'static str, u64); N],
+) {
+    for (value, n) in counts {
+        if n > 0 {
+            counter.add(n, &[KeyValue::new(key, value)]);
+        }
+    }
+}
+
 impl SelfMetrics {
     /// `limits` are the memory bounds (archive, export) shown beside what is buffered.
     pub(crate) fn new(readers: Readers, instance_id: &str, limits: (u64, u64)) -> Self {
@@ -219,16 +232,15 @@ impl SelfMetrics {
         if tally.read > 0 {
             self.records_read.add(tally.read, &[]);
         }
-        for (outcome, n) in [
-            ("accepted", tally.accepted),
-            ("late", tally.late),
-            ("replayed", tally.replayed),
-        ] {
-            if n > 0 {
-                self.records
-                    .add(n, &[KeyValue::new(names::OUTCOME, outcome)]);
-            }
-        }
+        add_each(
+            &self.records,
+            names::OUTCOME,
+            [
+                ("accepted", tally.accepted),
+                ("late", tally.late),
+                ("replayed", tally.replayed),
+            ],
+        );
         for (reason, n) in &tally.dead_lettered {
             if *n > 0 {
                 self.records.add(
@@ -251,16 +263,15 @@ impl SelfMetrics {
 
     /// Adds what the ledger made of the partials it read and starts the tally again.
     pub(crate) fn add_partials(&self, tally: &mut PartialTally) {
-        for (outcome, n) in [
-            ("applied", tally.applied),
-            ("repeated", tally.repeated),
-            ("refused", tally.refused),
-        ] {
-            if n > 0 {
-                self.ledger_partials
-                    .add(n, &[KeyValue::new(names::PARTIAL_OUTCOME, outcome)]);
-            }
-        }
+        add_each(
+            &self.ledger_partials,
+            names::PARTIAL_OUTCOME,
+            [
+                ("applied", tally.applied),
+                ("repeated", tally.repeated),
+                ("refused", tally.refused),
+            ],
+        );
         *tally = PartialTally::default();
     }
 

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sliq_archive::ArchivedRange;
 use sliq_core::drift::{Features, Sketch, stored_format};
 use sliq_core::{
     BadRequest, Deferred, Evaluator, ExpHistogram, LatencyKey, LatencySeries, SeriesCount,
@@ -91,14 +92,6 @@ impl From<StoredBadRequest> for BadRequest {
             slos: r.slos,
         }
     }
-}
-
-/// An archive file's event hour and offset range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ArchivedRange {
-    pub(crate) hour: i64,
-    pub(crate) first: i64,
-    pub(crate) last: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
