@@ -2,7 +2,7 @@
 # Memory under sustained traffic: `sliq run` on pipelines/chatbot.yaml reads a 16-partition topic of
 # ~16 KB records while they are produced at RATE records/s for MINUTES minutes (event time = wall
 # time), on a Nisshi broker with sqlite storage (memory storage would hold every record in RAM).
-# Samples sliq's resident memory every 5 s and prints the peak, and the spread after the first
+# Samples sliq's resident memory every second and prints the peak, and the spread after the first
 # minute (flat means within ±10% of its mean).
 #
 #   scripts/soak-memory.sh [MINUTES] [RATE]      (defaults 10 and 500)
@@ -42,7 +42,7 @@ start="$(date +%s)"
 while kill -0 "$sliq_pid" 2>/dev/null; do
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$sliq_pid/status" 2>/dev/null || true)"
   [ -n "$rss" ] && echo "$(($(date +%s) - start)) $rss" >>"$work/rss"
-  sleep 5
+  sleep 1
 done
 wait "$gen_pid"
 wait "$sliq_pid" || { echo "sliq run failed:"; tail -20 "$work/sliq.log"; exit 1; }

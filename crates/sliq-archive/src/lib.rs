@@ -243,6 +243,15 @@ pub struct Archive {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// How old a file of `key` may grow: `max_age`, less up to seven sixteenths by partition. Files of
+/// all partitions open together at start and would otherwise roll together every `max_age`, their
+/// builders filling and emptying in step: memory swung with them (BENCHMARKS.md, "Memory under
+/// sustained traffic"). Staggered, they roll apart and the sum stays level.
+fn age_limit(max_age: Duration, key: &FileKey) -> Duration {
+    let step = u32::try_from(key.partition.rem_euclid(8)).unwrap_or(0);
+    max_age - max_age * step / 16
+}
+
 impl Archive {
     /// Creates the folder, publishes the files a resumed checkpoint listed as pending (`resumed`,
     /// by final path: a crash may have come before their rename), removes every other
@@ -337,6 +346,8 @@ impl Archive {
             self.close(index)?;
         } else if file.buffered >= self.config.row_group_bytes {
             self.send_row_group(index)?;
+        } else if self.in_builders > self.config.max_buffered_bytes / 2 {
+            self.send_largest_row_group()?;
         }
         self.stay_within_bound()?;
         self.peak_buffered = self.peak_buffered.max(self.buffered_bytes());
@@ -367,16 +378,25 @@ impl Archive {
         let mut flushed = false;
         while self.buffered_bytes() > max {
             if !flushed || self.in_flight == 0 {
-                let largest = (0..self.open.len()).max_by_key(|&i| self.open[i].1.buffered);
-                if let Some(i) = largest {
-                    self.send_row_group(i)?;
-                }
+                self.send_largest_row_group()?;
                 flushed = true;
             } else {
                 self.receive(true)?;
             }
         }
         Ok(())
+    }
+
+    /// Builders together stay under half of `max_buffered_bytes` (the other half is for row
+    /// groups on their way through the writer): past it, the largest goes out early. Files filled
+    /// at one pace would otherwise reach `row_group_bytes` together and leave together, and memory
+    /// would swing by their sum; this spreads them out, so that what the builders hold stays level.
+    fn send_largest_row_group(&mut self) -> Result<(), ArchiveError> {
+        let largest = (0..self.open.len()).max_by_key(|&i| self.open[i].1.buffered);
+        match largest {
+            Some(i) => self.send_row_group(i),
+            None => Ok(()),
+        }
     }
 
     /// Hands the builders of open file `index` to the writer as one row group.
@@ -458,23 +478,27 @@ impl Archive {
         self.drain_written()
     }
 
-    /// Sends files older than `max_age` to close; they are pending once written.
+    /// Sends files older than their age limit to close; they are pending once written.
     pub fn roll_due(&mut self, now: Instant) -> Result<(), ArchiveError> {
         let max_age = self.config.max_age;
-        self.close_where(|f| now.duration_since(f.opened_at) >= max_age)
+        self.close_where(|key, f| now.duration_since(f.opened_at) >= age_limit(max_age, key))
     }
 
     /// Closes every open file and waits until all are written (pending): before partitions move
     /// and at a stop. Returns the files written since the last drain.
     pub fn close_all(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
-        self.close_where(|_| true)?;
+        self.close_where(|_, _| true)?;
         self.wait_written()
     }
 
-    fn close_where(&mut self, mut due: impl FnMut(&OpenFile) -> bool) -> Result<(), ArchiveError> {
+    fn close_where(
+        &mut self,
+        mut due: impl FnMut(&FileKey, &OpenFile) -> bool,
+    ) -> Result<(), ArchiveError> {
         let mut i = 0;
         while i < self.open.len() {
-            if due(&self.open[i].1) {
+            let (key, file) = &self.open[i];
+            if due(key, file) {
                 self.close(i)?;
             } else {
                 i += 1;

@@ -351,6 +351,38 @@ fn buffered_bytes_stay_within_the_bound_while_the_writer_catches_up() {
 }
 
 #[test]
+fn files_filled_at_one_pace_leave_in_turn_so_the_builders_hold_a_level_amount() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 32_000;
+    let cfg = ArchiveConfig {
+        // Eight open files whose full row groups would fill the whole bound together.
+        row_group_bytes: max / 8,
+        max_buffered_bytes: max,
+        ..config(dir.path(), 1_000_000)
+    };
+    let mut a = Archive::new(cfg, &[]).unwrap();
+    let now = Instant::now();
+    let mut held = Vec::new();
+    for off in 0..1_600 {
+        let ts = format!("2026-01-01T1{}:00:00Z", off % 8);
+        append(&mut a, off, &record(&format!("r{off}"), &ts), now);
+        held.push(a.in_builders);
+    }
+    // Once the first files have gone out early, every file is at another point of its fill, and
+    // what the builders hold stays between a quarter and a half of the bound, instead of
+    // climbing together to the whole of it and dropping to nothing.
+    let steady = &held[400..];
+    let (lo, hi) = (*steady.iter().min().unwrap(), *steady.iter().max().unwrap());
+    assert!(hi <= max / 2, "builders reached {hi} of {max}");
+    assert!(lo >= max / 4, "builders fell to {lo} of {max}");
+    let files = a.close_all().unwrap();
+    a.publish_pending().unwrap();
+    let mut all: Vec<i64> = files.iter().flat_map(|f| offsets(&read(&f.path))).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1_600).collect::<Vec<i64>>());
+}
+
+#[test]
 fn a_file_sent_to_close_holds_both_floors_until_its_written_is_drained() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
@@ -495,4 +527,44 @@ fn published_files_are_read_back_from_their_names() {
     );
     assert_eq!(a.published("logs", 2, 12).len(), 1);
     assert!(a.published("logs", 3, 0).is_empty());
+}
+
+#[test]
+fn files_of_different_partitions_roll_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
+    let t0 = Instant::now();
+    let raw = record("a", "2026-01-01T10:00:00Z");
+    let d = Decoder::new(FieldMap::default(), 1 << 20);
+    let v = d.parse(&raw).unwrap();
+    let e = d.decode(&v).unwrap();
+    for partition in [0, 3, 8] {
+        let at = SourcePosition {
+            topic: "logs",
+            partition,
+            offset: 7,
+        };
+        a.append(at, &e, Some(&raw), Some(Admission::Counted), 0, t0)
+            .unwrap();
+    }
+    let rolled_partitions = |a: &mut Archive, at: Duration| {
+        a.roll_due(t0 + at).unwrap();
+        let mut p: Vec<i32> = a
+            .wait_written()
+            .unwrap()
+            .iter()
+            .map(|f| f.partition)
+            .collect();
+        p.sort_unstable();
+        p
+    };
+    // A 60 s limit, less 3/16 for partition 3: 48.75 s. Partitions 0 and 8 (8 mod 8 = 0) keep
+    // the whole minute.
+    assert!(rolled_partitions(&mut a, Duration::from_millis(48_740)).is_empty());
+    assert_eq!(
+        rolled_partitions(&mut a, Duration::from_millis(48_750)),
+        [3]
+    );
+    assert!(rolled_partitions(&mut a, Duration::from_millis(59_990)).is_empty());
+    assert_eq!(rolled_partitions(&mut a, Duration::from_secs(60)), [0, 8]);
 }

@@ -393,11 +393,14 @@ pub struct ArchiveSpec {
     pub dir: PathBuf,
     /// A file is closed at this many rows.
     pub max_rows: usize,
-    /// A file is closed when it has been open this long.
+    /// A file is closed when it has been open this long, less up to 7/16 by partition (so that
+    /// the files of all partitions do not roll at once).
     pub max_age: Span,
     /// The zstd compression level of the Parquet files (1 fast … 22 small).
     pub zstd_level: i32,
-    /// An open file's rows go to the writer thread as one row group at this many bytes.
+    /// An open file's rows go to the writer thread as one row group at this many bytes (or
+    /// earlier, the largest file's first, once all open files' rows pass half of
+    /// `max_buffered_bytes`, so that files filled at one pace do not empty together).
     #[schemars(range(min = 65_536))]
     pub row_group_bytes: usize,
     /// Rows in memory for the archive (filling or waiting for the writer), at most; past it
