@@ -662,6 +662,9 @@ pub fn run(
         // time on 1 KB records (BENCHMARKS.md, "End to end").
         ("fetch.queue.backoff.ms", "100"),
         ("session.timeout.ms", "10000"),
+        // Members learn of a rebalance at their next heartbeat: at librdkafka's 3 s, an instance
+        // joining a running group read nothing for 3 s, and neither did a takeover.
+        ("heartbeat.interval.ms", "1000"),
         // Lag per partition and broker states for the self-metrics and /readyz.
         ("statistics.interval.ms", "1000"),
     ] {

@@ -10,7 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -209,12 +209,20 @@ impl Publisher {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("compression.type", "zstd");
-        Ok(Publisher {
-            producer: config
-                .create()
-                .map_err(PipelineError::kafka("creating the window-topic producer"))?,
-            topic: windows_topic(group),
-        })
+        let producer: FutureProducer = config
+            .create()
+            .map_err(PipelineError::kafka("creating the window-topic producer"))?;
+        let topic = windows_topic(group);
+        // Connects now, so that the idempotent producer's id is on its way while the group
+        // joins: asked for at the first claim, it held that claim for about a second. Only a
+        // head start: a broker that does not answer here is waited for by the claim itself.
+        if let Err(e) = producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(1))
+        {
+            tracing::debug!("window-topic producer: no metadata yet ({e}); the first claim waits");
+        }
+        Ok(Publisher { producer, topic })
     }
 
     /// Publishes `body` and returns its offset once acknowledged.
