@@ -291,17 +291,22 @@ impl DeadLetters {
         &self,
         from: &BTreeMap<i32, i64>,
     ) -> std::collections::HashSet<SourceOffset> {
-        match crate::dead_letter_readback::read_back(&self.config, &self.watch, &self.topic, from) {
-            Ok(sent) => sent,
-            Err(e) => {
-                warn!(
-                    topic = %self.topic,
-                    "cannot read back the dead letters sent before the restart ({e}); some may \
-                     be sent twice"
-                );
-                std::collections::HashSet::new()
-            }
+        let mut sent = std::collections::HashSet::new();
+        if let Err(e) = crate::dead_letter_readback::read_back(
+            &self.config,
+            &self.watch,
+            &self.topic,
+            from,
+            &mut sent,
+        ) {
+            warn!(
+                topic = %self.topic,
+                found = sent.len(),
+                "cannot read back every dead letter already sent ({e}); the records read again \
+                 whose letters were not found are sent again, so some may be in the topic twice"
+            );
         }
+        sent
     }
 
     /// Queues one refused record (a copy of its key, payload and headers); it is acknowledged by

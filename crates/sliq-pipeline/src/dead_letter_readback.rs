@@ -33,6 +33,8 @@ fn reader(config: &ClientConfig, watch: &Arc<AccessWatch>) -> Result<Reader, Kaf
         .set("group.id", "sliq-dead-letter-readback")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Letters that retention removed since are not there to find: start at the oldest left.
+        .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10");
     config.create_with_context(WatchedContext::new(watch))
 }
@@ -53,38 +55,69 @@ pub(crate) fn topic_ends(
     Ok(ends)
 }
 
-/// The source positions named by the letters from `from` to the current end of each partition.
+/// Why the letters already sent could not all be read back.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadBackError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(
+        "partition {partition} was read to offset {reached} of {end}, and nothing more came for \
+         {}",
+        humantime::format_duration(TIMEOUT)
+    )]
+    Stalled {
+        partition: i32,
+        reached: i64,
+        end: i64,
+    },
+}
+
+/// Adds to `sent` the source positions named by the letters from `from` to the current end of
+/// each partition. Reads as long as letters keep coming; stopping short is an error (what was
+/// found stays in `sent`), since every letter it missed would be sent twice.
 pub(crate) fn read_back(
     config: &ClientConfig,
     watch: &Arc<AccessWatch>,
     topic: &str,
     from: &BTreeMap<i32, i64>,
-) -> Result<HashSet<SourceOffset>, KafkaError> {
+    sent: &mut HashSet<SourceOffset>,
+) -> Result<(), ReadBackError> {
     let consumer = reader(config, watch)?;
-    let now = topic_ends(config, watch, topic)?;
+    let ends = topic_ends(config, watch, topic)?;
     let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for (partition, end) in &now {
+    // Per partition still to read, the next offset to see.
+    let mut reading: BTreeMap<i32, i64> = BTreeMap::new();
+    for (partition, end) in &ends {
         let start = from.get(partition).copied().unwrap_or(0);
         if start < *end {
             assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
-            remaining += 1;
+            reading.insert(*partition, start);
         }
     }
-    let mut sent = HashSet::new();
-    if remaining == 0 {
-        return Ok(sent);
+    if reading.is_empty() {
+        return Ok(());
     }
     consumer.assign(&assignment)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let mut done: BTreeMap<i32, bool> = BTreeMap::new();
-    while done.len() < remaining && Instant::now() < deadline {
+    let mut deadline = Instant::now() + TIMEOUT;
+    while !reading.is_empty() {
+        if Instant::now() >= deadline {
+            let (&partition, &reached) = reading.iter().next().unwrap_or((&0, &0));
+            return Err(ReadBackError::Stalled {
+                partition,
+                reached,
+                end: ends.get(&partition).copied().unwrap_or_default(),
+            });
+        }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
         let message = message?;
-        if message.offset() + 1 >= now[&message.partition()] {
-            done.insert(message.partition(), true);
+        deadline = Instant::now() + TIMEOUT;
+        let partition = message.partition();
+        if message.offset() + 1 >= ends.get(&partition).copied().unwrap_or_default() {
+            reading.remove(&partition);
+        } else if let Some(next) = reading.get_mut(&partition) {
+            *next = message.offset() + 1;
         }
         let Some(headers) = message.headers() else {
             continue;
@@ -110,5 +143,5 @@ pub(crate) fn read_back(
             offset,
         });
     }
-    Ok(sent)
+    Ok(())
 }

@@ -30,20 +30,9 @@ text-align:left;vertical-align:top}th{color:#5a6375;font-weight:normal}td.n{text
 font-variant-numeric:tabular-nums}.muted{color:#6b7385}.ok{color:#1c7c3c}.bad{color:#b3261e}\
 svg{display:block}svg text{font-family:'DejaVu Sans',sans-serif;font-size:11px;fill:#5a6375}";
 
-/// Escapes text for HTML content and attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// Escapes text for HTML content and quoted attribute values.
+fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_quoted_attribute(text)
 }
 
 fn pct(ratio: Option<f64>, decimals: usize) -> String {
@@ -151,7 +140,7 @@ fn contract(out: &mut String, slo: &SloReport) {
         who.push(format!("Runbook: <a href=\"{0}\">{0}</a>.", esc(runbook)));
     }
     if !slo.escalation.is_empty() {
-        let steps: Vec<String> = slo.escalation.iter().map(|s| esc(s)).collect();
+        let steps: Vec<String> = slo.escalation.iter().map(|s| esc(s).into_owned()).collect();
         who.push(format!("Escalation: {}.", steps.join(", then ")));
     }
     if !who.is_empty() {
