@@ -246,7 +246,8 @@ const HOUR_MS: i64 = 3_600_000;
 /// How old a file of `key` may grow: `max_age`, less up to seven sixteenths by partition. Files of
 /// all partitions open together at start and would otherwise roll together every `max_age`, their
 /// builders filling and emptying in step: memory swung with them (BENCHMARKS.md, "Memory under
-/// sustained traffic"). Staggered, they roll apart and the sum stays level.
+/// sustained traffic"). Staggered, they roll apart; with the builders' half of the bound
+/// ([`Archive::send_largest_row_group`]) the sum stays level.
 fn age_limit(max_age: Duration, key: &FileKey) -> Duration {
     let step = u32::try_from(key.partition.rem_euclid(8)).unwrap_or(0);
     max_age - max_age * step / 16

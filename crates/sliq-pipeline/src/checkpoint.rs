@@ -20,7 +20,7 @@ use crate::admin::Stage;
 use crate::dead_letter::Settled;
 use crate::error::PipelineError;
 use crate::judge::Judge;
-use crate::outage::human;
+use crate::outage::{failing, human};
 use crate::partials::Counted;
 use crate::persist::checkpoint::{
     Checkpoint, FORMAT, Names, PartitionState, StoredExport, StoredHold,
@@ -523,10 +523,10 @@ impl State {
                     .commit_failed(Instant::now(), &e.to_string());
                 if let Some(lasted) = self.checkpoints.commit_outage.failed(Instant::now()) {
                     warn!(
-                        "committing offsets failing for {}: {e}; retried every checkpoint (the \
-                         checkpoint under state.dir keeps counts exact; a restart meanwhile reads \
-                         again from the last committed offsets)",
-                        human(lasted)
+                        "committing offsets {}: {e}; retried every checkpoint (the checkpoint \
+                         under state.dir keeps counts exact; a restart meanwhile reads again from \
+                         the last committed offsets)",
+                        failing(lasted)
                     );
                 }
             }

@@ -40,7 +40,7 @@ use crate::kafka_client::{AccessWatch, WatchedContext};
 
 type Producer = FutureProducer<WatchedContext>;
 use crate::admin::Telemetry;
-use crate::outage::human;
+use crate::outage::{failing, human};
 
 /// Header names on every dead letter (also documented in the README).
 pub const REASON: &str = "sliq.reason";
@@ -588,8 +588,8 @@ impl DeadLetters {
             };
             warn!(
                 topic = %self.topic,
-                "dead letters cannot be delivered (failing for {}): {what}; {hint}; {} dead letters wait, retried with backoff; offsets are not committed past them",
-                human(now.duration_since(since)),
+                "dead-letter delivery {}: {what}; {hint}; {} dead letters wait, retried with backoff; offsets are not committed past them",
+                failing(now.duration_since(since)),
                 self.letters.len(),
             );
         }

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::admin::{Stage, Telemetry};
 use crate::error::PipelineError;
 use crate::judge::Judged;
-use crate::outage::{Outage, human};
+use crate::outage::{Outage, failing, human};
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
@@ -313,15 +313,11 @@ impl ExportQueue {
                 self.telemetry.metrics.export_failed();
                 self.telemetry.health.export(self.outage.since());
                 if let Some(lasted) = report {
-                    let failing = if lasted.is_zero() {
-                        "failed".to_owned()
-                    } else {
-                        format!("failing for {}", human(lasted))
-                    };
                     warn!(
-                        "OTLP export to {} {failing}: {e}; {} requests ({} KiB of {} KiB) wait, \
+                        "OTLP export to {} {}: {e}; {} requests ({} KiB of {} KiB) wait, \
                          reading goes on until the backlog is full",
                         self.endpoint,
+                        failing(lasted),
                         self.backlog.len(),
                         self.bytes >> 10,
                         self.max_bytes >> 10

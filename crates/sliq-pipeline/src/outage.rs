@@ -39,6 +39,16 @@ impl Outage {
     }
 }
 
+/// How a failure reported by [`Outage::failed`] reads: `failed` the first time (it has lasted
+/// no time yet), then `failing for 2m 5s`.
+pub(crate) fn failing(lasted: Duration) -> String {
+    if lasted.is_zero() {
+        "failed".to_owned()
+    } else {
+        format!("failing for {}", human(lasted))
+    }
+}
+
 /// A duration as a person writes it: `250ms`, `45s`, `2m 5s`, `1h 3m`, `2d 4h`.
 pub(crate) fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) {
@@ -77,6 +87,13 @@ mod tests {
             Some(Duration::from_secs(14))
         );
         assert_eq!(o.recovered(t0 + Duration::from_secs(15)), None);
+    }
+
+    #[test]
+    fn a_failure_reads_failed_first_then_how_long_it_lasts() {
+        assert_eq!(failing(Duration::ZERO), "failed");
+        assert_eq!(failing(Duration::from_millis(250)), "failing for 250ms");
+        assert_eq!(failing(Duration::from_secs(125)), "failing for 2m 5s");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
-use crate::outage::{Outage, human};
+use crate::outage::{Outage, failing, human};
 use crate::persist::checkpoint::{StoredBadRequest, StoredPart};
 use crate::persist::ledger_snapshot::read_books_snapshot;
 use crate::window_topic::{Body, Partial, Publisher, SourcePartition, read_books};
@@ -318,9 +318,9 @@ impl Partials {
         let waiting = self.waiting();
         if let Some(lasted) = self.outage.failed(Instant::now()) {
             warn!(
-                "publishing to the window topic failing for {}: {reason}; {waiting} partials \
-                 wait and are sent again as they are; nothing under them is committed",
-                human(lasted)
+                "publishing to the window topic {}: {reason}; {waiting} partials wait and are \
+                 sent again as they are; nothing under them is committed",
+                failing(lasted)
             );
         }
     }

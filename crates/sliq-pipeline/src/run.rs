@@ -27,7 +27,7 @@ use crate::dead_letter::{DeadLetters, SourceOffset};
 use crate::error::PipelineError;
 use crate::export::{Export, ExportQueue, open_exporter};
 use crate::kafka_client::{AccessWatch, WatchedContext, client_config};
-use crate::outage::{Outage, human};
+use crate::outage::{Outage, failing, human};
 use crate::partials::{MAX_WAITING_PARTIALS, Partials};
 use crate::persist::checkpoint::{Names, PartitionState};
 use crate::persist::state_dir::StateDir;
@@ -796,9 +796,9 @@ fn consume(
                 Some(Err(e)) => {
                     if let Some(lasted) = poll_outage.failed(now) {
                         warn!(
-                            "Kafka consumer failing for {}: {e}; retrying (librdkafka reconnects \
-                             and rejoins the group by itself)",
-                            human(lasted)
+                            "Kafka consumer {}: {e}; retrying (librdkafka reconnects and \
+                             rejoins the group by itself)",
+                            failing(lasted)
                         );
                     }
                     break;

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::export::open_exporter;
-use crate::outage::{Outage, human};
+use crate::outage::{Outage, failing, human};
 
 /// The periodic OTLP reader of the self-metrics, sending to the export's collector.
 pub(super) fn otlp_reader(
@@ -74,9 +74,9 @@ impl SelfMetricsPush {
             Err(detail) => {
                 if let Some(lasted) = outage.failed(now) {
                     warn!(
-                        "self-metrics not delivered to {} (failing for {}): {detail}",
+                        "self-metrics to {} {}: {detail}",
                         self.endpoint,
-                        human(lasted)
+                        failing(lasted)
                     );
                 }
             }
