@@ -112,12 +112,14 @@ pub(crate) fn read_back(
             continue;
         };
         let message = message?;
-        deadline = Instant::now() + TIMEOUT;
         let partition = message.partition();
-        if message.offset() + 1 >= ends.get(&partition).copied().unwrap_or_default() {
-            reading.remove(&partition);
-        } else if let Some(next) = reading.get_mut(&partition) {
+        // Progress on a partition still to read; letters past an end do not count.
+        if let Some(next) = reading.get_mut(&partition) {
+            deadline = Instant::now() + TIMEOUT;
             *next = message.offset() + 1;
+            if *next >= ends.get(&partition).copied().unwrap_or_default() {
+                reading.remove(&partition);
+            }
         }
         let Some(headers) = message.headers() else {
             continue;
