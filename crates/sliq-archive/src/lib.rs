@@ -201,6 +201,8 @@ struct OpenFile {
     last_offset: i64,
     rows: usize,
     opened_at: Instant,
+    /// When it rolls by age ([`age_limit`]).
+    max_age: Duration,
 }
 
 /// Sent to the writer, not yet answered: still only in memory for the floors.
@@ -230,6 +232,8 @@ pub struct Archive {
     in_flight: usize,
     /// The most `buffered_bytes` reached after an append since [`Archive::take_peak_buffered`].
     peak_buffered: usize,
+    /// Files opened so far, which staggers their ages ([`age_limit`]).
+    files_opened: u64,
     closing: Vec<Closing>,
     /// Written and fsynced, published after the next checkpoint.
     pending: Vec<ClosedFile>,
@@ -243,14 +247,16 @@ pub struct Archive {
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// How old a file of `key` may grow: `max_age`, less up to seven sixteenths by partition. Files of
-/// all partitions open together at start and would otherwise roll together every `max_age`, their
-/// builders filling and emptying in step: memory swung with them (BENCHMARKS.md, "Memory under
-/// sustained traffic"). Staggered, they roll apart; with the builders' half of the bound
-/// ([`Archive::send_largest_row_group`]) the sum stays level.
-fn age_limit(max_age: Duration, key: &FileKey) -> Duration {
-    let step = u32::try_from(key.partition.rem_euclid(8)).unwrap_or(0);
-    max_age - max_age * step / 16
+/// How old the `opened`-th file this archive opened may grow: `max_age`, less up to seven
+/// sixteenths by its place in the order of opening. Files opened together (every partition at
+/// start, again at every roll) would otherwise roll together every `max_age`, their builders
+/// filling and emptying in step: memory swung with them (BENCHMARKS.md, "Memory under sustained
+/// traffic"). By opening order, not partition number, so that any assignment of partitions and
+/// topics spreads out; with the builders' half of the bound ([`Archive::send_largest_row_group`])
+/// the sum stays level.
+fn age_limit(max_age: Duration, opened: u64) -> Duration {
+    let step = u32::try_from(opened % 8).unwrap_or(0);
+    max_age - max_age / 16 * step
 }
 
 impl Archive {
@@ -286,6 +292,7 @@ impl Archive {
             in_builders: 0,
             in_flight: 0,
             peak_buffered: 0,
+            files_opened: 0,
             closing: Vec::new(),
             pending: Vec::new(),
             written: Vec::new(),
@@ -331,7 +338,9 @@ impl Archive {
                         last_offset: at.offset,
                         rows: 0,
                         opened_at: now,
+                        max_age: age_limit(self.config.max_age, self.files_opened),
                     };
+                    self.files_opened += 1;
                     self.open.push((key, file));
                     self.open.len() - 1
                 }
@@ -367,20 +376,18 @@ impl Archive {
         std::mem::replace(&mut self.peak_buffered, now)
     }
 
-    /// Past the bound, first the largest builder goes out early as a smaller row group, then
-    /// the reader waits for the writer; more builders go out only while nothing is in flight to
-    /// wait for.
+    /// Past the bound the reader waits for the writer; a builder goes out early only while
+    /// nothing is in flight to wait for. (The builders hold at most half the bound, so past it
+    /// most is in flight: sending more would only make a smaller row group, not less memory.)
     fn stay_within_bound(&mut self) -> Result<(), ArchiveError> {
         let max = self.config.max_buffered_bytes;
         if self.buffered_bytes() <= max {
             return Ok(());
         }
         self.receive(false)?;
-        let mut flushed = false;
         while self.buffered_bytes() > max {
-            if !flushed || self.in_flight == 0 {
+            if self.in_flight == 0 {
                 self.send_largest_row_group()?;
-                flushed = true;
             } else {
                 self.receive(true)?;
             }
@@ -481,25 +488,20 @@ impl Archive {
 
     /// Sends files older than their age limit to close; they are pending once written.
     pub fn roll_due(&mut self, now: Instant) -> Result<(), ArchiveError> {
-        let max_age = self.config.max_age;
-        self.close_where(|key, f| now.duration_since(f.opened_at) >= age_limit(max_age, key))
+        self.close_where(|f| now.duration_since(f.opened_at) >= f.max_age)
     }
 
     /// Closes every open file and waits until all are written (pending): before partitions move
     /// and at a stop. Returns the files written since the last drain.
     pub fn close_all(&mut self) -> Result<Vec<ClosedFile>, ArchiveError> {
-        self.close_where(|_, _| true)?;
+        self.close_where(|_| true)?;
         self.wait_written()
     }
 
-    fn close_where(
-        &mut self,
-        mut due: impl FnMut(&FileKey, &OpenFile) -> bool,
-    ) -> Result<(), ArchiveError> {
+    fn close_where(&mut self, mut due: impl FnMut(&OpenFile) -> bool) -> Result<(), ArchiveError> {
         let mut i = 0;
         while i < self.open.len() {
-            let (key, file) = &self.open[i];
-            if due(key, file) {
+            if due(&self.open[i].1) {
                 self.close(i)?;
             } else {
                 i += 1;

@@ -530,7 +530,7 @@ fn published_files_are_read_back_from_their_names() {
 }
 
 #[test]
-fn files_of_different_partitions_roll_apart() {
+fn files_opened_together_roll_apart_whatever_their_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Archive::new(config(dir.path(), 100), &[]).unwrap();
     let t0 = Instant::now();
@@ -538,33 +538,43 @@ fn files_of_different_partitions_roll_apart() {
     let d = Decoder::new(FieldMap::default(), 1 << 20);
     let v = d.parse(&raw).unwrap();
     let e = d.decode(&v).unwrap();
-    for partition in [0, 3, 8] {
+    // Partitions a stagger by partition number would put in step (0 and 8, and partition 0 of
+    // two topics), opened in this order.
+    for (topic, partition) in [("logs", 0), ("logs", 8), ("other", 0)] {
         let at = SourcePosition {
-            topic: "logs",
+            topic,
             partition,
             offset: 7,
         };
         a.append(at, &e, Some(&raw), Some(Admission::Counted), 0, t0)
             .unwrap();
     }
-    let rolled_partitions = |a: &mut Archive, at: Duration| {
+    let rolled = |a: &mut Archive, at: Duration| {
         a.roll_due(t0 + at).unwrap();
-        let mut p: Vec<i32> = a
+        let mut p: Vec<(String, i32)> = a
             .wait_written()
             .unwrap()
             .iter()
-            .map(|f| f.partition)
+            .map(|f| (f.topic.clone(), f.partition))
             .collect();
         p.sort_unstable();
         p
     };
-    // A 60 s limit, less 3/16 for partition 3: 48.75 s. Partitions 0 and 8 (8 mod 8 = 0) keep
-    // the whole minute.
-    assert!(rolled_partitions(&mut a, Duration::from_millis(48_740)).is_empty());
+    // A 60 s limit, less 1/16 for the second file opened (56.25 s) and 2/16 for the third
+    // (52.5 s); the first keeps the whole minute.
+    assert!(rolled(&mut a, Duration::from_millis(52_490)).is_empty());
     assert_eq!(
-        rolled_partitions(&mut a, Duration::from_millis(48_750)),
-        [3]
+        rolled(&mut a, Duration::from_millis(52_500)),
+        [("other".to_owned(), 0)]
     );
-    assert!(rolled_partitions(&mut a, Duration::from_millis(59_990)).is_empty());
-    assert_eq!(rolled_partitions(&mut a, Duration::from_secs(60)), [0, 8]);
+    assert!(rolled(&mut a, Duration::from_millis(56_240)).is_empty());
+    assert_eq!(
+        rolled(&mut a, Duration::from_millis(56_250)),
+        [("logs".to_owned(), 8)]
+    );
+    assert!(rolled(&mut a, Duration::from_millis(59_990)).is_empty());
+    assert_eq!(
+        rolled(&mut a, Duration::from_secs(60)),
+        [("logs".to_owned(), 0)]
+    );
 }

@@ -393,8 +393,8 @@ pub struct ArchiveSpec {
     pub dir: PathBuf,
     /// A file is closed at this many rows.
     pub max_rows: usize,
-    /// A file is closed when it has been open this long, less up to 7/16 by partition (so that
-    /// the files of all partitions do not roll at once).
+    /// A file is closed when it has been open this long, less up to 7/16 by the order files were
+    /// opened in (so that files opened together do not roll at once).
     pub max_age: Span,
     /// The zstd compression level of the Parquet files (1 fast … 22 small).
     pub zstd_level: i32,

@@ -16,7 +16,10 @@ use crate::kafka_client::{AccessWatch, WatchedContext};
 
 type Reader = BaseConsumer<WatchedContext>;
 
+/// How long reading back may go without a letter.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading back may take in all.
+const WHOLE_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A consumer on the producer's connection settings, without its producer-only properties.
 fn reader(config: &ClientConfig, watch: &Arc<AccessWatch>) -> Result<Reader, KafkaError> {
@@ -46,13 +49,20 @@ pub(crate) fn topic_ends(
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let consumer = reader(config, watch)?;
+    Ok(watermarks(&consumer, topic)?
+        .into_iter()
+        .map(|(partition, (_, high))| (partition, high))
+        .collect())
+}
+
+/// The oldest offset still there and the end, per partition.
+fn watermarks(consumer: &Reader, topic: &str) -> Result<BTreeMap<i32, (i64, i64)>, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let mut ends = BTreeMap::new();
+    let mut marks = BTreeMap::new();
     for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (_, high) = consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?;
-        ends.insert(p.id(), high);
+        marks.insert(p.id(), consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?);
     }
-    Ok(ends)
+    Ok(marks)
 }
 
 /// Why the letters already sent could not all be read back.
@@ -61,9 +71,10 @@ pub(crate) enum ReadBackError {
     #[error(transparent)]
     Kafka(#[from] KafkaError),
     #[error(
-        "partition {partition} was read to offset {reached} of {end}, and nothing more came for \
-         {}",
-        humantime::format_duration(TIMEOUT)
+        "reading stopped at offset {reached} of {end} in partition {partition} (it waits {} for a \
+         letter, {} in all)",
+        humantime::format_duration(TIMEOUT),
+        humantime::format_duration(WHOLE_READ_TIMEOUT)
     )]
     Stalled {
         partition: i32,
@@ -83,12 +94,14 @@ pub(crate) fn read_back(
     sent: &mut HashSet<SourceOffset>,
 ) -> Result<(), ReadBackError> {
     let consumer = reader(config, watch)?;
-    let ends = topic_ends(config, watch, topic)?;
+    let marks = watermarks(&consumer, topic)?;
+    let ends: BTreeMap<i32, i64> = marks.iter().map(|(p, (_, high))| (*p, *high)).collect();
     let mut assignment = TopicPartitionList::new();
     // Per partition still to read, the next offset to see.
     let mut reading: BTreeMap<i32, i64> = BTreeMap::new();
-    for (partition, end) in &ends {
-        let start = from.get(partition).copied().unwrap_or(0);
+    for (partition, (oldest, end)) in &marks {
+        // Letters that retention removed are not there to find.
+        let start = from.get(partition).copied().unwrap_or(0).max(*oldest);
         if start < *end {
             assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
             reading.insert(*partition, start);
@@ -98,9 +111,11 @@ pub(crate) fn read_back(
         return Ok(());
     }
     consumer.assign(&assignment)?;
-    let mut deadline = Instant::now() + TIMEOUT;
+    let started = Instant::now();
+    let mut deadline = started + TIMEOUT;
     while !reading.is_empty() {
-        if Instant::now() >= deadline {
+        // It runs where partitions are handed over, which must not wait without end.
+        if Instant::now() >= deadline || started.elapsed() >= WHOLE_READ_TIMEOUT {
             let (&partition, &reached) = reading.iter().next().unwrap_or((&0, &0));
             return Err(ReadBackError::Stalled {
                 partition,
@@ -109,6 +124,15 @@ pub(crate) fn read_back(
             });
         }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            // A partition may end in offsets that carry no letter (a transaction's marker).
+            let positions = consumer.position()?;
+            for e in positions.elements() {
+                if let Offset::Offset(at) = e.offset()
+                    && ends.get(&e.partition()).is_some_and(|end| at >= *end)
+                {
+                    reading.remove(&e.partition());
+                }
+            }
             continue;
         };
         let message = message?;
