@@ -52,11 +52,22 @@ import sys
 rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
 count, rate, minutes = map(int, sys.argv[2:5])
 peak = max(kb for _, kb in rows)
-after = [kb for t, kb in rows if t >= 60]
-mean = sum(after) / len(after)
-lo, hi = min(after), max(after)
+
+
+def spread(samples):
+    mean = sum(samples) / len(samples)
+    lo, hi = min(samples), max(samples)
+    return (f"min {lo / 1024:.0f} MB, max {hi / 1024:.0f} MB, mean {mean / 1024:.0f} MB, "
+            f"spread {(lo / mean - 1) * 100:+.1f}% / {(hi / mean - 1) * 100:+.1f}% of the mean")
+
+
 print(f"{count} records of ~16 KB at {rate}/s over {minutes} min, 16 partitions, {len(rows)} samples")
-print(f"peak RSS {peak / 1024:.0f} MB; after the first minute: min {lo / 1024:.0f} MB, "
-      f"max {hi / 1024:.0f} MB, mean {mean / 1024:.0f} MB, spread {(lo / mean - 1) * 100:+.1f}% / "
-      f"{(hi / mean - 1) * 100:+.1f}% of the mean")
+print(f"peak RSS {peak / 1024:.0f} MB; after the first minute: "
+      + spread([kb for t, kb in rows if t >= 60]))
+# After the generator stops, sliq idles for 10 s and closes its files: memory falls then.
+print("while records flow (from the first minute to the generator's end): "
+      + spread([kb for t, kb in rows if 60 <= t < minutes * 60]))
+by_minute = ([kb for t, kb in rows if t // 60 == i] for i in range(minutes + 1))
+print("mean RSS minute by minute: "
+      + ", ".join(f"{sum(m) / len(m) / 1024:.0f}" for m in by_minute if m) + " MB")
 PY

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use sliq_core::{Admission, Event};
 
 use columns::Columns;
@@ -214,6 +215,19 @@ struct Closing {
     path: PathBuf,
 }
 
+/// Columns whose values are nearly all distinct: a dictionary for them is built only to be
+/// abandoned at its size limit, and their plain pages compress smaller (BENCHMARKS.md, "Archive
+/// encoding").
+const DISTINCT_COLUMNS: [&str; 7] = [
+    "id",
+    "raw",
+    "ts",
+    "latency_ms",
+    "ttft_ms",
+    "kafka_offset",
+    "ingested_at",
+];
+
 /// Chunks and closes queued for the writer before a send waits: the bound that matters is in
 /// bytes ([`ArchiveConfig::max_buffered_bytes`]), this only keeps the queue short.
 const QUEUED_JOBS: usize = 16;
@@ -277,8 +291,14 @@ impl Archive {
         remove_stale(&config.dir, &config.writer)?;
         let level = ZstdLevel::try_new(config.zstd_level)
             .map_err(|_| ArchiveError::ZstdLevel(config.zstd_level))?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
+        let properties = DISTINCT_COLUMNS
+            .into_iter()
+            .fold(
+                WriterProperties::builder().set_compression(Compression::ZSTD(level)),
+                |properties, column| {
+                    properties.set_column_dictionary_enabled(ColumnPath::from(column), false)
+                },
+            )
             .build();
         let (jobs, job_queue) = mpsc::sync_channel(QUEUED_JOBS);
         let (reply_to, replies) = mpsc::channel();

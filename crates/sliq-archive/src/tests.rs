@@ -578,3 +578,40 @@ fn files_opened_together_roll_apart_whatever_their_partitions() {
         [("logs".to_owned(), 0)]
     );
 }
+
+#[test]
+fn distinct_columns_are_written_without_a_dictionary_and_repeated_ones_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Archive::new(config(dir.path(), 1_000), &[]).unwrap();
+    let now = Instant::now();
+    for off in 0..50 {
+        append(
+            &mut a,
+            off,
+            &record(&format!("r{off}"), "2026-01-01T10:00:00Z"),
+            now,
+        );
+    }
+    let files = a.close_all().unwrap();
+    a.publish_pending().unwrap();
+    let file = File::open(&files[0].path).unwrap();
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .metadata()
+        .clone();
+    let group = metadata.row_group(0);
+    let dictionary = |name: &str| {
+        let column = (0..group.num_columns())
+            .map(|i| group.column(i))
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name} in the archive schema"));
+        column.dictionary_page_offset().is_some()
+    };
+    // A name that is not a column would leave its dictionary on without a word.
+    for name in DISTINCT_COLUMNS {
+        assert!(!dictionary(name), "{name} has a dictionary");
+    }
+    for name in ["service", "model", "status", "kafka_topic"] {
+        assert!(dictionary(name), "{name} has no dictionary");
+    }
+}
