@@ -3,7 +3,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaData;
 use sliq_core::{Decoder, FieldMap};
+use std::sync::Arc;
 
 fn config(dir: &Path, max_rows: usize) -> ArchiveConfig {
     ArchiveConfig {
@@ -283,12 +285,17 @@ fn offsets(batch: &RecordBatch) -> Vec<i64> {
     column.as_primitive::<Int64Type>().values().to_vec()
 }
 
-fn row_groups(path: &Path) -> usize {
+fn metadata(path: &Path) -> Arc<ParquetMetaData> {
     let file = File::open(path).unwrap();
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .metadata()
-        .num_row_groups()
+    Arc::clone(
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .metadata(),
+    )
+}
+
+fn row_groups(path: &Path) -> usize {
+    metadata(path).num_row_groups()
 }
 
 #[test]
@@ -594,11 +601,7 @@ fn distinct_columns_are_written_without_a_dictionary_and_repeated_ones_with_one(
     }
     let files = a.close_all().unwrap();
     a.publish_pending().unwrap();
-    let file = File::open(&files[0].path).unwrap();
-    let metadata = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .metadata()
-        .clone();
+    let metadata = metadata(&files[0].path);
     let group = metadata.row_group(0);
     let dictionary = |name: &str| {
         let column = (0..group.num_columns())
