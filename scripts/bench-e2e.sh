@@ -8,7 +8,8 @@
 #   3. with `sliq run` on the same spec without archive and without export (what judging costs),
 #   4. with two `sliq run` in one group, and with two readers and a ledger (`--role`),
 # and prints one Markdown table per size: records/s, ratio to bare, CPU µs per record (user + sys
-# from getrusage, via GNU time) and peak RSS, with the machine, commit and date.
+# from getrusage, via GNU time), the broker's CPU µs per record over the same stretch (it shares
+# the cores: the two together bound the rate) and peak RSS, with the machine, commit and date.
 #
 #   scripts/bench-e2e.sh [RECORDS_1KB] [RECORDS_16KB]     (defaults 500000 and 50000)
 #
@@ -51,27 +52,38 @@ out += ["export:", "  enabled: false", "archive:", "  enabled: false", "  dir: $
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 PY
 
+# The broker's CPU time so far (user + sys, seconds).
+broker_cpu() {
+  awk -v tick="$(getconf CLK_TCK)" '{print ($14 + $15) / tick}' "/proc/$broker_pid/stat"
+}
+
 # measure NAME RECORDS IDLE_SECONDS COMMAND...: one row of the table.
 measure() {
-  local name="$1" records="$2" idle="$3"
+  local name="$1" records="$2" idle="$3" broker_before
   shift 3
+  broker_before="$(broker_cpu)"
   /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || {
     cat "$work/err" >&2
     return 1
   }
-  python3 - "$name" "$records" "$idle" "$(cat "$work/time")" "${bare_rate:-0}" "$work/err" <<'PY'
+  python3 - "$name" "$records" "$idle" "$(cat "$work/time")" "${bare_rate:-0}" "$work/err" \
+    "$broker_before" "$(broker_cpu)" "$work/costs" <<'PY'
 import re, sys
 name, records, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 wall, user, sys_, rss_kb = map(float, sys.argv[4].split())
 bare = float(sys.argv[5])
+broker = (float(sys.argv[8]) - float(sys.argv[7])) / records * 1e6
 busy = wall - idle
 rate = records / busy
 ratio = f"{rate / bare:.2f}" if bare else "1.00"
 # sliq logs its longest pause between polls once per checkpoint interval (at debug).
 pauses = [int(m) for m in re.findall(r"longest_pause_ms=(\d+)", open(sys.argv[6]).read())]
 pause = f"{max(pauses)} ms" if pauses else "–"
-print(f"| {name} | {rate:,.0f} | {ratio} | {(user + sys_) / records * 1e6:.1f} | "
+print(f"| {name} | {rate:,.0f} | {ratio} | {(user + sys_) / records * 1e6:.1f} | {broker:.1f} | "
       f"{rss_kb / 1024:.0f} MB | {pause} |")
+# For the ceiling under the table: this reader's and the broker's CPU per record.
+with open(sys.argv[9], "a") as costs:
+    costs.write(f"{name}\t{(user + sys_) / records * 1e6}\t{broker}\n")
 PY
 }
 
@@ -85,8 +97,8 @@ table() {
   echo
   echo "### Records of about $size ($records records, 4 partitions)"
   echo
-  echo "| reader | records/s | ratio to bare | CPU µs/record | peak RSS | longest pause between polls |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| reader | records/s | ratio to bare | CPU µs/record | broker CPU µs/record | peak RSS | longest pause between polls |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   bare_rate=""
   local row
   row="$(measure "bare librdkafka consumer" "$records" 0 \
@@ -111,7 +123,8 @@ table() {
   done
   # Two instances in one group share the partitions: per-process CPU per record should stay flat.
   rm -rf "$work/archive" "$work"/state-*
-  local t0 t1 pair=()
+  local t0 t1 b0 pair=()
+  b0="$(broker_cpu)"
   t0="$(date +%s.%N)"
   for i in 1 2; do
     env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" SLIQ_DLQ_TOPIC="$topic-dlq" \
@@ -124,20 +137,23 @@ table() {
   done
   wait "${pair[@]}"
   t1="$(date +%s.%N)"
-  python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$work/time-1" "$work/time-2" <<'PY'
+  python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$b0" "$(broker_cpu)" \
+    "$work/time-1" "$work/time-2" <<'PY'
 import sys
 records, idle, t0, t1, bare = int(sys.argv[1]), float(sys.argv[2]), *map(float, sys.argv[3:6])
-runs = [list(map(float, open(f).read().split())) for f in sys.argv[6:8]]
+broker = (float(sys.argv[7]) - float(sys.argv[6])) / records * 1e6
+runs = [list(map(float, open(f).read().split())) for f in sys.argv[8:10]]
 rate = records / (t1 - t0 - idle)
 cpu = sum(u + s for _, u, s, _ in runs)
 rss = max(kb for *_, kb in runs)
 print(f"| 2 × sliq run in one group, full spec | {rate:,.0f} | {rate / bare:.2f} | "
-      f"{cpu / records * 1e6:.1f} | {rss / 1024:.0f} MB each at most | – |")
+      f"{cpu / records * 1e6:.1f} | {broker:.1f} | {rss / 1024:.0f} MB each at most | – |")
 PY
   # Scaled out: two readers hand their counts to one ledger (the ledger's CPU is counted too;
   # the rate runs until both readers are done, the ledger finishing beside them).
   rm -rf "$work/archive" "$work"/state-*
   local scaled=()
+  b0="$(broker_cpu)"
   t0="$(date +%s.%N)"
   for role in reader-1 reader-2 ledger; do
     env KAFKA_BROKERS="$brokers" SLIQ_TOPIC="$topic" SLIQ_DLQ_TOPIC="$topic-dlq" \
@@ -157,23 +173,39 @@ PY
     ledger_stopped="yes"
   fi
   wait "${scaled[2]}"
-  python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$work/time-reader-1" \
-    "$work/time-reader-2" "$work/time-ledger" <<'PY'
+  python3 - "$records" "$idle" "$t0" "$t1" "$bare_rate" "$b0" "$(broker_cpu)" \
+    "$work/time-reader-1" "$work/time-reader-2" "$work/time-ledger" <<'PY'
 import sys
 records, idle, t0, t1, bare = int(sys.argv[1]), float(sys.argv[2]), *map(float, sys.argv[3:6])
-runs = [list(map(float, open(f).read().split())) for f in sys.argv[6:9]]
+broker = (float(sys.argv[7]) - float(sys.argv[6])) / records * 1e6
+runs = [list(map(float, open(f).read().split())) for f in sys.argv[8:11]]
 rate = records / (t1 - t0 - idle)
 cpu = sum(u + s for _, u, s, _ in runs)
 ledger = runs[2][1] + runs[2][2]
 rss = max(kb for *_, kb in runs)
 print(f"| 2 × sliq run --role reader + 1 --role ledger, full spec | {rate:,.0f} | {rate / bare:.2f} | "
-      f"{cpu / records * 1e6:.1f} (ledger {ledger / records * 1e6:.2f}) | {rss / 1024:.0f} MB each at most | – |")
+      f"{cpu / records * 1e6:.1f} (ledger {ledger / records * 1e6:.2f}) | {broker:.1f} | {rss / 1024:.0f} MB each at most | – |")
 PY
   if [ -n "${ledger_stopped:-}" ]; then
     echo
     echo "The ledger did not stop by itself within a minute of the readers: stopped with SIGTERM."
     ledger_stopped=""
   fi
+  # What the cores allow: with every core busy on sliq and the broker alone, no reader of this
+  # spec can go faster than cores / (its CPU + the broker's CPU) per record.
+  python3 - "$work/costs" "$(nproc)" "$bare_rate" <<'PY'
+import sys
+costs = {name: (float(cpu), float(broker)) for name, cpu, broker in
+         (line.rstrip("\n").split("\t") for line in open(sys.argv[1]))}
+cores, bare = int(sys.argv[2]), float(sys.argv[3])
+for name in ("sliq run, full spec", "sliq run, no archive, no export"):
+    cpu, broker = costs[name]
+    most = cores / ((cpu + broker) / 1e6)
+    print(f"\n{name}: {cores} cores / ({cpu:.1f} + {broker:.1f} µs per record, sliq + broker) = "
+          f"at most {most:,.0f} records/s = {most / bare:.2f} of bare, with every core busy.", end="")
+print()
+PY
+  rm -f "$work/costs"
   echo
   echo "Rates include start-up (joining the group: the same for every reader). The bare consumer's"
   echo "own rate from its first record to its last: $bare_own records/s."
