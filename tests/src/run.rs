@@ -66,7 +66,29 @@ pub fn gen_config(seed: u64) -> GenConfig {
 /// Starts `sliq run` on a spec; `extra` adds arguments (e.g. `--exit-on-idle 6s`). Each instance
 /// gets its own state folder beside the spec (`state-<instance>`): one process per `state.dir`.
 pub async fn start_sliq(spec_path: &Path, instance: &str, extra: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(crate::sliq_binary())
+    sliq_run(spec_path, instance, extra)
+        .env("SLIQ_LOG", "warn")
+        .spawn()
+        .expect("sliq starts")
+}
+
+/// [`start_sliq`] with its log at `info` written to `log`, for a test that reads what it said.
+pub async fn start_sliq_logged(
+    spec_path: &Path,
+    instance: &str,
+    extra: &[&str],
+    log: &Path,
+) -> tokio::process::Child {
+    sliq_run(spec_path, instance, extra)
+        .env("SLIQ_LOG", "info")
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("sliq starts")
+}
+
+fn sliq_run(spec_path: &Path, instance: &str, extra: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(crate::sliq_binary());
+    command
         .args(["run", "--config"])
         .arg(spec_path)
         .args(["--instance-id", instance])
@@ -75,11 +97,9 @@ pub async fn start_sliq(spec_path: &Path, instance: &str, extra: &[&str]) -> tok
             "SLIQ_TEST_STATE",
             spec_path.with_file_name(format!("state-{instance}")),
         )
-        .env("SLIQ_LOG", "warn")
         .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sliq starts")
+        .kill_on_drop(true);
+    command
 }
 
 /// Runs `sliq` with `args` to completion and requires success; returns its standard output.

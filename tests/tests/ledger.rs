@@ -17,9 +17,10 @@ use rand_pcg::Pcg64;
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use sliq_gen::RecordKind;
+use sliq_tests::broker::signal;
 use sliq_tests::fault::{Scenario, Truth, knob, rate, wait_until};
 use sliq_tests::otlp::{OtlpReceiver, gauge_points};
-use sliq_tests::run::{start_sliq, terminate, wait_exit, wait_ok};
+use sliq_tests::run::{start_sliq, start_sliq_logged, terminate, wait_exit, wait_ok};
 use sliq_tests::traffic::{Landed, Traffic, send_to_partition};
 
 /// An SLO that depends on `availability` for the same request (`id`): a fast answer to a request
@@ -254,25 +255,20 @@ async fn readers_and_a_ledger_under_churn_count_once_and_judge_like_one_process(
     let ledger_2_log = s.dir.path().join("ledger-2.log");
     let admin_port = sliq_tests::free_port().expect("a port");
     let admin = format!("127.0.0.1:{admin_port}");
-    let ledger_2 = tokio::process::Command::new(sliq_tests::sliq_binary())
-        .args([
-            "run",
+    let ledger_2 = start_sliq_logged(
+        &s.spec,
+        "ledger-2",
+        &[
             "--role",
             "ledger",
             "--exit-on-idle",
             "8s",
-            "--config",
-        ])
-        .arg(&s.spec)
-        .args(["--admin-listen", &admin])
-        .args(["--instance-id", "ledger-2"])
-        .env("SLIQ_TEST_STATE", s.dir.path().join("state-ledger-2"))
-        .env("SLIQ_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&ledger_2_log).expect("log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ledger-2 starts");
+            "--admin-listen",
+            &admin,
+        ],
+        &ledger_2_log,
+    )
+    .await;
     traffic_past(&traffic, 3_500).await;
     let mut ledger_1 = ledger_1;
     ledger_1.kill().await.expect("SIGKILL ledger-1");
@@ -535,5 +531,98 @@ async fn a_ledger_whose_readers_are_gone_stops_once_everything_is_counted() {
         .figure(format!("{} records", report.landed.len()));
     s.findings.check_exported(&s.receiver, &truth);
     s.findings.check_records(&s.receiver, "", &truth);
+    s.findings.assert_none();
+}
+
+/// A ledger paused past its session (a long stop of the world: SIGSTOP here, a frozen VM in
+/// production) loses the window topic to the standby, which restores the newest snapshot, catches
+/// up and exports. Woken, the old ledger must send nothing from the state it had: that state is
+/// older than what the standby sent, and the same series under the same start time would go
+/// backwards. Whichever of the two the group then makes active, every counter equals the recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_paused_past_its_session_sends_nothing_once_it_wakes() {
+    let mut s = Scenario::new("ledger-paused", false).await;
+    let spec = std::fs::read_to_string(&s.spec).expect("spec");
+    std::fs::write(&s.spec, spec + "ledger: { snapshot_every: 2s }\n").expect("spec");
+    let traffic = Traffic::start(&s.broker, "logs", 1_300, rate()).expect("traffic");
+    let logs = [1, 2].map(|i| s.dir.path().join(format!("ledger-{i}.log")));
+    let ledger = ["--role", "ledger", "--exit-on-idle", "8s"];
+    let mut ledger_1 = start_sliq_logged(&s.spec, "ledger-1", &ledger, &logs[0]).await;
+    let reader = s
+        .sliq("reader-1", &["--role", "reader", "--exit-on-idle", "6s"])
+        .await;
+    traffic_past(&traffic, 600).await;
+    let receiver = s.receiver.clone();
+    let exported = wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
+        !receiver.sum_points("sliq.slo.events").is_empty()
+    })
+    .await;
+    assert!(exported, "ledger-1 exported within 60 s");
+
+    let pid = ledger_1.id().expect("ledger-1 runs");
+    signal(pid, "STOP").expect("SIGSTOP ledger-1");
+    let mut ledger_2 = start_sliq_logged(&s.spec, "ledger-2", &ledger, &logs[1]).await;
+    let read = |i: usize| std::fs::read_to_string(&logs[i]).unwrap_or_default();
+    let took_over = wait_until(Duration::from_secs(90), Duration::from_millis(200), || {
+        read(1).contains("caught up with the window topic")
+    })
+    .await;
+    assert!(took_over, "ledger-2 took over within 90 s:\n{}", read(1));
+    // The standby exports what it caught up with before the old ledger wakes.
+    let sent_before = s.receiver.requests().len();
+    let standby_exported = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        s.receiver.requests().len() > sent_before
+    })
+    .await;
+    assert!(
+        standby_exported,
+        "ledger-2 exported within 30 s of catching up"
+    );
+    signal(pid, "CONT").expect("SIGCONT ledger-1");
+    let report = traffic.stop(&s.broker).await.expect("traffic report");
+    wait_ok(reader, "reader-1").await;
+    // The active one stops once everything is judged; the other stands by until asked to stop.
+    let first = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::select! {
+            status = ledger_1.wait() => (1, status.ok()),
+            status = ledger_2.wait() => (2, status.ok()),
+        }
+    })
+    .await;
+    let Ok((active, status)) = first else {
+        panic!(
+            "neither ledger stopped within 120 s of the reader\nledger-1:\n{}\nledger-2:\n{}",
+            read(0),
+            read(1)
+        );
+    };
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "ledger-{active} stopped cleanly: {status:?}\n{}",
+        read(active - 1)
+    );
+    let standby = if active == 1 {
+        &mut ledger_2
+    } else {
+        &mut ledger_1
+    };
+    terminate(standby);
+    let stopped = wait_exit(standby, Duration::from_secs(60)).await;
+    let other = 3 - active;
+    assert!(
+        stopped.is_some_and(|st| st.success()),
+        "ledger-{other}, standing by, stopped cleanly on SIGTERM: {stopped:?}\n{}",
+        read(other - 1)
+    );
+    s.findings.figure(format!(
+        "after the wake, ledger-{active} was the active one; ledger-1's log:\n{}",
+        read(0)
+    ));
+
+    let truth = Truth::of(&report.landed, &BTreeMap::new());
+    s.findings
+        .figure(format!("{} records", report.landed.len()));
+    // Exact counters, and no cumulative point of the older state after a newer one.
+    s.check_all(&report.landed, &truth, "");
     s.findings.assert_none();
 }

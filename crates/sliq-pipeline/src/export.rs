@@ -255,6 +255,12 @@ impl ExportQueue {
 
     /// Moves the queue on without waiting: collects a finished send, starts the next one when due.
     pub(crate) fn pump(&mut self) {
+        self.pump_if(|| true);
+    }
+
+    /// [`ExportQueue::pump`] for a sender that must make sure it may still send: `may_send` is
+    /// asked only when a request is about to go out, and `false` keeps it for a later pump.
+    pub(crate) fn pump_if(&mut self, may_send: impl FnOnce() -> bool) {
         let now = Instant::now();
         if let Some(sending) = self.sending.take_if(|s| s.is_finished()) {
             // Finished: joining does not wait.
@@ -269,7 +275,7 @@ impl ExportQueue {
                 }
             }
         }
-        if self.sending.is_some() || now < self.retry_at || self.backlog.is_empty() {
+        if self.sending.is_some() || now < self.retry_at || self.backlog.is_empty() || !may_send() {
             return;
         }
         let (Some(front), Some(mut exporter)) = (self.backlog.front(), self.exporter.take()) else {
@@ -329,8 +335,18 @@ impl ExportQueue {
 
     /// Sends until the backlog is empty or `deadline` passes; whether it emptied.
     pub(crate) fn flush_until(&mut self, deadline: Instant) -> bool {
+        self.flush_until_if(deadline, || true)
+    }
+
+    /// [`ExportQueue::flush_until`], asking `may_send` before each request as
+    /// [`ExportQueue::pump_if`] does.
+    pub(crate) fn flush_until_if(
+        &mut self,
+        deadline: Instant,
+        mut may_send: impl FnMut() -> bool,
+    ) -> bool {
         loop {
-            self.pump();
+            self.pump_if(&mut may_send);
             if self.backlog.is_empty() {
                 return true;
             }
@@ -340,6 +356,24 @@ impl ExportQueue {
             self.rt
                 .block_on(tokio::time::sleep(Duration::from_millis(10)));
         }
+    }
+
+    /// Drops every request not yet sent (one in flight goes on): they were built from a state
+    /// another process now owns, which sends what they held again. Returns how many were dropped.
+    pub(crate) fn discard(&mut self) -> usize {
+        let keep = usize::from(self.sending.is_some());
+        let mut dropped = 0;
+        while self.backlog.len() > keep {
+            let Some(gone) = self.backlog.pop_back() else {
+                break;
+            };
+            self.bytes -= gone.bytes;
+            if let Some(file) = gone.file {
+                let _ = std::fs::remove_file(file);
+            }
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Encoded bytes of the requests not yet acknowledged (the backlog's own count).

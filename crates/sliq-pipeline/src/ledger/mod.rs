@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::Offset;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
 use sliq_config::PipelineSpec;
 use sliq_otlp::{MetricsBuilder, RecordCounts};
 use tokio::runtime::Handle;
@@ -46,10 +46,11 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The consumer context of the ledger: librdkafka's lines as every client takes them, and the
 /// news that the window topic was (re)assigned, after which the state is built again from its
-/// start.
+/// start, or taken away, after which this ledger stands down.
 struct LedgerContext {
     client: WatchedContext,
     assigned: AtomicBool,
+    revoked: AtomicBool,
     /// `/readyz`: a ledger is ready once it has joined its group, active or standby.
     telemetry: Arc<Telemetry>,
 }
@@ -83,9 +84,71 @@ impl ConsumerContext for LedgerContext {
             }
             Rebalance::Revoke(tpl) if tpl.count() > 0 => {
                 self.telemetry.health.assigned(None);
-                info!("another ledger takes over the window topic");
+                self.revoked.store(true, Ordering::SeqCst);
             }
             _ => {}
+        }
+    }
+}
+
+/// Whether the group still counts this process as the window topic's owner, asked before each
+/// export request. A ledger stopped past its session (a long pause, a frozen VM) wakes still
+/// believing it is active, while another has taken over, judged further and exported; one
+/// request from the old state would take its series backwards. A commit carries the member's
+/// generation, and the group's coordinator refuses one from a member it has moved past, so a
+/// commit that succeeds right before the request is the coordinator's word that no other ledger
+/// holds the topic. The offset committed is 0 (from the start): a ledger resumes from its
+/// snapshot, and without one reads the window topic from its start.
+#[derive(Default)]
+struct Membership {
+    /// Since when exports are held, the coordinator having refused.
+    held_since: Option<Instant>,
+    last_asked: Option<Instant>,
+}
+
+impl Membership {
+    /// Once refused, asks again at most this often until the group settles.
+    const ASK_AGAIN_AFTER: Duration = Duration::from_millis(500);
+
+    fn confirm(&mut self, consumer: &BaseConsumer<LedgerContext>, topic: &str) -> bool {
+        if self.held_since.is_some()
+            && self
+                .last_asked
+                .is_some_and(|at| at.elapsed() < Self::ASK_AGAIN_AFTER)
+        {
+            return false;
+        }
+        self.last_asked = Some(Instant::now());
+        let mut position = TopicPartitionList::new();
+        let committed = position
+            .add_partition_offset(topic, 0, Offset::Offset(0))
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                consumer
+                    .commit(&position, CommitMode::Sync)
+                    .map_err(|e| e.to_string())
+            });
+        match (committed, self.held_since) {
+            (Ok(()), None) => true,
+            (Ok(()), Some(since)) => {
+                info!(
+                    "the group confirms this ledger as the active one again: exports go on after \
+                     {} held",
+                    human(since.elapsed())
+                );
+                self.held_since = None;
+                true
+            }
+            (Err(e), None) => {
+                warn!(
+                    "the group's coordinator did not confirm this ledger as the window topic's \
+                     owner ({e}); exports are held until the group settles (another ledger may \
+                     have taken over while this one was paused)"
+                );
+                self.held_since = Some(Instant::now());
+                false
+            }
+            (Err(_), Some(_)) => false,
         }
     }
 }
@@ -171,6 +234,7 @@ pub(crate) fn run(
         LedgerContext {
             client: WatchedContext::new(&started.watch),
             assigned: AtomicBool::new(false),
+            revoked: AtomicBool::new(false),
             telemetry: Arc::clone(&started.telemetry),
         },
     )?;
@@ -193,11 +257,25 @@ pub(crate) fn run(
     // until then nothing is exported, since a cumulative point of a state still catching up
     // would be lower than what the previous ledger sent, under the same start time.
     let mut caught_up = false;
+    let mut membership = Membership::default();
     while !stop.load(Ordering::Relaxed) {
         started.watch.check()?;
+        if consumer.context().revoked.swap(false, Ordering::SeqCst) {
+            // What this ledger had not sent yet was built from a state another ledger now owns
+            // and judges again from the newest snapshot: sending it would be sending the past.
+            let dropped = export.queue.discard();
+            ledger = None;
+            caught_up = false;
+            info!(
+                dropped,
+                "the group took the window topic from this ledger: it stands down, and drops its \
+                 unsent exports (the ledger assigned the topic next judges them again)"
+            );
+        }
         if consumer.context().assigned.swap(false, Ordering::SeqCst) {
             // Assigned (again): the state starts over from the newest snapshot, or from the
-            // window topic's beginning.
+            // window topic's beginning, and what the old state queued is judged again.
+            export.queue.discard();
             metadata_at = None;
             caught_up = false;
             match read_snapshot(&client, &kafka.group_id, SNAPSHOT_READ_TIMEOUT) {
@@ -237,7 +315,9 @@ pub(crate) fn run(
                     consumer.context().assigned.store(true, Ordering::SeqCst);
                     export
                         .queue
-                        .flush_until(Instant::now() + Duration::from_secs(1));
+                        .flush_until_if(Instant::now() + Duration::from_secs(1), || {
+                            membership.confirm(&consumer, &topic)
+                        });
                     continue;
                 }
             }
@@ -246,7 +326,9 @@ pub(crate) fn run(
         let polled = if export.queue.is_full() {
             export
                 .queue
-                .flush_until(Instant::now() + Duration::from_millis(100));
+                .flush_until_if(Instant::now() + Duration::from_millis(100), || {
+                    membership.confirm(&consumer, &topic)
+                });
             None
         } else {
             consumer.poll(Duration::from_millis(100))
@@ -292,7 +374,9 @@ pub(crate) fn run(
             Some(Err(e)) => warn!("reading {topic}: {e}; retrying"),
             None => {}
         }
-        export.queue.pump();
+        export
+            .queue
+            .pump_if(|| membership.confirm(&consumer, &topic));
         if last_cycle.elapsed() < limits.checkpoint_every {
             continue;
         }
@@ -342,7 +426,10 @@ pub(crate) fn run(
         );
     }
     let deadline = Instant::now() + spec.shutdown_timeout.0;
-    if !export.queue.flush_until(deadline) {
+    if !export
+        .queue
+        .flush_until_if(deadline, || membership.confirm(&consumer, &topic))
+    {
         warn!(
             "{} export requests were not acknowledged within {}; a ledger started later sends \
              the same cumulative values again",
