@@ -91,30 +91,58 @@ impl ConsumerContext for LedgerContext {
     }
 }
 
-/// Whether the group still counts this process as the window topic's owner, asked before each
-/// export request. A ledger stopped past its session (a long pause, a frozen VM) wakes still
-/// believing it is active, while another has taken over, judged further and exported; one
-/// request from the old state would take its series backwards. A commit carries the member's
-/// generation, and the group's coordinator refuses one from a member it has moved past, so a
-/// commit that succeeds right before the request is the coordinator's word that no other ledger
-/// holds the topic. The offset committed is 0 (from the start): a ledger resumes from its
-/// snapshot, and without one reads the window topic from its start.
-#[derive(Default)]
+/// Whether this ledger may still send, asked before each export request. A ledger stopped past
+/// its session (a long pause, a frozen VM) wakes still believing it is active, while another has
+/// taken over, judged further and exported; one request from the old state would take its series
+/// backwards, and librdkafka learns of the takeover only after a round trip. So the ledger
+/// watches for gaps in its own loop: after one long enough to have cost it the group, it sends
+/// nothing until a commit succeeds. A commit carries the member's generation and the group's
+/// coordinator refuses one from a member it has replaced, so success is the coordinator's word
+/// that no other ledger holds the topic. The offset committed is 0 (from the start): a ledger
+/// resumes from its snapshot, and without one reads the window topic from its start. Without a
+/// gap nothing is asked: librdkafka's own heartbeats keep the membership while the loop runs.
 struct Membership {
+    last_seen: Instant,
+    /// A gap was seen and no commit has succeeded since.
+    in_doubt: bool,
     /// Since when exports are held, the coordinator having refused.
     held_since: Option<Instant>,
     last_asked: Option<Instant>,
 }
 
 impl Membership {
+    /// A gap in the loop this long may be a pause of the whole process, which outlasts the
+    /// session (10 s without a heartbeat; librdkafka sends one every 3 s) from about 7 s on.
+    const GAP_TO_DOUBT: Duration = Duration::from_secs(3);
     /// Once refused, asks again at most this often until the group settles.
     const ASK_AGAIN_AFTER: Duration = Duration::from_millis(500);
 
+    fn new() -> Self {
+        Membership {
+            last_seen: Instant::now(),
+            in_doubt: false,
+            held_since: None,
+            last_asked: None,
+        }
+    }
+
+    /// Notes that the loop runs; called on every turn, so a pause anywhere shows as a gap.
+    fn watch(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_seen) >= Self::GAP_TO_DOUBT {
+            self.in_doubt = true;
+        }
+        self.last_seen = now;
+    }
+
     fn confirm(&mut self, consumer: &BaseConsumer<LedgerContext>, topic: &str) -> bool {
-        if self.held_since.is_some()
-            && self
-                .last_asked
-                .is_some_and(|at| at.elapsed() < Self::ASK_AGAIN_AFTER)
+        self.watch();
+        if !self.in_doubt {
+            return true;
+        }
+        if self
+            .last_asked
+            .is_some_and(|at| at.elapsed() < Self::ASK_AGAIN_AFTER)
         {
             return false;
         }
@@ -128,27 +156,32 @@ impl Membership {
                     .commit(&position, CommitMode::Sync)
                     .map_err(|e| e.to_string())
             });
-        match (committed, self.held_since) {
-            (Ok(()), None) => true,
-            (Ok(()), Some(since)) => {
-                info!(
-                    "the group confirms this ledger as the active one again: exports go on after \
-                     {} held",
-                    human(since.elapsed())
-                );
-                self.held_since = None;
+        // The commit may have waited: that is no pause of the process.
+        self.last_seen = Instant::now();
+        match committed {
+            Ok(()) => {
+                if let Some(since) = self.held_since.take() {
+                    info!(
+                        "the group confirms this ledger as the active one: exports go on after \
+                         {} held",
+                        human(since.elapsed())
+                    );
+                }
+                self.in_doubt = false;
                 true
             }
-            (Err(e), None) => {
-                warn!(
-                    "the group's coordinator did not confirm this ledger as the window topic's \
-                     owner ({e}); exports are held until the group settles (another ledger may \
-                     have taken over while this one was paused)"
-                );
-                self.held_since = Some(Instant::now());
+            Err(e) => {
+                debug!("the group's coordinator refused this ledger's commit: {e}");
+                if self.held_since.is_none() {
+                    warn!(
+                        "this ledger's loop was held up, and the group's coordinator did not \
+                         confirm it as the window topic's owner ({e}); exports are held until \
+                         the group settles (another ledger may have taken over meanwhile)"
+                    );
+                    self.held_since = Some(Instant::now());
+                }
                 false
             }
-            (Err(_), Some(_)) => false,
         }
     }
 }
@@ -257,9 +290,10 @@ pub(crate) fn run(
     // until then nothing is exported, since a cumulative point of a state still catching up
     // would be lower than what the previous ledger sent, under the same start time.
     let mut caught_up = false;
-    let mut membership = Membership::default();
+    let mut membership = Membership::new();
     while !stop.load(Ordering::Relaxed) {
         started.watch.check()?;
+        membership.watch();
         if consumer.context().revoked.swap(false, Ordering::SeqCst) {
             // What this ledger had not sent yet was built from a state another ledger now owns
             // and judges again from the newest snapshot: sending it would be sending the past.
