@@ -21,6 +21,13 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sliq_pipeline::{Role, RunLimits, run};
 
+/// jemalloc, set at build time (`.cargo/config.toml`) to keep the pages it was given instead of
+/// handing freed ones back: resident memory then stays at the level the byte bounds allow rather
+/// than dipping and refilling as row groups come and go (BENCHMARKS.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Turns AI request/response logs on Kafka into quality SLIs and error budgets.
 #[derive(Debug, Parser)]
 #[command(version, about)]
