@@ -44,17 +44,28 @@ while kill -0 "$sliq_pid" 2>/dev/null; do
   [ -n "$rss" ] && echo "$(($(date +%s) - start)) $rss" >>"$work/rss"
   sleep 1
 done
-wait "$gen_pid"
+# A broker on sqlite can refuse the generator's writes under load ("database is locked"); sliq then
+# idles out early. Say so, and still print what was sampled while records flowed.
+gen_ok=1
+wait "$gen_pid" || gen_ok=0
 wait "$sliq_pid" || { echo "sliq run failed:"; tail -20 "$work/sliq.log"; exit 1; }
 cat "$work/gen.log"
-python3 - "$work/rss" "$count" "$rate" "$minutes" <<'PY'
+if [ "$gen_ok" = 0 ]; then
+  echo "the generator stopped early, after $(($(tail -1 "$work/rss" | cut -d' ' -f1) - 10)) s: the broker refused its writes (its error is above); the figures cover that time"
+fi
+python3 - "$work/rss" "$count" "$rate" "$minutes" "$gen_ok" <<'PY'
 import sys
 rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
-count, rate, minutes = map(int, sys.argv[2:5])
+count, rate, minutes, gen_ok = map(int, sys.argv[2:6])
+# Records flow until the generator's end: its planned end, or (stopped early) the last sample
+# less the 10 s sliq idles before it exits.
+flow_end = minutes * 60 if gen_ok else rows[-1][0] - 10
 peak = max(kb for _, kb in rows)
 
 
 def spread(samples):
+    if not samples:
+        return "no samples"
     mean = sum(samples) / len(samples)
     lo, hi = min(samples), max(samples)
     return (f"min {lo / 1024:.0f} MB, max {hi / 1024:.0f} MB, mean {mean / 1024:.0f} MB, "
@@ -66,8 +77,9 @@ print(f"peak RSS {peak / 1024:.0f} MB; after the first minute: "
       + spread([kb for t, kb in rows if t >= 60]))
 # After the generator stops, sliq idles for 10 s and closes its files: memory falls then.
 print("while records flow (from the first minute to the generator's end): "
-      + spread([kb for t, kb in rows if 60 <= t < minutes * 60]))
+      + spread([kb for t, kb in rows if 60 <= t < flow_end]))
 by_minute = ([kb for t, kb in rows if t // 60 == i] for i in range(minutes + 1))
 print("mean RSS minute by minute: "
       + ", ".join(f"{sum(m) / len(m) / 1024:.0f}" for m in by_minute if m) + " MB")
 PY
+[ "$gen_ok" = 1 ]
