@@ -556,4 +556,28 @@ impl Scenario {
         self.findings.check_dlq(&self.broker, landed, truth, true);
         self.findings.check_committed(&self.broker, &self.group);
     }
+
+    /// Instances SIGKILLed and never started again leave the files they were closing in progress,
+    /// hidden (readers of the archive skip them; only a restart under the same id removes them):
+    /// removed here and counted, so the check that every other instance finished its own files
+    /// still holds.
+    pub fn remove_abandoned(&mut self, gone: &[impl AsRef<str>]) {
+        let abandoned: Vec<_> = crate::recount::unfinished_files(&self.archive)
+            .into_iter()
+            .filter(|f| {
+                let name = f.to_string_lossy();
+                gone.iter()
+                    .any(|g| name.ends_with(&format!(".{}.inprogress", g.as_ref())))
+            })
+            .collect();
+        for file in &abandoned {
+            std::fs::remove_file(file).expect("remove an abandoned file");
+        }
+        let names: Vec<&str> = gone.iter().map(AsRef::as_ref).collect();
+        self.findings.figure(format!(
+            "{} unfinished archive files left by instances gone for good ({})",
+            abandoned.len(),
+            names.join(", ")
+        ));
+    }
 }

@@ -196,28 +196,6 @@ fn check_budgets_against_the_workbook(s: &mut Scenario, truth: &Truth) {
     }
 }
 
-/// Readers gone for good leave their files in progress, hidden (readers of the archive skip
-/// them): removed here and counted, so the check that every other instance finished its own
-/// files still holds.
-fn remove_abandoned(s: &mut Scenario, gone: &[String]) {
-    let abandoned: Vec<_> = sliq_tests::recount::unfinished_files(&s.archive)
-        .into_iter()
-        .filter(|f| {
-            let name = f.to_string_lossy();
-            gone.iter()
-                .any(|g| name.ends_with(&format!(".{g}.inprogress")))
-        })
-        .collect();
-    for file in &abandoned {
-        std::fs::remove_file(file).expect("remove an abandoned file");
-    }
-    s.findings.figure(format!(
-        "{} unfinished archive files left by instances gone for good ({})",
-        abandoned.len(),
-        gone.join(", ")
-    ));
-}
-
 /// Waits until the traffic has put `more` records beyond `from` into the topic.
 async fn traffic_past(traffic: &Traffic, records: u64) {
     let reached = wait_until(Duration::from_secs(120), Duration::from_millis(100), || {
@@ -383,7 +361,7 @@ async fn readers_and_a_ledger_under_churn_count_once_and_judge_like_one_process(
         [PAIRS as u64, PAIRS as u64 / 2],
         "the recount cascades the even pairs"
     );
-    remove_abandoned(&mut s, &["reader-2".to_owned()]);
+    s.remove_abandoned(&["reader-2"]);
     // The ledger's series carry no instance: they are under "".
     s.check_all(&landed, &truth, "");
     check_budgets_against_the_workbook(&mut s, &truth);
@@ -485,7 +463,7 @@ async fn readers_killed_at_random_leave_the_ledger_exact() {
         wait_ok(child, &name).await;
     }
     wait_ok(ledger, "ledger").await;
-    remove_abandoned(&mut s, &gone);
+    s.remove_abandoned(&gone);
     let truth = Truth::of(&report.landed, &BTreeMap::new());
     s.findings.check_exported(&s.receiver, &truth);
     s.findings.check_records(&s.receiver, "", &truth);
