@@ -359,7 +359,9 @@ impl ExportQueue {
     }
 
     /// Drops every request not yet sent (one in flight goes on): they were built from a state
-    /// another process now owns, which sends what they held again. Returns how many were dropped.
+    /// another process now owns, which sends what they held again. A dropped request's file goes
+    /// as an acknowledged one's does, once a checkpoint no longer lists it. Returns how many were
+    /// dropped.
     pub(crate) fn discard(&mut self) -> usize {
         let keep = usize::from(self.sending.is_some());
         let mut dropped = 0;
@@ -368,9 +370,7 @@ impl ExportQueue {
                 break;
             };
             self.bytes -= gone.bytes;
-            if let Some(file) = gone.file {
-                let _ = std::fs::remove_file(file);
-            }
+            self.done_files.extend(gone.file);
             dropped += 1;
         }
         dropped
